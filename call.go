@@ -1,0 +1,117 @@
+package llmscope
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"time"
+)
+
+// Call is the record of one API call seen by the gateway or the SDK. Its JSON
+// form is part of llmscope's public contract.
+type Call struct {
+	ID            string            `json:"id"`
+	TraceID       string            `json:"trace_id"` // 32 lowercase hex digits, derived from ID
+	Start         time.Time         `json:"start"`
+	DurationMS    float64           `json:"duration_ms"`
+	TTFTMS        float64           `json:"ttft_ms"` // 0 when not streamed or no chunk arrived
+	Operation     string            `json:"operation"`
+	Provider      string            `json:"provider"`
+	Endpoint      string            `json:"endpoint"`
+	RequestModel  string            `json:"request_model"`
+	ResponseModel string            `json:"response_model"`
+	Stream        bool              `json:"stream"`
+	Status        int               `json:"status"`
+	ErrorType     string            `json:"error_type"`
+	FinishReason  string            `json:"finish_reason"`
+	Params        Params            `json:"params"`
+	Usage         Usage             `json:"usage"`
+	Cost          *Cost             `json:"cost"` // nil when the price is unknown
+	Experiment    string            `json:"experiment"`
+	Run           string            `json:"run"`
+	User          string            `json:"user"`
+	Session       string            `json:"session"`
+	Tags          map[string]string `json:"tags"`
+	OverheadMS    float64           `json:"overhead_ms"`
+
+	// Input and Output hold the captured request messages/input and response
+	// text. They are empty unless capture is switched on.
+	Input  string `json:"input,omitempty"`
+	Output string `json:"output,omitempty"`
+}
+
+// Failed reports whether the call ended in an error of any kind.
+func (c *Call) Failed() bool { return c.ErrorType != "" || c.Status >= 400 }
+
+// Model returns the model the call is attributed to: the requested model, or
+// the response model when the request named none.
+func (c *Call) Model() string {
+	if c.RequestModel != "" {
+		return c.RequestModel
+	}
+	return c.ResponseModel
+}
+
+// Usage holds token counts. Reasoning tokens are part of OutputTokens and
+// cached tokens are part of InputTokens; neither is ever added twice.
+type Usage struct {
+	InputTokens       int64  `json:"input_tokens"`
+	OutputTokens      int64  `json:"output_tokens"`
+	TotalTokens       int64  `json:"total_tokens"`
+	CachedInputTokens int64  `json:"cached_input_tokens"`
+	ReasoningTokens   int64  `json:"reasoning_tokens"`
+	Source            string `json:"source"` // UsageReported, UsageEstimated or UsageNone
+}
+
+// Cost is the price of one call in US dollars.
+type Cost struct {
+	InputUSD    float64 `json:"input_usd"`
+	OutputUSD   float64 `json:"output_usd"`
+	TotalUSD    float64 `json:"total_usd"`
+	PriceSource string  `json:"price_source"`
+}
+
+// NewID returns a new call id: a UUIDv7 string, so ids sort by creation time.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[6:])
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMilli())<<16|uint64(binary.BigEndian.Uint16(b[6:8])))
+	b[6] = 0x70 | b[6]&0x0f // version 7
+	b[8] = 0x80 | b[8]&0x3f // RFC 4122 variant
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:])
+	return string(s[:])
+}
+
+// TraceIDFor derives the 32-hex trace id of a call from its id, so that every
+// export of the same call carries the same trace id.
+func TraceIDFor(id string) string {
+	out := make([]byte, 0, 32)
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c == '-':
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f':
+			out = append(out, c)
+		default:
+			out = out[:33] // not a UUID: fall through to hashing
+		}
+		if len(out) > 32 {
+			break
+		}
+	}
+	if len(out) == 32 {
+		return string(out)
+	}
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:16])
+}

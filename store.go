@@ -1,0 +1,90 @@
+package llmscope
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps calls durably. Implementations are safe for concurrent use.
+type Store interface {
+	// Write stores calls durably; it returns only after they are committed.
+	// Writing a call whose id is already stored replaces nothing and is not
+	// an error, so a retried batch never duplicates.
+	Write(ctx context.Context, calls []*Call) error
+	// Get returns the call with the given id, or ErrNotFound.
+	Get(ctx context.Context, id string) (*Call, error)
+	// List returns the calls matching f, newest first.
+	List(ctx context.Context, f Filter) ([]*Call, error)
+	// Stats summarises the calls matching f (f.Limit is ignored).
+	Stats(ctx context.Context, f Filter) (*Stats, error)
+	// Close releases the store; it must not be used afterwards.
+	Close() error
+}
+
+// Sink receives calls as they finish. Record must not block: it is called on
+// the request path.
+type Sink interface {
+	Record(c *Call)
+}
+
+// SinkFunc adapts a function to Sink.
+type SinkFunc func(c *Call)
+
+// Record calls f(c).
+func (f SinkFunc) Record(c *Call) { f(c) }
+
+// Filter selects calls. Zero fields match everything.
+type Filter struct {
+	Since      time.Time // start >= Since
+	Until      time.Time // start < Until
+	Model      string    // request or response model
+	Run        string
+	Experiment string
+	Operation  string
+	Limit      int // at most this many calls; 0 means the store's default (100)
+}
+
+// DefaultLimit is the number of calls List returns when Filter.Limit is 0.
+const DefaultLimit = 100
+
+// Stats summarises a set of calls: totals and one group per model.
+type Stats struct {
+	Totals Summary   `json:"totals"`
+	Groups []Summary `json:"groups"` // ordered by call count, descending
+}
+
+// Summary holds the aggregate figures of a set of calls. Latency figures are
+// nearest-rank percentiles in milliseconds; TTFT ones cover streamed calls only.
+type Summary struct {
+	Key               string  `json:"key,omitempty"` // the group's model; empty for totals
+	Calls             int64   `json:"calls"`
+	Errors            int64   `json:"errors"`
+	InputTokens       int64   `json:"input_tokens"`
+	OutputTokens      int64   `json:"output_tokens"`
+	TotalTokens       int64   `json:"total_tokens"`
+	CachedInputTokens int64   `json:"cached_input_tokens"`
+	ReasoningTokens   int64   `json:"reasoning_tokens"`
+	CostUSD           float64 `json:"cost_usd"`
+	CostUnknown       int64   `json:"cost_unknown"` // calls whose price is unknown
+	LatencyP50MS      float64 `json:"latency_p50_ms"`
+	LatencyP95MS      float64 `json:"latency_p95_ms"`
+	LatencyP99MS      float64 `json:"latency_p99_ms"`
+	TTFTP50MS         float64 `json:"ttft_p50_ms"`
+	TTFTP95MS         float64 `json:"ttft_p95_ms"`
+}
+
+// Percentile returns the nearest-rank p-th percentile (0 < p <= 100) of
+// sorted, or 0 when it is empty.
+func Percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(p/100*float64(len(sorted)) + 0.999999999)
+	if rank < 1 {
+		rank = 1
+	}
+	if rank > len(sorted) {
+		rank = len(sorted)
+	}
+	return sorted[rank-1]
+}
