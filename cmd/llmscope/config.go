@@ -1,0 +1,214 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/joho/godotenv"
+	"go.yaml.in/yaml/v3"
+)
+
+// settings resolves each option of a command from, in order of precedence:
+// its command-line flag, its environment variable, the .env file in the
+// working directory, the YAML --config file (keys are the flag names), and
+// its default.
+type settings struct {
+	fs      *flag.FlagSet
+	opts    []*option
+	config  *option
+	environ func(string) (string, bool)
+}
+
+type option struct {
+	name, env, def string
+	val            string
+	from           string // where the value came from: flag, env, .env, config, default
+}
+
+func newSettings(cmd string, stderr io.Writer) *settings {
+	s := &settings{fs: flag.NewFlagSet("llmscope "+cmd, flag.ContinueOnError), environ: os.LookupEnv}
+	s.fs.SetOutput(stderr)
+	s.config = s.str("config", "LLMSCOPE_CONFIG", "", "YAML config file; its keys are the flag names")
+	return s
+}
+
+// str declares a string option; env may be empty.
+func (s *settings) str(name, env, def, usage string) *option {
+	o := &option{name: name, env: env, def: def}
+	if env != "" {
+		usage += " (env " + env + ")"
+	}
+	s.fs.StringVar(&o.val, name, def, usage)
+	s.opts = append(s.opts, o)
+	return o
+}
+
+// boolean declares a boolean option.
+func (s *settings) boolean(name, env string, def bool, usage string) *option {
+	o := s.str(name, env, strconv.FormatBool(def), usage)
+	s.fs.Lookup(name).Value = boolValue{&o.val}
+	return o
+}
+
+// boolValue lets a string option be given as a bare --flag.
+type boolValue struct{ p *string }
+
+func (b boolValue) String() string {
+	if b.p == nil {
+		return "false"
+	}
+	return *b.p
+}
+func (b boolValue) Set(v string) error {
+	if _, err := strconv.ParseBool(v); err != nil {
+		return fmt.Errorf("%q is not a boolean", v)
+	}
+	*b.p = v
+	return nil
+}
+func (b boolValue) IsBoolFlag() bool { return true }
+
+// parse reads args and resolves every option.
+func (s *settings) parse(args []string) error {
+	if err := s.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	set := map[string]bool{}
+	s.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	dotenv, err := godotenv.Read(".env")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read .env: %w", err)
+	}
+	s.resolve(s.config, set, dotenv, nil)
+	var file map[string]any
+	if path := s.config.val; path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("read config: %w", err)
+		}
+		if err := yaml.Unmarshal(b, &file); err != nil {
+			return fmt.Errorf("config %s: %w", path, err)
+		}
+		known := map[string]bool{}
+		for _, o := range s.opts {
+			known[o.name] = true
+		}
+		for k := range file {
+			if !known[k] {
+				return fmt.Errorf("config %s: unknown key %q (keys are the flag names of %s)", path, k, s.fs.Name())
+			}
+		}
+	}
+	for _, o := range s.opts {
+		if o != s.config {
+			s.resolve(o, set, dotenv, file)
+		}
+	}
+	return nil
+}
+
+func (s *settings) resolve(o *option, set map[string]bool, dotenv map[string]string, file map[string]any) {
+	switch {
+	case set[o.name]:
+		o.from = "flag"
+	case o.env != "" && nonEmpty(s.environ(o.env)):
+		o.val, _ = s.environ(o.env)
+		o.from = "env"
+	case o.env != "" && dotenv[o.env] != "":
+		o.val = dotenv[o.env]
+		o.from = ".env"
+	case file != nil && file[o.name] != nil:
+		o.val = fmt.Sprint(file[o.name])
+		o.from = "config"
+	default:
+		o.val = o.def
+		o.from = "default"
+	}
+}
+
+func nonEmpty(v string, ok bool) bool { return ok && v != "" }
+
+// secret returns an environment variable that is never a flag (API keys),
+// from the environment or the .env file.
+func secret(name string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	m, err := godotenv.Read(".env")
+	if err != nil {
+		return ""
+	}
+	return m[name]
+}
+
+func (o *option) String() string { return o.val }
+
+func (o *option) Bool() (bool, error) {
+	b, err := strconv.ParseBool(o.val)
+	if err != nil {
+		return false, fmt.Errorf("--%s: %q is not a boolean", o.name, o.val)
+	}
+	return b, nil
+}
+
+func (o *option) Int() (int64, error) {
+	n, err := parseSize(o.val)
+	if err != nil {
+		return 0, fmt.Errorf("--%s: %w", o.name, err)
+	}
+	return n, nil
+}
+
+func (o *option) Float() (float64, error) {
+	f, err := strconv.ParseFloat(o.val, 64)
+	if err != nil {
+		return 0, fmt.Errorf("--%s: %q is not a number", o.name, o.val)
+	}
+	return f, nil
+}
+
+func (o *option) Duration() (time.Duration, error) {
+	d, err := time.ParseDuration(o.val)
+	if err != nil {
+		return 0, fmt.Errorf("--%s: %q is not a duration (e.g. 150ms, 2s)", o.name, o.val)
+	}
+	return d, nil
+}
+
+// parseSize reads an integer with an optional KiB/MiB/GiB suffix.
+func parseSize(v string) (int64, error) {
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if strings.HasSuffix(v, suffix) {
+			v, mult = strings.TrimSuffix(v, suffix), m
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not an integer (suffixes KiB, MiB, GiB allowed)", v)
+	}
+	return n * mult, nil
+}
+
+// sources lists where each option came from, for a startup log line.
+func (s *settings) sources() []string {
+	var out []string
+	for _, o := range s.opts {
+		if o.from != "default" {
+			out = append(out, o.name+"="+o.from)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

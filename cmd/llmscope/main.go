@@ -1,0 +1,73 @@
+// Command llmscope records every call an application makes to an
+// OpenAI-style LLM API and shows where the tokens, money and time go.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `llmscope: observability for OpenAI-style LLM APIs
+
+Usage: llmscope <command> [flags]
+
+Commands:
+  serve     gateway + dashboard + JSON API on one address
+  sim       run the simulated OpenAI-compatible upstream alone
+  calls     list recorded calls, newest first
+  version   print version and build info
+
+Run "llmscope <command> --help" for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run executes one command and returns the process exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmds := map[string]func(context.Context, []string, io.Reader, io.Writer, io.Writer) error{
+		"serve":   runServe,
+		"sim":     runSim,
+		"calls":   runCalls,
+		"version": runVersion,
+	}
+	name := args[0]
+	if name == "help" || name == "-h" || name == "--help" {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	cmd, ok := cmds[name]
+	if !ok {
+		fmt.Fprintf(stderr, "llmscope: unknown command %q\n\n%s", name, usage)
+		return 2
+	}
+	err := cmd(ctx, args[1:], stdin, stdout, stderr)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	default:
+		fmt.Fprintf(stderr, "llmscope %s: %v\n", name, err)
+		return 1
+	}
+}
+
+// errUsage marks a command line that could not be parsed; the flag package
+// has already said why.
+var errUsage = errors.New("usage")

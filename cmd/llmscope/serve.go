@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"llmscope"
+	"llmscope/gateway"
+	"llmscope/sim"
+	"llmscope/web"
+)
+
+const defaultUpstream = "https://api.openai.com/v1"
+
+// serveOptions are the options of serve.
+type serveOptions struct {
+	s                                             *settings
+	addr, db, upstream, experiment, provider      *option
+	capture, captureMax, maxBody, queue, shutdown *option
+	simTTFT, simTPS, logLevel, logFormat          *option
+}
+
+func newServeOptions(stderr io.Writer) *serveOptions {
+	s := newSettings("serve", stderr)
+	o := &serveOptions{s: s}
+	o.addr = s.str("addr", "LLMSCOPE_ADDR", "127.0.0.1:8700", "listen address of the gateway, dashboard, API and /metrics")
+	o.db = s.str("db", "LLMSCOPE_DB", "llmscope.db", "store: a SQLite file path")
+	o.upstream = s.str("upstream", "OPENAI_BASE_URL", "", `upstream API base URL with its /v1, or "sim" for the built-in simulator (default: OpenAI when OPENAI_API_KEY is set, else sim)`)
+	o.experiment = s.str("experiment", "MLFLOW_EXPERIMENT_NAME", "llmscope", "experiment of calls that do not name one")
+	o.provider = s.str("provider", "LLMSCOPE_PROVIDER", "", `provider name recorded with each call (default "openai", or "sim")`)
+	o.capture = s.boolean("capture", "LLMSCOPE_CAPTURE", false, "store request input and response text with each call")
+	o.captureMax = s.str("capture-max-bytes", "LLMSCOPE_CAPTURE_MAX_BYTES", "64KiB", "cap on each captured text")
+	o.maxBody = s.str("max-body-bytes", "LLMSCOPE_MAX_BODY_BYTES", "32MiB", "request body limit; larger bodies get 413")
+	o.queue = s.str("queue-size", "LLMSCOPE_QUEUE_SIZE", "10000", "calls waiting for the store before new ones are dropped (and counted)")
+	o.shutdown = s.str("shutdown-timeout", "LLMSCOPE_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for requests in flight")
+	o.simTTFT = s.str("sim-ttft", "LLMSCOPE_SIM_TTFT", "0s", "built-in simulator: delay before the first token")
+	o.simTPS = s.str("sim-tokens-per-second", "LLMSCOPE_SIM_TOKENS_PER_SECOND", "0", "built-in simulator: streaming pace (0 = no delay)")
+	o.logLevel = s.str("log-level", "LLMSCOPE_LOG_LEVEL", "info", "debug, info, warn or error")
+	o.logFormat = s.str("log-format", "LLMSCOPE_LOG_FORMAT", "text", "text or json")
+	return o
+}
+
+func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	o := newServeOptions(stderr)
+	if err := o.s.parse(args); err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, o.logLevel.val, o.logFormat.val)
+	if err != nil {
+		return err
+	}
+	apiKey := secret("OPENAI_API_KEY")
+	upstream := o.upstream.val
+	useSim := upstream == "sim" || upstream == "" && apiKey == ""
+	if useSim {
+		fmt.Fprintln(stdout, "llmscope: no upstream configured (no OPENAI_API_KEY, no --upstream): answering from the built-in simulator, not a model")
+	} else if upstream == "" {
+		upstream = defaultUpstream
+	}
+
+	capture, err := o.capture.Bool()
+	if err != nil {
+		return err
+	}
+	captureMax, err := o.captureMax.Int()
+	if err != nil {
+		return err
+	}
+	maxBody, err := o.maxBody.Int()
+	if err != nil {
+		return err
+	}
+	queue, err := o.queue.Int()
+	if err != nil {
+		return err
+	}
+	shutdownTimeout, err := o.shutdown.Duration()
+	if err != nil {
+		return err
+	}
+
+	provider := o.provider.val
+	if useSim {
+		simSrv, err := startInProcessSim(ctx, o, logger)
+		if err != nil {
+			return err
+		}
+		upstream = simSrv
+		if provider == "" {
+			provider = "sim"
+		}
+	}
+
+	store, err := openStore(ctx, o.db.val)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	rec := llmscope.NewRecorder(store, llmscope.RecorderConfig{
+		QueueSize: int(queue),
+		Logger:    logger.With("component", "recorder"),
+	})
+	gw, err := gateway.New(gateway.Config{
+		Upstream:        upstream,
+		APIKey:          apiKey,
+		Provider:        provider,
+		Experiment:      o.experiment.val,
+		MaxBodyBytes:    maxBody,
+		Capture:         capture,
+		CaptureMaxBytes: int(captureMax),
+		Sink:            rec,
+		Logger:          logger.With("component", "gateway"),
+	})
+	if err != nil {
+		return err
+	}
+	health := map[string]web.Health{
+		"store_queue": func() error {
+			if d := rec.QueueDepth(); d >= int(queue)*9/10 {
+				return fmt.Errorf("store queue nearly full: %d of %d", d, queue)
+			}
+			return nil
+		},
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", gw)
+	mux.Handle("/", web.New(store, health, logger.With("component", "web")))
+
+	ln, err := net.Listen("tcp", o.addr.val)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	logger.Info("llmscope serving", "addr", "http://"+ln.Addr().String(), "upstream", upstreamLabel(upstream, useSim),
+		"db", o.db.val, "capture", capture, "settings", strings.Join(o.s.sources(), " "))
+	fmt.Fprintf(stdout, "llmscope: listening on http://%s (set OPENAI_BASE_URL=http://%s/v1)\n", ln.Addr(), ln.Addr())
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: finishing requests in flight", "timeout", shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("requests still in flight at the deadline: closing their connections", "err", err)
+		_ = srv.Close()
+		wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = gw.Wait(wctx)
+		wcancel()
+	}
+	fctx, fcancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer fcancel()
+	if err := rec.Close(fctx); err != nil {
+		return fmt.Errorf("flush store: %w", err)
+	}
+	logger.Info("stopped", "calls_written", rec.Written(), "calls_dropped", rec.Dropped())
+	return nil
+}
+
+// startInProcessSim runs the simulator on a loopback port for the life of ctx
+// and returns its base URL.
+func startInProcessSim(ctx context.Context, o *serveOptions, logger *slog.Logger) (string, error) {
+	ttft, err := o.simTTFT.Duration()
+	if err != nil {
+		return "", err
+	}
+	tps, err := o.simTPS.Float()
+	if err != nil {
+		return "", err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("start simulator: %w", err)
+	}
+	srv := &http.Server{Handler: sim.New(sim.Config{TTFT: ttft, TokensPerSecond: tps, Logger: logger.With("component", "sim")})}
+	go func() { _ = srv.Serve(ln) }()
+	go func() {
+		<-ctx.Done()
+		// The gateway drains first; the simulator outlives it by a little.
+		time.Sleep(time.Second)
+		_ = srv.Close()
+	}()
+	return "http://" + ln.Addr().String() + "/v1", nil
+}
+
+func upstreamLabel(u string, sim bool) string {
+	if sim {
+		return "sim (in-process)"
+	}
+	return u
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, errors.New(`--log-format: must be "text" or "json"`)
+}

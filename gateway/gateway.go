@@ -1,0 +1,115 @@
+// Package gateway is llmscope's OpenAI-compatible proxy: it forwards /v1/*
+// requests to an upstream, streams the answer back unchanged (apart from
+// llmscope's own usage injection), and hands one llmscope.Call per request to
+// a Sink.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"llmscope"
+)
+
+// Config configures a Gateway. Upstream and Sink are required.
+type Config struct {
+	// Upstream is the API base URL, with its /v1: "/v1/X" goes to Upstream+"/X".
+	Upstream string
+	// Transport sends upstream requests; default: a tuned http.Transport.
+	Transport http.RoundTripper
+	// APIKey, when set, replaces the client's Authorization header.
+	APIKey string
+	// Provider names the upstream in records ("openai" by default).
+	Provider string
+	// Experiment is the experiment of calls that do not name one.
+	Experiment string
+	// MaxBodyBytes bounds request bodies; larger ones get 413 (default 32 MiB).
+	MaxBodyBytes int64
+	// Capture stores request input and response text with each call, each
+	// cut to CaptureMaxBytes (default 64 KiB). Off, the store never sees them.
+	Capture         bool
+	CaptureMaxBytes int
+	// InjectUsage asks streaming chat and completion requests for usage and
+	// hides the extra chunk from the client (default on; see DESIGN.md).
+	DisableUsageInjection bool
+	Sink                  llmscope.Sink
+	Logger                *slog.Logger
+}
+
+// Gateway is the proxy. It is an http.Handler for the /v1/ tree.
+type Gateway struct {
+	cfg       Config
+	base      string // upstream base URL without a trailing slash
+	transport http.RoundTripper
+	log       *slog.Logger
+	inflight  sync.WaitGroup
+}
+
+// DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes is 0.
+const DefaultMaxBodyBytes = 32 << 20
+
+// textLimit bounds the response text kept for estimating missing usage.
+const textLimit = 1 << 20
+
+// New returns a Gateway for cfg.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.Sink == nil {
+		return nil, errors.New("gateway: no sink")
+	}
+	u, err := url.Parse(cfg.Upstream)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("gateway: upstream %q is not an http(s) URL", cfg.Upstream)
+	}
+	if cfg.Provider == "" {
+		cfg.Provider = "openai"
+	}
+	if cfg.Experiment == "" {
+		cfg.Experiment = "llmscope"
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.CaptureMaxBytes <= 0 {
+		cfg.CaptureMaxBytes = 64 << 10
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	g := &Gateway{cfg: cfg, base: strings.TrimRight(cfg.Upstream, "/"), transport: cfg.Transport, log: cfg.Logger}
+	if g.transport == nil {
+		g.transport = NewTransport()
+	}
+	return g, nil
+}
+
+// NewTransport returns the http.Transport the gateway uses by default: many
+// idle connections per host (one upstream takes all the traffic) and no
+// transparent compression, so the bytes read are the bytes sent on.
+func NewTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 1024
+	t.IdleConnTimeout = 90 * time.Second
+	t.DisableCompression = true
+	t.ForceAttemptHTTP2 = true
+	return t
+}
+
+// Wait blocks until every request in flight has been recorded, or ctx ends.
+func (g *Gateway) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { g.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,83 @@
+package gateway
+
+import (
+	"net/http"
+	"strings"
+
+	"llmscope"
+)
+
+// Request headers llmscope reads and strips before the upstream.
+const (
+	HeaderExperiment = "X-Llmscope-Experiment"
+	HeaderRun        = "X-Llmscope-Run"
+	HeaderUser       = "X-Llmscope-User"
+	HeaderSession    = "X-Llmscope-Session"
+	HeaderTags       = "X-Llmscope-Tags"
+	HeaderCallID     = "X-Llmscope-Call-Id" // added to every response
+)
+
+// readLabels copies the X-Llmscope-* labels of a request onto c.
+func readLabels(h http.Header, c *llmscope.Call) {
+	if v := h.Get(HeaderExperiment); v != "" {
+		c.Experiment = v
+	}
+	c.Run = h.Get(HeaderRun)
+	c.User = h.Get(HeaderUser)
+	c.Session = h.Get(HeaderSession)
+	c.Tags = ParseTags(h.Get(HeaderTags))
+}
+
+// ParseTags reads "k=v,k2=v2" into a map. Items without "=" get an empty
+// value; blank keys are ignored. It returns nil for an empty string.
+func ParseTags(s string) map[string]string {
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	tags := make(map[string]string)
+	for item := range strings.SplitSeq(s, ",") {
+		k, v, _ := strings.Cut(item, "=")
+		if k = strings.TrimSpace(k); k != "" {
+			tags[k] = strings.TrimSpace(v)
+		}
+	}
+	return tags
+}
+
+// methodAllowed reports whether method suits operation op, and sets Allow
+// when it does not.
+func methodAllowed(op, method string, w http.ResponseWriter) bool {
+	want := ""
+	switch op {
+	case llmscope.OpChat, llmscope.OpTextCompletion, llmscope.OpEmbeddings, llmscope.OpResponses:
+		want = http.MethodPost
+	case llmscope.OpModels:
+		want = http.MethodGet
+	default:
+		return true
+	}
+	if method == want {
+		return true
+	}
+	w.Header().Set("Allow", want)
+	return false
+}
+
+// hopByHop reports whether a header belongs to one connection only.
+func hopByHop(k string) bool {
+	switch k {
+	case "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Host":
+		return true
+	}
+	return false
+}
+
+// copyHeader adds the end-to-end headers of src to dst.
+func copyHeader(dst, src http.Header) {
+	for k, vs := range src {
+		if !hopByHop(k) {
+			dst[k] = vs
+		}
+	}
+}

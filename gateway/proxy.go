@@ -1,0 +1,354 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"llmscope"
+	"llmscope/openai"
+)
+
+// exchange is the state of one proxied request.
+type exchange struct {
+	call     *llmscope.Call
+	t0       time.Time
+	overhead time.Duration // time llmscope itself spent
+	body     *bytes.Buffer // request body (pooled)
+	req      openai.Request
+	injected bool // llmscope added stream_options.include_usage
+	resp     openai.Response
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooled keeps huge buffers out of the pool so one large request does not
+// pin its memory for the life of the process.
+const maxPooled = 1 << 20
+
+func putBuf(b *bytes.Buffer) {
+	if b != nil && b.Cap() <= maxPooled {
+		b.Reset()
+		bufPool.Put(b)
+	}
+}
+
+// ServeHTTP proxies one /v1/* request and records it.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.inflight.Add(1)
+	defer g.inflight.Done()
+	x := &exchange{t0: time.Now()}
+	op := openai.Operation(r.URL.Path)
+	c := &llmscope.Call{
+		ID:         llmscope.NewID(),
+		Start:      x.t0,
+		Operation:  op,
+		Provider:   g.cfg.Provider,
+		Endpoint:   r.URL.Path,
+		Experiment: g.cfg.Experiment,
+	}
+	c.TraceID = llmscope.TraceIDFor(c.ID)
+	x.call = c
+	readLabels(r.Header, c)
+	w.Header().Set("X-Llmscope-Call-Id", c.ID)
+	defer func() { putBuf(x.body) }()
+
+	if !methodAllowed(op, r.Method, w) {
+		g.fail(w, x, http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed",
+			"method "+r.Method+" is not allowed on "+r.URL.Path)
+		return
+	}
+	if err := g.readBody(w, r, x); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			g.fail(w, x, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
+				"request body exceeds the limit of "+strconv.FormatInt(g.cfg.MaxBodyBytes, 10)+" bytes")
+			return
+		}
+		c.ErrorType = llmscope.ErrTypeCancelled
+		c.Status = 499
+		g.finish(x)
+		return
+	}
+
+	up, err := g.upstreamRequest(r, x)
+	if err != nil {
+		g.fail(w, x, http.StatusInternalServerError, "server_error", "bad_request", err.Error())
+		return
+	}
+	x.overhead += time.Since(x.t0)
+	resp, err := g.transport.RoundTrip(up)
+	if err != nil {
+		switch {
+		case r.Context().Err() != nil:
+			c.ErrorType, c.Status = llmscope.ErrTypeCancelled, 499
+			g.finish(x)
+		case errors.Is(err, context.DeadlineExceeded):
+			g.fail(w, x, http.StatusGatewayTimeout, "upstream_error", llmscope.ErrTypeTimeout, "upstream timed out: "+err.Error())
+		default:
+			g.fail(w, x, http.StatusBadGateway, "upstream_error", llmscope.ErrTypeUnreachable, "upstream unreachable: "+err.Error())
+		}
+		return
+	}
+	defer resp.Body.Close()
+	p0 := time.Now()
+	c.Status = resp.StatusCode
+	if resp.StatusCode >= 400 {
+		c.ErrorType = strconv.Itoa(resp.StatusCode)
+	}
+	stream := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	c.Stream = stream || x.req.Stream
+	h := w.Header()
+	copyHeader(h, resp.Header)
+	if stream && x.injected {
+		h.Del("Content-Length")
+	}
+	x.overhead += time.Since(p0)
+	w.WriteHeader(resp.StatusCode)
+	if stream {
+		g.relayStream(w, r, resp, x)
+	} else {
+		g.relayBody(w, r, resp, x)
+	}
+}
+
+// readBody reads the request body into x.body under the size limit and
+// parses it. A body that is not JSON is kept as it is, with empty params.
+func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, x *exchange) error {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	if r.ContentLength > g.cfg.MaxBodyBytes {
+		return &http.MaxBytesError{Limit: g.cfg.MaxBodyBytes}
+	}
+	x.body = bufPool.Get().(*bytes.Buffer)
+	if r.ContentLength > 0 {
+		x.body.Grow(int(r.ContentLength))
+	}
+	if _, err := x.body.ReadFrom(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes)); err != nil {
+		return err
+	}
+	if x.call.Operation == llmscope.OpModels || x.call.Operation == llmscope.OpOther && x.body.Len() == 0 {
+		return nil
+	}
+	x.req = openai.ParseRequest(x.body.Bytes())
+	c := x.call
+	c.RequestModel = x.req.Model
+	c.Stream = x.req.Stream
+	c.Params = x.req.Params
+	if g.cfg.Capture && x.req.Valid {
+		c.Input = openai.CaptureInput(x.body.Bytes(), g.cfg.CaptureMaxBytes)
+	}
+	if x.req.Stream && !x.req.IncludeUsage && !g.cfg.DisableUsageInjection &&
+		(c.Operation == llmscope.OpChat || c.Operation == llmscope.OpTextCompletion) {
+		if b, err := openai.InjectIncludeUsage(x.body.Bytes()); err == nil {
+			x.body.Reset()
+			x.body.Write(b)
+			x.injected = true
+		}
+	}
+	return nil
+}
+
+// upstreamRequest builds the request sent upstream: same method, path below
+// /v1, query and body; headers minus hop-by-hop, llmscope's own and
+// Accept-Encoding; Authorization replaced when an API key is configured.
+func (g *Gateway) upstreamRequest(r *http.Request, x *exchange) (*http.Request, error) {
+	target := g.base + strings.TrimPrefix(r.URL.Path, "/v1")
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
+	var body io.Reader = http.NoBody
+	if x.body != nil {
+		body = bytes.NewReader(x.body.Bytes())
+	}
+	up, err := http.NewRequestWithContext(r.Context(), r.Method, target, body)
+	if err != nil {
+		return nil, err
+	}
+	if x.body != nil {
+		up.ContentLength = int64(x.body.Len())
+	}
+	for k, vs := range r.Header {
+		if hopByHop(k) || k == "Accept-Encoding" || strings.HasPrefix(k, "X-Llmscope-") {
+			continue
+		}
+		up.Header[k] = vs
+	}
+	if g.cfg.APIKey != "" {
+		up.Header.Set("Authorization", "Bearer "+g.cfg.APIKey)
+	}
+	return up, nil
+}
+
+// relayBody copies a non-streamed answer to the client as it arrives, keeping
+// a copy (up to the body limit) to read usage from.
+func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, resp *http.Response, x *exchange) {
+	kept := bufPool.Get().(*bytes.Buffer)
+	defer putBuf(kept)
+	var chunk [32 << 10]byte
+	overflow := false
+	for {
+		n, err := resp.Body.Read(chunk[:])
+		if n > 0 {
+			if !overflow && int64(kept.Len()+n) <= g.cfg.MaxBodyBytes {
+				kept.Write(chunk[:n])
+			} else {
+				overflow = true
+			}
+			if _, werr := w.Write(chunk[:n]); werr != nil {
+				x.call.ErrorType = llmscope.ErrTypeCancelled
+				break
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if r.Context().Err() != nil {
+				x.call.ErrorType = llmscope.ErrTypeCancelled
+			} else {
+				x.call.ErrorType = llmscope.ErrTypeStream
+			}
+			break
+		}
+	}
+	_ = http.NewResponseController(w).Flush()
+	p0 := time.Now()
+	x.resp.SetTextLimit(g.textLimit())
+	if !overflow && resp.Header.Get("Content-Encoding") == "" {
+		x.resp.ReadBody(x.call.Operation, kept.Bytes())
+	}
+	x.overhead += time.Since(p0)
+	g.finish(x)
+	if x.call.ErrorType == llmscope.ErrTypeStream {
+		panic(http.ErrAbortHandler) // the client must see the break too
+	}
+}
+
+// relayStream forwards an SSE answer event by event, flushing each one, and
+// reads TTFT, usage and finish reason off it on the way.
+func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, resp *http.Response, x *exchange) {
+	c := x.call
+	rc := http.NewResponseController(w)
+	st := openai.NewStream(c.Operation)
+	st.SetTextLimit(g.textLimit())
+	events := openai.NewEventReader(resp.Body)
+	var first time.Duration
+	for {
+		raw, data, err := events.Next()
+		if len(raw) > 0 {
+			p0 := time.Now()
+			kind := st.Event(data)
+			if first == 0 {
+				first = p0.Sub(x.t0)
+			}
+			if kind == openai.ChunkContent && c.TTFTMS == 0 {
+				c.TTFTMS = ms(p0.Sub(x.t0))
+			}
+			out := raw
+			if x.injected {
+				if kind == openai.ChunkUsageOnly {
+					out = nil
+				} else {
+					out = openai.StripNullUsage(raw)
+				}
+			}
+			x.overhead += time.Since(p0)
+			if len(out) > 0 {
+				if _, werr := w.Write(out); werr != nil {
+					c.ErrorType = llmscope.ErrTypeCancelled
+					break
+				}
+				if ferr := rc.Flush(); ferr != nil {
+					c.ErrorType = llmscope.ErrTypeCancelled
+					break
+				}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if r.Context().Err() != nil {
+				c.ErrorType = llmscope.ErrTypeCancelled
+			} else {
+				c.ErrorType = llmscope.ErrTypeStream
+				g.log.Warn("upstream stream broke", "call_id", c.ID, "err", err)
+			}
+			break
+		}
+	}
+	if c.TTFTMS == 0 && first > 0 {
+		c.TTFTMS = ms(first)
+	}
+	x.resp = st.Response
+	g.finish(x)
+	if c.ErrorType == llmscope.ErrTypeStream {
+		panic(http.ErrAbortHandler) // the client must see the break too
+	}
+}
+
+func (g *Gateway) textLimit() int {
+	if g.cfg.Capture {
+		return max(g.cfg.CaptureMaxBytes, textLimit)
+	}
+	return textLimit
+}
+
+// fail answers with an OpenAI error body raised by llmscope itself and
+// records the call.
+func (g *Gateway) fail(w http.ResponseWriter, x *exchange, status int, typ, code, msg string) {
+	x.call.Status = status
+	x.call.ErrorType = code
+	openai.WriteError(w, status, typ, code, msg)
+	g.finish(x)
+}
+
+// finish completes the call's fields from the response and hands it to the
+// sink. Usage the upstream did not report is estimated here, after the client
+// has its answer.
+func (g *Gateway) finish(x *exchange) {
+	c := x.call
+	end := time.Now()
+	c.DurationMS = ms(end.Sub(x.t0))
+	c.OverheadMS = ms(x.overhead)
+	res := &x.resp
+	c.ResponseModel = res.Model
+	c.FinishReason = res.FinishReason
+	if c.Status >= 400 && res.ErrorType != "" && c.ErrorType == "" {
+		c.ErrorType = strconv.Itoa(c.Status)
+	}
+	switch {
+	case res.HasUsage:
+		c.Usage = res.Usage
+	case c.Status < 400 && c.Status != 0 && x.req.Valid && estimable(c.Operation):
+		model := c.RequestModel
+		c.Usage.InputTokens = openai.EstimateInputTokens(c.Operation, model, x.body.Bytes())
+		c.Usage.OutputTokens = openai.EstimateOutputTokens(model, res.Text())
+		c.Usage.TotalTokens = c.Usage.InputTokens + c.Usage.OutputTokens
+		c.Usage.Source = llmscope.UsageEstimated
+	default:
+		c.Usage.Source = llmscope.UsageNone
+	}
+	if g.cfg.Capture {
+		c.Output = openai.Truncate(res.Text(), g.cfg.CaptureMaxBytes)
+	}
+	g.cfg.Sink.Record(c)
+}
+
+func estimable(op string) bool {
+	switch op {
+	case llmscope.OpChat, llmscope.OpTextCompletion, llmscope.OpEmbeddings, llmscope.OpResponses:
+		return true
+	}
+	return false
+}
+
+func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }

@@ -1,0 +1,90 @@
+package openai
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"llmscope"
+)
+
+func seedFiles(f *testing.F, pattern string) {
+	files, _ := filepath.Glob(filepath.Join("testdata", pattern))
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+}
+
+func FuzzParseRequest(f *testing.F) {
+	seedFiles(f, "*.request.json")
+	f.Fuzz(func(t *testing.T, body []byte) {
+		orig := bytes.Clone(body)
+		r := ParseRequest(body)
+		if !bytes.Equal(body, orig) {
+			t.Fatal("ParseRequest changed its input")
+		}
+		if r.Stream && !r.IncludeUsage {
+			if out, err := InjectIncludeUsage(body); err == nil && !ParseRequest(out).IncludeUsage {
+				t.Fatalf("injection did not take: %s", out)
+			}
+		}
+		_ = EstimateInputTokens(llmscope.OpChat, "gpt-4o", body)
+	})
+}
+
+func FuzzReadBody(f *testing.F) {
+	seedFiles(f, "*.response.json")
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, op := range []string{llmscope.OpChat, llmscope.OpTextCompletion, llmscope.OpEmbeddings, llmscope.OpResponses} {
+			var r Response
+			r.SetTextLimit(64)
+			r.ReadBody(op, body)
+			if len(r.Text()) > 64 {
+				t.Fatalf("text over its limit: %d bytes", len(r.Text()))
+			}
+		}
+	})
+}
+
+// FuzzStream checks that splitting a stream into events loses no byte, that
+// parsing any event never panics, and that stripping "usage":null leaves
+// valid JSON valid.
+func FuzzStream(f *testing.F) {
+	seedFiles(f, "*.sse")
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		events := NewEventReader(bytes.NewReader(stream))
+		s := NewStream(llmscope.OpChat)
+		s.SetTextLimit(128)
+		r := NewStream(llmscope.OpResponses)
+		var rebuilt []byte
+		for i := 0; i < 10000; i++ {
+			raw, data, err := events.Next()
+			rebuilt = append(rebuilt, raw...)
+			s.Event(data)
+			r.Event(data)
+			stripped := StripNullUsage(raw)
+			if len(stripped) > len(raw) {
+				t.Fatal("stripping grew the event")
+			}
+			if err != nil {
+				if err != io.EOF {
+					t.Fatal(err)
+				}
+				break
+			}
+		}
+		if !bytes.Equal(rebuilt, stream) && !bytes.Equal(bytes.TrimLeft(stream, "\r\n"), rebuilt) {
+			// Stray blank lines between events are folded into the next event;
+			// everything else must come back byte for byte.
+			if len(rebuilt) > len(stream) {
+				t.Fatalf("events hold more bytes than the stream")
+			}
+		}
+	})
+}

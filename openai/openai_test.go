@@ -1,0 +1,227 @@
+package openai
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"llmscope"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+
+// checkGolden compares v, as indented JSON, with testdata/name.
+func checkGolden(t *testing.T, name string, v any) {
+	t.Helper()
+	got, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden file (run with -update to create it): %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs:\n got: %s\nwant: %s", path, got, want)
+	}
+}
+
+func TestParseRequestGolden(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.request.json")
+	if len(files) == 0 {
+		t.Fatal("no request files")
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".request.json")
+		t.Run(name, func(t *testing.T) {
+			body, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, name+".parsed.json", ParseRequest(body))
+		})
+	}
+}
+
+func TestParseRequestInvalid(t *testing.T) {
+	for _, body := range []string{``, `{`, `[1,2]`, `"x"`, `{"model":"a",}`, "{\"model\":\"\xff\"}"} {
+		r := ParseRequest([]byte(body))
+		if r.Valid && body != "{\"model\":\"\xff\"}" {
+			t.Errorf("ParseRequest(%q) is valid", body)
+		}
+		if !r.Valid && (r.Model != "" || r.Params.Temperature != nil) {
+			t.Errorf("invalid body %q gave fields %+v", body, r)
+		}
+	}
+}
+
+// facts is what a golden file records of a Response.
+type facts struct {
+	Model        string
+	Usage        llmscope.Usage
+	HasUsage     bool
+	FinishReason string
+	ErrorType    string
+	ErrorCode    string
+	Text         string
+	Kinds        []string `json:",omitempty"`
+}
+
+func factsOf(r *Response) facts {
+	return facts{r.Model, r.Usage, r.HasUsage, r.FinishReason, r.ErrorType, r.ErrorCode, r.Text(), nil}
+}
+
+func opOf(name string) string {
+	switch {
+	case strings.HasPrefix(name, "chat"), strings.HasPrefix(name, "error"):
+		return llmscope.OpChat
+	case strings.HasPrefix(name, "completions"):
+		return llmscope.OpTextCompletion
+	case strings.HasPrefix(name, "embeddings"):
+		return llmscope.OpEmbeddings
+	case strings.HasPrefix(name, "responses"):
+		return llmscope.OpResponses
+	}
+	return llmscope.OpOther
+}
+
+func TestReadBodyGolden(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.response.json")
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".response.json")
+		t.Run(name, func(t *testing.T) {
+			body, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r Response
+			r.SetTextLimit(1 << 10)
+			r.ReadBody(opOf(name), body)
+			checkGolden(t, name+".facts.json", factsOf(&r))
+		})
+	}
+}
+
+var kindNames = map[Chunk]string{ChunkOther: "other", ChunkContent: "content", ChunkUsageOnly: "usage", ChunkDone: "done"}
+
+func TestStreamGolden(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.sse")
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".sse")
+		t.Run(name, func(t *testing.T) {
+			body, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := NewStream(opOf(name))
+			s.SetTextLimit(1 << 10)
+			events := NewEventReader(bytes.NewReader(body))
+			var kinds []string
+			var rebuilt []byte
+			for {
+				raw, data, err := events.Next()
+				rebuilt = append(rebuilt, raw...)
+				if len(raw) > 0 {
+					kinds = append(kinds, kindNames[s.Event(data)])
+				}
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !bytes.Equal(rebuilt, body) {
+				t.Errorf("raw events do not add up to the stream")
+			}
+			got := factsOf(&s.Response)
+			got.Kinds = kinds
+			checkGolden(t, name+".sse.facts.json", got)
+		})
+	}
+}
+
+func TestStripNullUsage(t *testing.T) {
+	cases := map[string]string{
+		"data: {\"id\":\"a\",\"choices\":[],\"usage\":null}\n\n":                      "data: {\"id\":\"a\",\"choices\":[]}\n\n",
+		"data: {\"id\":\"a\",\"usage\":null,\"x\":1}\n\n":                             "data: {\"id\":\"a\",\"x\":1}\n\n",
+		"data: {\"id\":\"a\",\"choices\":[{\"delta\":{\"x\":1,\"usage\":null}}]}\n\n": "data: {\"id\":\"a\",\"choices\":[{\"delta\":{\"x\":1,\"usage\":null}}]}\n\n",
+		"data: {\"id\":\"a\",\"c\":\"text ,\\\"usage\\\":null\"}\n\n":                 "data: {\"id\":\"a\",\"c\":\"text ,\\\"usage\\\":null\"}\n\n",
+		"data: {\"id\":\"a\"}\n\n":                                                    "data: {\"id\":\"a\"}\n\n",
+	}
+	for in, want := range cases {
+		if got := string(StripNullUsage([]byte(in))); got != want {
+			t.Errorf("StripNullUsage(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestEventReaderLimits(t *testing.T) {
+	huge := "data: " + strings.Repeat("x", MaxEventSize) + "\n\n"
+	_, _, err := NewEventReader(strings.NewReader(huge)).Next()
+	if !errors.Is(err, ErrEventTooLarge) {
+		t.Errorf("huge event: err %v, want ErrEventTooLarge", err)
+	}
+	// A long line that is still within bounds is read whole.
+	long := "data: " + strings.Repeat("y", 100_000) + "\n\n"
+	raw, data, err := NewEventReader(strings.NewReader(long)).Next()
+	if err != nil || string(raw) != long || len(data) != 100_000 {
+		t.Errorf("long event: err %v, raw %d bytes, data %d bytes", err, len(raw), len(data))
+	}
+	// A stream cut mid-event returns what it had with io.EOF.
+	raw, _, err = NewEventReader(strings.NewReader("data: {\"a\":1}\n")).Next()
+	if err != io.EOF || string(raw) != "data: {\"a\":1}\n" {
+		t.Errorf("cut stream: %q %v", raw, err)
+	}
+}
+
+func TestInjectIncludeUsage(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"model":"m","stream":true}`:                                          `{"model":"m","stream":true,"stream_options":{"include_usage":true}}`,
+		`{"model":"m","stream":true,"stream_options":{"include_usage":false}}`: `{"model":"m","stream":true,"stream_options":{"include_usage":true}}`,
+		`{"stream_options":{"include_obfuscation":false},"stream":true}`:       `{"stream_options":{"include_obfuscation":false,"include_usage":true},"stream":true}`,
+	} {
+		got, err := InjectIncludeUsage([]byte(in))
+		if err != nil || string(got) != want {
+			t.Errorf("InjectIncludeUsage(%s) = %s, %v; want %s", in, got, err, want)
+		}
+		if r := ParseRequest(got); !r.IncludeUsage {
+			t.Errorf("injected body does not parse as include_usage: %s", got)
+		}
+	}
+}
+
+func TestEstimateInputTokens(t *testing.T) {
+	body := []byte(`{"model":"gpt-4o","messages":[{"role":"user","content":"hello world"}]}`)
+	// 3 (reply priming) + 3 (message) + 1 ("user") + 2 ("hello world")
+	if got := EstimateInputTokens(llmscope.OpChat, "gpt-4o", body); got != 9 {
+		t.Errorf("chat estimate = %d, want 9", got)
+	}
+	body = []byte(`{"model":"text-embedding-3-small","input":["hello world","hello world"]}`)
+	if got := EstimateInputTokens(llmscope.OpEmbeddings, "text-embedding-3-small", body); got != 4 {
+		t.Errorf("embeddings estimate = %d, want 4", got)
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	if got := Truncate("héllo", 2); got != "h" {
+		t.Errorf("Truncate split a rune: %q", got)
+	}
+	if got := Truncate("hello", 0); got != "hello" {
+		t.Errorf("Truncate with no limit: %q", got)
+	}
+}

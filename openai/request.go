@@ -1,0 +1,216 @@
+// Package openai reads OpenAI's wire formats: request parameters, usage and
+// finish reasons from JSON responses and SSE streams, and error bodies. It is
+// shared by the gateway, the SDK transport and the chat; it never re-encodes a
+// body it only reads.
+package openai
+
+import (
+	"strings"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"llmscope"
+)
+
+// Request holds what llmscope reads from a request body.
+type Request struct {
+	Valid        bool // the body is a JSON object
+	Model        string
+	Stream       bool
+	IncludeUsage bool // stream_options.include_usage is true
+	Params       llmscope.Params
+}
+
+// Operation returns the operation name of an API path such as
+// "/v1/chat/completions" (the "/v1" prefix is optional).
+func Operation(path string) string {
+	p := strings.TrimPrefix(path, "/v1")
+	switch p {
+	case "/chat/completions":
+		return llmscope.OpChat
+	case "/completions":
+		return llmscope.OpTextCompletion
+	case "/embeddings":
+		return llmscope.OpEmbeddings
+	case "/responses":
+		return llmscope.OpResponses
+	case "/models":
+		return llmscope.OpModels
+	}
+	if strings.HasPrefix(p, "/models/") {
+		return llmscope.OpModels
+	}
+	return llmscope.OpOther
+}
+
+// str views b as a string without copying. The string must not outlive b's
+// contents, so every value kept from it is cloned.
+func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// ParseRequest reads the model, streaming flags and generation parameters of
+// a request body in one pass. A body that is not a JSON object gives a
+// Request with Valid false and nothing else set.
+func ParseRequest(body []byte) Request {
+	var r Request
+	s := str(body)
+	if !gjson.Valid(s) {
+		return r
+	}
+	root := gjson.Parse(s)
+	if !root.IsObject() {
+		return r
+	}
+	r.Valid = true
+	p := &r.Params
+	root.ForEach(func(key, v gjson.Result) bool {
+		switch key.Str {
+		case "model":
+			r.Model = strings.Clone(v.Str)
+		case "stream":
+			r.Stream = v.Type == gjson.True
+		case "stream_options":
+			r.IncludeUsage = v.Get("include_usage").Type == gjson.True
+		case "temperature":
+			p.Temperature = float(v)
+		case "top_p":
+			p.TopP = float(v)
+		case "max_tokens":
+			p.MaxTokens = integer(v)
+		case "max_completion_tokens":
+			p.MaxCompletionTokens = integer(v)
+		case "max_output_tokens":
+			p.MaxOutputTokens = integer(v)
+		case "n":
+			p.N = integer(v)
+		case "seed":
+			p.Seed = integer(v)
+		case "stop":
+			p.Stop = stops(v)
+		case "presence_penalty":
+			p.PresencePenalty = float(v)
+		case "frequency_penalty":
+			p.FrequencyPenalty = float(v)
+		case "response_format":
+			p.ResponseFormat = strings.Clone(v.Get("type").Str)
+		case "text": // Responses API: text.format.type
+			p.ResponseFormat = strings.Clone(v.Get("format.type").Str)
+		case "tools":
+			if v.IsArray() {
+				n := int64(len(v.Array()))
+				p.Tools = &n
+			}
+		case "tool_choice":
+			p.ToolChoice = toolChoice(v)
+		case "parallel_tool_calls":
+			p.ParallelToolCalls = boolean(v)
+		case "reasoning_effort":
+			p.ReasoningEffort = strings.Clone(v.Str)
+		case "reasoning": // Responses API: reasoning.effort
+			p.ReasoningEffort = strings.Clone(v.Get("effort").Str)
+		case "logprobs":
+			p.Logprobs = boolean(v)
+		case "top_logprobs":
+			p.TopLogprobs = integer(v)
+		case "user":
+			p.User = strings.Clone(v.Str)
+		case "dimensions":
+			p.Dimensions = integer(v)
+		case "encoding_format":
+			p.EncodingFormat = strings.Clone(v.Str)
+		case "service_tier":
+			p.ServiceTier = strings.Clone(v.Str)
+		}
+		return true
+	})
+	return r
+}
+
+func float(v gjson.Result) *float64 {
+	if v.Type != gjson.Number {
+		return nil
+	}
+	f := v.Num
+	return &f
+}
+
+func integer(v gjson.Result) *int64 {
+	if v.Type != gjson.Number {
+		return nil
+	}
+	i := v.Int()
+	return &i
+}
+
+func boolean(v gjson.Result) *bool {
+	if v.Type != gjson.True && v.Type != gjson.False {
+		return nil
+	}
+	b := v.Type == gjson.True
+	return &b
+}
+
+func stops(v gjson.Result) []string {
+	switch {
+	case v.Type == gjson.String:
+		return []string{strings.Clone(v.Str)}
+	case v.IsArray():
+		var out []string
+		v.ForEach(func(_, s gjson.Result) bool {
+			out = append(out, strings.Clone(s.String()))
+			return true
+		})
+		return out
+	}
+	return nil
+}
+
+func toolChoice(v gjson.Result) string {
+	if v.Type == gjson.String {
+		return strings.Clone(v.Str)
+	}
+	if name := v.Get("function.name"); name.Exists() {
+		return strings.Clone(name.Str)
+	}
+	if name := v.Get("name"); name.Exists() {
+		return strings.Clone(name.Str)
+	}
+	return strings.Clone(v.Get("type").Str)
+}
+
+// InjectIncludeUsage returns body with stream_options.include_usage set to
+// true, for a streaming request whose client did not ask for usage.
+func InjectIncludeUsage(body []byte) ([]byte, error) {
+	return sjson.SetBytesOptions(body, "stream_options.include_usage", true, &sjson.Options{Optimistic: true})
+}
+
+// CaptureInput returns the raw JSON of what a request asks the model about
+// (messages, prompt or input, plus instructions), cut to at most max bytes.
+func CaptureInput(body []byte, max int) string {
+	s := str(body)
+	var out string
+	for _, key := range [...]string{"messages", "input", "prompt"} {
+		if v := gjson.Get(s, key); v.Exists() {
+			out = v.Raw
+			break
+		}
+	}
+	if ins := gjson.Get(s, "instructions"); ins.Type == gjson.String && out != "" {
+		out = `{"instructions":` + ins.Raw + `,"input":` + out + `}`
+	}
+	return Truncate(out, max)
+}
+
+// Truncate cuts s to at most max bytes without splitting a UTF-8 sequence.
+// max <= 0 means no limit.
+func Truncate(s string, max int) string {
+	if max <= 0 || len(s) <= max {
+		return strings.Clone(s)
+	}
+	cut := max
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return strings.Clone(s[:cut])
+}

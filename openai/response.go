@@ -1,0 +1,145 @@
+package openai
+
+import (
+	"strings"
+
+	"github.com/tidwall/gjson"
+
+	"llmscope"
+)
+
+// Response gathers what llmscope reads from a response, whether it arrives as
+// one JSON body (ReadBody) or as SSE events (a Stream).
+type Response struct {
+	Model        string
+	Usage        llmscope.Usage // Source is UsageReported when HasUsage
+	HasUsage     bool
+	FinishReason string
+	ErrorType    string // error.type of an error body
+	ErrorCode    string // error.code of an error body
+	text         strings.Builder
+	textMax      int
+}
+
+// Text returns the response text gathered so far (the assistant's content),
+// cut at the size given to SetTextLimit.
+func (r *Response) Text() string { return r.text.String() }
+
+// SetTextLimit makes the response keep at most max bytes of text; 0 keeps
+// none. Text is needed only for capture and for estimating missing usage.
+func (r *Response) SetTextLimit(max int) { r.textMax = max }
+
+func (r *Response) addText(s string) {
+	if room := r.textMax - r.text.Len(); room > 0 && s != "" {
+		if len(s) > room {
+			s = Truncate(s, room)
+		}
+		r.text.WriteString(s)
+	}
+}
+
+// ReadBody reads a non-streamed JSON response body of operation op. Bodies
+// that are not JSON leave r unchanged.
+func (r *Response) ReadBody(op string, body []byte) {
+	s := str(body)
+	if !gjson.Valid(s) {
+		return
+	}
+	root := gjson.Parse(s)
+	if e := root.Get("error"); e.IsObject() {
+		r.ErrorType = strings.Clone(e.Get("type").String())
+		r.ErrorCode = strings.Clone(e.Get("code").String())
+		return
+	}
+	if m := root.Get("model"); m.Type == gjson.String {
+		r.Model = strings.Clone(m.Str)
+	}
+	r.readUsage(root.Get("usage"))
+	switch op {
+	case llmscope.OpChat:
+		root.Get("choices").ForEach(func(_, c gjson.Result) bool {
+			if r.FinishReason == "" {
+				r.FinishReason = strings.Clone(c.Get("finish_reason").Str)
+			}
+			r.addText(c.Get("message.content").Str)
+			return false // the first choice speaks for the call
+		})
+	case llmscope.OpTextCompletion:
+		root.Get("choices").ForEach(func(_, c gjson.Result) bool {
+			r.FinishReason = strings.Clone(c.Get("finish_reason").Str)
+			r.addText(c.Get("text").Str)
+			return false
+		})
+	case llmscope.OpResponses:
+		r.readResponseObject(root)
+	}
+}
+
+// readResponseObject reads a Responses API response object.
+func (r *Response) readResponseObject(obj gjson.Result) {
+	if m := obj.Get("model"); m.Type == gjson.String {
+		r.Model = strings.Clone(m.Str)
+	}
+	r.readUsage(obj.Get("usage"))
+	switch obj.Get("status").Str {
+	case "completed":
+		r.FinishReason = "stop"
+		obj.Get("output").ForEach(func(_, item gjson.Result) bool {
+			if item.Get("type").Str == "function_call" {
+				r.FinishReason = "tool_calls"
+			}
+			return true
+		})
+	case "incomplete":
+		r.FinishReason = strings.Clone(obj.Get("incomplete_details.reason").Str)
+		if r.FinishReason == "max_output_tokens" {
+			r.FinishReason = "length"
+		}
+	case "failed":
+		r.FinishReason = "error"
+		if e := obj.Get("error"); e.IsObject() {
+			r.ErrorType = strings.Clone(e.Get("code").String())
+		}
+	}
+	if r.text.Len() == 0 && r.textMax > 0 {
+		obj.Get("output").ForEach(func(_, item gjson.Result) bool {
+			item.Get("content").ForEach(func(_, part gjson.Result) bool {
+				if part.Get("type").Str == "output_text" {
+					r.addText(part.Get("text").Str)
+				}
+				return true
+			})
+			return true
+		})
+	}
+}
+
+// readUsage reads a usage object in either naming scheme: Chat Completions
+// (prompt_tokens, completion_tokens) or Responses (input_tokens, output_tokens).
+func (r *Response) readUsage(u gjson.Result) {
+	if !u.IsObject() {
+		return
+	}
+	var us llmscope.Usage
+	u.ForEach(func(key, v gjson.Result) bool {
+		switch key.Str {
+		case "prompt_tokens", "input_tokens":
+			us.InputTokens = v.Int()
+		case "completion_tokens", "output_tokens":
+			us.OutputTokens = v.Int()
+		case "total_tokens":
+			us.TotalTokens = v.Int()
+		case "prompt_tokens_details", "input_tokens_details":
+			us.CachedInputTokens = v.Get("cached_tokens").Int()
+		case "completion_tokens_details", "output_tokens_details":
+			us.ReasoningTokens = v.Get("reasoning_tokens").Int()
+		}
+		return true
+	})
+	if us.TotalTokens == 0 {
+		us.TotalTokens = us.InputTokens + us.OutputTokens
+	}
+	us.Source = llmscope.UsageReported
+	r.Usage = us
+	r.HasUsage = true
+}
