@@ -95,18 +95,20 @@ func NewID() string {
 // TraceIDFor derives the 32-hex trace id of a call from its id, so that every
 // export of the same call carries the same trace id.
 func TraceIDFor(id string) string {
-	out := make([]byte, 0, 32)
+	out := make([]byte, 0, 33)
+scan:
 	for i := 0; i < len(id); i++ {
 		c := id[i]
 		switch {
 		case c == '-':
 		case c >= '0' && c <= '9', c >= 'a' && c <= 'f':
 			out = append(out, c)
+			if len(out) > 32 {
+				break scan // too long for a UUID: hash instead
+			}
 		default:
-			out = out[:33] // not a UUID: fall through to hashing
-		}
-		if len(out) > 32 {
-			break
+			out = out[:0] // not a UUID: hash instead
+			break scan
 		}
 	}
 	if len(out) == 32 {

@@ -26,6 +26,9 @@ func readLabels(h http.Header, c *llmscope.Call) {
 	c.User = h.Get(HeaderUser)
 	c.Session = h.Get(HeaderSession)
 	c.Tags = ParseTags(h.Get(HeaderTags))
+	if c.Tags == nil {
+		c.Tags = map[string]string{}
+	}
 }
 
 // ParseTags reads "k=v,k2=v2" into a map. Items without "=" get an empty

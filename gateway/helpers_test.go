@@ -124,12 +124,13 @@ type readCloser struct{ *bytes.Reader }
 func (readCloser) Close() error { return nil }
 
 // client returns a real openai-go client pointed at base (".../v1").
-func client(base string, opts ...option.RequestOption) openai.Client {
-	return openai.NewClient(append([]option.RequestOption{
+func client(base string, opts ...option.RequestOption) *openai.Client {
+	c := openai.NewClient(append([]option.RequestOption{
 		option.WithBaseURL(base + "/v1/"),
 		option.WithAPIKey("sk-test-key"),
 		option.WithMaxRetries(0),
 	}, opts...)...)
+	return &c
 }
 
 // golden compares a call with testdata/<name>.call.json after blanking the
@@ -155,8 +156,14 @@ func golden(t *testing.T, name string, c *llmscope.Call) {
 			m[k] = "<positive>"
 		}
 	}
-	got, _ := json.MarshalIndent(m, "", "  ")
-	got = append(got, '\n')
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(m); err != nil {
+		t.Fatal(err)
+	}
+	got := buf.Bytes()
 	path := filepath.Join("testdata", name+".call.json")
 	if *update {
 		if err := os.WriteFile(path, got, 0o644); err != nil {

@@ -88,11 +88,12 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 
 	provider := o.provider.val
 	if useSim {
-		simSrv, err := startInProcessSim(ctx, o, logger)
+		simURL, stopSim, err := startInProcessSim(o, logger)
 		if err != nil {
 			return err
 		}
-		upstream = simSrv
+		defer stopSim() // after the gateway has drained
+		upstream = simURL
 		if provider == "" {
 			provider = "sim"
 		}
@@ -168,30 +169,24 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	return nil
 }
 
-// startInProcessSim runs the simulator on a loopback port for the life of ctx
-// and returns its base URL.
-func startInProcessSim(ctx context.Context, o *serveOptions, logger *slog.Logger) (string, error) {
+// startInProcessSim runs the simulator on a loopback port and returns its base
+// URL and a function that stops it.
+func startInProcessSim(o *serveOptions, logger *slog.Logger) (string, func(), error) {
 	ttft, err := o.simTTFT.Duration()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	tps, err := o.simTPS.Float()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", fmt.Errorf("start simulator: %w", err)
+		return "", nil, fmt.Errorf("start simulator: %w", err)
 	}
 	srv := &http.Server{Handler: sim.New(sim.Config{TTFT: ttft, TokensPerSecond: tps, Logger: logger.With("component", "sim")})}
 	go func() { _ = srv.Serve(ln) }()
-	go func() {
-		<-ctx.Done()
-		// The gateway drains first; the simulator outlives it by a little.
-		time.Sleep(time.Second)
-		_ = srv.Close()
-	}()
-	return "http://" + ln.Addr().String() + "/v1", nil
+	return "http://" + ln.Addr().String() + "/v1", func() { _ = srv.Close() }, nil
 }
 
 func upstreamLabel(u string, sim bool) string {

@@ -1,0 +1,33 @@
+# llmscope: `make serve` runs the gateway on the embedded defaults;
+# `make test` installs what the tests need and runs the whole suite.
+
+GO ?= go
+BIN ?= bin/llmscope
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
+.PHONY: build serve test test-deps bench fuzz vet
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/llmscope
+
+serve: build
+	./$(BIN) serve
+
+test-deps:
+	./scripts/test-deps.sh
+
+test: test-deps
+	./scripts/test.sh
+
+vet:
+	$(GO) vet ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./gateway/ ./sqlite/
+
+# Short fuzzing of every parser (FUZZTIME per target).
+FUZZTIME ?= 20s
+fuzz:
+	for f in FuzzParseRequest FuzzReadBody FuzzStream; do \
+		$(GO) test ./openai/ -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done

@@ -1,0 +1,93 @@
+package storetest
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"llmscope"
+)
+
+// memStore is the simplest correct Store: it checks the suite itself, since
+// a suite that a plain reference implementation fails is wrong.
+type memStore struct {
+	mu    sync.Mutex
+	calls map[string][]byte // JSON, so nothing is shared with the caller
+}
+
+var _ llmscope.Store = (*memStore)(nil)
+
+func (m *memStore) Write(_ context.Context, calls []*llmscope.Call) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range calls {
+		if _, ok := m.calls[c.ID]; ok {
+			continue
+		}
+		b, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		m.calls[c.ID] = b
+	}
+	return nil
+}
+
+func (m *memStore) load(b []byte) *llmscope.Call {
+	var c llmscope.Call
+	if err := json.Unmarshal(b, &c); err != nil {
+		panic(err)
+	}
+	return &c
+}
+
+func (m *memStore) Get(_ context.Context, id string) (*llmscope.Call, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.calls[id]
+	if !ok {
+		return nil, fmt.Errorf("mem: get %q: %w", id, llmscope.ErrNotFound)
+	}
+	return m.load(b), nil
+}
+
+func (m *memStore) all(f llmscope.Filter) []*llmscope.Call {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*llmscope.Call
+	for _, b := range m.calls {
+		if c := m.load(b); matches(f, c) {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b *llmscope.Call) int {
+		return cmp.Or(b.Start.Compare(a.Start), strings.Compare(b.ID, a.ID))
+	})
+	return out
+}
+
+func (m *memStore) List(_ context.Context, f llmscope.Filter) ([]*llmscope.Call, error) {
+	out := m.all(f)
+	limit := f.Limit
+	if limit <= 0 {
+		limit = llmscope.DefaultLimit
+	}
+	return out[:min(limit, len(out))], nil
+}
+
+func (m *memStore) Stats(_ context.Context, f llmscope.Filter) (*llmscope.Stats, error) {
+	return expectStats(m.all(f)), nil
+}
+
+func (m *memStore) Close() error { return nil }
+
+func TestMemStore(t *testing.T) {
+	Run(t, func(t *testing.T) llmscope.Store {
+		return &memStore{calls: map[string][]byte{}}
+	})
+}

@@ -1,0 +1,220 @@
+package sim
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"llmscope/tokenizer"
+)
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+type chatRequest struct {
+	Model    string `json:"model"`
+	Messages []struct {
+		Role    string          `json:"role"`
+		Name    string          `json:"name"`
+		Content json.RawMessage `json:"content"`
+	} `json:"messages"`
+	Stream              bool           `json:"stream"`
+	StreamOptions       *streamOptions `json:"stream_options"`
+	MaxTokens           *int           `json:"max_tokens"`
+	MaxCompletionTokens *int           `json:"max_completion_tokens"`
+}
+
+// answer is everything needed to write one chat or text completion, in
+// either form.
+type answer struct {
+	model        string
+	ids          ids
+	plan         plan
+	usage        usage
+	sendUsage    bool // false under no_usage
+	includeUsage bool // stream_options.include_usage (and not no_usage)
+	pace         pacer
+}
+
+// chat serves POST /v1/chat/completions. One choice is returned whatever n
+// says; tools and response formats are ignored.
+func (s *Server) chat(x *exchange) {
+	var req chatRequest
+	if !x.decode(&req) || !x.requireModel(req.Model) {
+		return
+	}
+	if len(req.Messages) == 0 {
+		x.error(http.StatusBadRequest, "'messages' must be a non-empty array", "messages")
+		return
+	}
+	limit, ok := x.limit([]*int{req.MaxCompletionTokens, req.MaxTokens}, "max_completion_tokens", "max_tokens")
+	if !ok {
+		return
+	}
+	var p chatPrompt
+	p.msgs = make([]tokenizer.Message, 0, len(req.Messages))
+	for i, m := range req.Messages {
+		text, err := contentText(m.Content)
+		if err != nil {
+			x.error(http.StatusBadRequest, "invalid 'messages["+strconv.Itoa(i)+"].content': "+err.Error(), "messages")
+			return
+		}
+		p.add(m.Role, m.Name, text)
+	}
+	h := p.hash(s.cfg.Seed, req.Model)
+	a := s.newAnswer(x, req.Model, h, p.tokens(req.Model), limit, req.StreamOptions)
+	x.setRequestID(a.ids.requestID)
+	if req.Stream {
+		s.streamChat(x, &a)
+		return
+	}
+	if sleep(x.ctx, a.pace.total(len(a.plan.pieces))) != nil {
+		return
+	}
+	b := s.getBuf()
+	defer s.putBuf(b)
+	*b = a.appendChatCompletion(*b)
+	x.writeJSON(http.StatusOK, *b)
+}
+
+// newAnswer plans the answer for request hash h.
+func (s *Server) newAnswer(x *exchange, model string, h uint64, promptTokens, limit int, so *streamOptions) answer {
+	p := makePlan(h, model, limit)
+	return answer{
+		model:        model,
+		ids:          makeIDs(h),
+		plan:         p,
+		usage:        newUsage(promptTokens, s.cachedTokens(h, promptTokens), &p),
+		sendUsage:    !x.fault.noUsage,
+		includeUsage: so != nil && so.IncludeUsage && !x.fault.noUsage,
+		pace:         s.pacer(h),
+	}
+}
+
+func (a *answer) appendChatCompletion(b []byte) []byte {
+	b = append(b, `{"id":"`...)
+	b = append(b, a.ids.chat...)
+	b = append(b, `","object":"chat.completion","created":`...)
+	b = strconv.AppendInt(b, a.ids.created, 10)
+	b = append(b, `,"model":`...)
+	b = appendString(b, a.model)
+	b = append(b, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
+	b = appendString(b, a.plan.text())
+	b = append(b, `,"refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"`...)
+	b = append(b, a.plan.finishReason()...)
+	b = append(b, `"}]`...)
+	if a.sendUsage {
+		b = append(b, `,"usage":`...)
+		b = a.usage.appendChat(b)
+	}
+	b = append(b, `,"service_tier":"default","system_fingerprint":"`+Fingerprint+`"}`+"\n"...)
+	return b
+}
+
+// chatChunks writes the chunks of a streamed chat completion.
+type chatChunks struct {
+	a      *answer
+	prefix []byte // every chunk's fields up to and including `"choices":[`
+}
+
+func newChatChunks(a *answer) *chatChunks {
+	b := make([]byte, 0, 256)
+	b = append(b, `{"id":"`...)
+	b = append(b, a.ids.chat...)
+	b = append(b, `","object":"chat.completion.chunk","created":`...)
+	b = strconv.AppendInt(b, a.ids.created, 10)
+	b = append(b, `,"model":`...)
+	b = appendString(b, a.model)
+	b = append(b, `,"service_tier":"default","system_fingerprint":"`+Fingerprint+`","choices":[`...)
+	return &chatChunks{a: a, prefix: b}
+}
+
+// choice appends a chunk of one choice; delta is raw JSON unless text is
+// set, finish is raw JSON (null or a quoted reason).
+func (c *chatChunks) choice(b []byte, delta, text, finish string) []byte {
+	b = append(b, c.prefix...)
+	b = append(b, `{"index":0,"delta":`...)
+	if delta != "" {
+		b = append(b, delta...)
+	} else {
+		b = append(b, `{"content":`...)
+		b = appendString(b, text)
+		b = append(b, '}')
+	}
+	b = append(b, `,"logprobs":null,"finish_reason":`...)
+	b = append(b, finish...)
+	if c.a.includeUsage {
+		return append(b, `}],"usage":null}`...)
+	}
+	return append(b, `}]}`...)
+}
+
+func (c *chatChunks) open(b []byte) ([]byte, bool) {
+	return c.choice(b, `{"role":"assistant","content":"","refusal":null}`, "", "null"), true
+}
+
+func (c *chatChunks) piece(b []byte, text string) []byte { return c.choice(b, "", text, "null") }
+
+func (c *chatChunks) finish(b []byte) []byte {
+	return c.choice(b, "{}", "", `"`+c.a.plan.finishReason()+`"`)
+}
+
+func (c *chatChunks) usage(b []byte) []byte {
+	b = append(b, c.prefix...)
+	b = append(b, `],"usage":`...)
+	b = c.a.usage.appendChat(b)
+	return append(b, '}')
+}
+
+// chunker writes the chunks of a chat or text completion stream.
+type chunker interface {
+	open(b []byte) ([]byte, bool) // the chunk before the first piece, if any
+	piece(b []byte, text string) []byte
+	finish(b []byte) []byte // the chunk with finish_reason
+	usage(b []byte) []byte  // the usage-only chunk, "choices":[]
+}
+
+// streamChat streams a chat completion: a role chunk, one chunk per piece, a
+// finish chunk, the usage chunk when asked for, then [DONE].
+func (s *Server) streamChat(x *exchange, a *answer) {
+	if err := s.streamPieces(x, a, newChatChunks(a)); err != nil {
+		s.log.Debug("sim: chat stream ended early", "err", err)
+	}
+}
+
+// streamPieces drives a chat or text completion stream: TTFT, the opening
+// chunk, the pieces paced 1/TokensPerSecond apart, the finish chunk, the
+// usage chunk when include_usage, and [DONE].
+func (s *Server) streamPieces(x *exchange, a *answer, c chunker) error {
+	st := x.newSSE(a.pace)
+	if err := st.wait(a.pace.first()); err != nil {
+		return err
+	}
+	buf := make([]byte, 0, 512)
+	if b, ok := c.open(buf[:0]); ok {
+		if err := st.send("", b); err != nil {
+			return err
+		}
+	}
+	for i, pc := range a.plan.pieces {
+		if i > 0 {
+			if err := st.wait(a.pace.next()); err != nil {
+				return err
+			}
+		}
+		buf = c.piece(buf[:0], pieceText[pc])
+		if err := st.send("", buf); err != nil {
+			return err
+		}
+	}
+	if err := st.send("", c.finish(buf[:0])); err != nil {
+		return err
+	}
+	if a.includeUsage {
+		if err := st.send("", c.usage(buf[:0])); err != nil {
+			return err
+		}
+	}
+	return st.done()
+}

@@ -1,0 +1,306 @@
+// Package sim is a simulated OpenAI-compatible upstream for demos, tests and
+// benchmarks. Answers, ids, timestamps and embeddings are pure functions of
+// (Config.Seed, model, prompt), token usage is counted with llmscope/tokenizer
+// so it is self-consistent, streams follow OpenAI's SSE format byte for byte
+// in shape, and faults are injected per request with the X-Sim-Fault header.
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Fingerprint is the system_fingerprint of every chat and completion object.
+const Fingerprint = "llmscope-sim"
+
+// Config configures a Server. The zero value answers instantly and never
+// fails on its own.
+type Config struct {
+	Seed            int64         // changes every answer, id and embedding
+	TTFT            time.Duration // delay before the first content piece
+	TokensPerSecond float64       // pace of streamed pieces; 0 = no delay
+	Jitter          time.Duration // uniform ±Jitter added to each non-zero delay
+	ErrorRate       float64       // fraction of requests answered with ErrorStatus
+	ErrorStatus     int           // status of ErrorRate failures; default 500
+	Logger          *slog.Logger  // default: discard
+}
+
+// Server is the simulated upstream. It is an http.Handler serving
+// POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses
+// and GET /v1/models; it is safe for concurrent use.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	perPiece time.Duration
+	cache    *promptCache
+	requests atomic.Uint64 // drives the ErrorRate draws
+	models   []byte        // pre-built GET /v1/models body
+	bufs     sync.Pool     // *[]byte response buffers
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// New returns a Server for cfg. It pre-builds the token tables of the
+// o200k_base and cl100k_base encodings, so the first request is not slow.
+func New(cfg Config) *Server {
+	if cfg.ErrorStatus == 0 {
+		cfg.ErrorStatus = http.StatusInternalServerError
+	}
+	if cfg.Jitter < 0 {
+		cfg.Jitter = -cfg.Jitter
+	}
+	s := &Server{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		cache: newPromptCache(promptCacheSize),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.TokensPerSecond > 0 {
+		s.perPiece = time.Duration(float64(time.Second) / cfg.TokensPerSecond)
+	}
+	s.models = buildModels()
+	tokenTable("gpt-4o")
+	tokenTable("gpt-3.5-turbo")
+	return s
+}
+
+type route struct {
+	method string
+	handle func(*Server, *exchange)
+}
+
+var routes = map[string]route{
+	"/v1/chat/completions": {http.MethodPost, (*Server).chat},
+	"/v1/completions":      {http.MethodPost, (*Server).completions},
+	"/v1/embeddings":       {http.MethodPost, (*Server).embeddings},
+	"/v1/responses":        {http.MethodPost, (*Server).responses},
+	"/v1/models":           {http.MethodGet, (*Server).listModels},
+}
+
+// ServeHTTP routes one request. Order of checks: path (404), method (405),
+// X-Sim-Fault syntax (400), delay, injected status, ErrorRate, then the
+// endpoint's own validation (400) and answer.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := &exchange{s: s, w: w, r: r, ctx: r.Context(), fault: noFault}
+	rt, ok := routes[r.URL.Path]
+	if !ok {
+		x.error(http.StatusNotFound, "unknown url "+r.Method+" "+r.URL.Path, "")
+		return
+	}
+	if r.Method != rt.method {
+		w.Header().Set("Allow", rt.method)
+		x.errorCode(http.StatusMethodNotAllowed, "method "+r.Method+" not allowed for "+r.URL.Path+"; use "+rt.method,
+			"invalid_request_error", "method_not_allowed", "")
+		return
+	}
+	f, err := parseFault(r.Header.Values(FaultHeader)...)
+	if err != nil {
+		x.errorCode(http.StatusBadRequest, err.Error(), "invalid_request_error", "invalid_fault", "")
+		return
+	}
+	x.fault = f
+	if f.delay > 0 && sleep(x.ctx, f.delay) != nil {
+		return
+	}
+	if f.status != 0 {
+		s.log.Debug("sim: injected status", "path", r.URL.Path, "status", f.status)
+		x.error(f.status, "simulated error: status "+strconv.Itoa(f.status)+" injected by "+FaultHeader, "")
+		return
+	}
+	if s.injectError() {
+		s.log.Debug("sim: error rate failure", "path", r.URL.Path, "status", s.cfg.ErrorStatus)
+		x.error(s.cfg.ErrorStatus, "simulated error: status "+strconv.Itoa(s.cfg.ErrorStatus)+" drawn by the error rate", "")
+		return
+	}
+	rt.handle(s, x)
+}
+
+// injectError draws whether this request fails under Config.ErrorRate. The
+// n-th request of a server gets the same draw for the same Seed.
+func (s *Server) injectError() bool {
+	if s.cfg.ErrorRate <= 0 {
+		return false
+	}
+	n := s.requests.Add(1)
+	r := rng{s: uint64(s.cfg.Seed) ^ mix(n)}
+	return r.float() < s.cfg.ErrorRate
+}
+
+// exchange is one request in flight.
+type exchange struct {
+	s     *Server
+	w     http.ResponseWriter
+	r     *http.Request
+	ctx   context.Context
+	fault fault
+}
+
+// maxBody bounds request bodies.
+const maxBody = 32 << 20
+
+// decode reads the JSON body into v; on failure it answers 400 and returns
+// false.
+func (x *exchange) decode(v any) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(x.w, x.r.Body, maxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			x.error(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds %d bytes", maxBody), "")
+			return false
+		}
+		x.error(http.StatusBadRequest, "could not read the request body: "+err.Error(), "")
+		return false
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		x.error(http.StatusBadRequest, "could not parse the JSON body of your request: "+err.Error(), "")
+		return false
+	}
+	return true
+}
+
+// requireModel answers 400 and returns false when model is empty.
+func (x *exchange) requireModel(model string) bool {
+	if model == "" {
+		x.error(http.StatusBadRequest, "you must provide a model parameter", "")
+		return false
+	}
+	return true
+}
+
+// limit picks the first non-nil token limit; it answers 400 and returns false
+// for a limit below 1. The result is 0 when no limit was sent.
+func (x *exchange) limit(vals []*int, names ...string) (int, bool) {
+	for i, v := range vals {
+		if v == nil {
+			continue
+		}
+		if *v < 1 {
+			x.error(http.StatusBadRequest, fmt.Sprintf("invalid '%s': integer below minimum value 1", names[i]), names[i])
+			return 0, false
+		}
+		return *v, true
+	}
+	return 0, true
+}
+
+// error answers status with an OpenAI error body whose type and code follow
+// from the status.
+func (x *exchange) error(status int, msg, param string) {
+	typ, code := errorKind(status)
+	x.errorCode(status, msg, typ, code, param)
+}
+
+// errorCode answers status with
+// {"error":{"message","type","param","code"}}; empty param and code are null.
+// A 429 carries Retry-After: 1.
+func (x *exchange) errorCode(status int, msg, typ, code, param string) {
+	b := x.s.getBuf()
+	defer x.s.putBuf(b)
+	*b = append(*b, `{"error":{"message":`...)
+	*b = appendString(*b, msg)
+	*b = append(*b, `,"type":`...)
+	*b = appendString(*b, typ)
+	*b = append(*b, `,"param":`...)
+	*b = appendOptString(*b, param)
+	*b = append(*b, `,"code":`...)
+	*b = appendOptString(*b, code)
+	*b = append(*b, "}}\n"...)
+	if status == http.StatusTooManyRequests {
+		x.w.Header().Set("Retry-After", "1")
+	}
+	x.writeJSON(status, *b)
+}
+
+func appendOptString(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, "null"...)
+	}
+	return appendString(b, s)
+}
+
+// writeJSON answers a non-streamed body, or drops the connection instead when
+// the request carries reset_after.
+func (x *exchange) writeJSON(status int, body []byte) {
+	if x.fault.resetAfter >= 0 {
+		if err := resetConn(x.w); err != nil && !errors.Is(err, errReset) {
+			x.s.log.Debug("sim: reset", "err", err)
+		}
+		return
+	}
+	h := x.w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	x.w.WriteHeader(status)
+	if _, err := x.w.Write(body); err != nil {
+		x.s.log.Debug("sim: write response", "path", x.r.URL.Path, "err", err)
+	}
+}
+
+// setRequestID sets the deterministic X-Request-Id of a successful answer.
+func (x *exchange) setRequestID(id string) { x.w.Header().Set("X-Request-Id", id) }
+
+// sleep waits d or until ctx is done, whichever comes first.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sim: wait: %w", ctx.Err())
+	}
+}
+
+func (s *Server) getBuf() *[]byte {
+	if b, ok := s.bufs.Get().(*[]byte); ok {
+		*b = (*b)[:0]
+		return b
+	}
+	b := make([]byte, 0, 4096)
+	return &b
+}
+
+func (s *Server) putBuf(b *[]byte) {
+	if cap(*b) <= 1<<20 {
+		s.bufs.Put(b)
+	}
+}
+
+// models is the fixed list GET /v1/models returns.
+var models = []string{
+	"gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-5", "gpt-5-mini",
+	"o3-mini", "o4-mini", "gpt-3.5-turbo", "text-embedding-3-small", "text-embedding-3-large",
+}
+
+func buildModels() []byte {
+	b := []byte(`{"object":"list","data":[`)
+	for i, m := range models {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"id":`...)
+		b = appendString(b, m)
+		b = append(b, `,"object":"model","created":`...)
+		b = appendInt(b, epoch)
+		b = append(b, `,"owned_by":"llmscope-sim"}`...)
+	}
+	return append(b, "]}\n"...)
+}
+
+func (s *Server) listModels(x *exchange) {
+	x.writeJSON(http.StatusOK, s.models)
+}

@@ -1,0 +1,209 @@
+package sim
+
+import (
+	"strings"
+	"sync"
+
+	"llmscope/tokenizer"
+)
+
+// words is the fixed vocabulary simulated answers are drawn from. Changing it
+// changes every answer (and the golden files): append-only is not enough,
+// treat it as frozen.
+var words = [...]string{
+	"the", "model", "answer", "data", "token", "stream", "signal", "system",
+	"latency", "cost", "prompt", "result", "value", "metric", "trace", "span",
+	"request", "response", "budget", "cache", "window", "context", "vector",
+	"layer", "weight", "sample", "batch", "queue", "store", "record", "export",
+	"gateway", "proxy", "upstream", "client", "server", "simple", "quick",
+	"steady", "careful", "useful", "clear", "bright", "quiet", "gentle", "bold",
+	"small", "large", "early", "late", "fresh", "stable", "random", "exact",
+	"rough", "smooth", "light", "heavy", "open", "close", "near", "far", "high",
+	"low", "fast", "slow", "warm", "cool", "solid", "hollow", "narrow", "wide",
+	"river", "mountain", "forest", "garden", "harbor", "bridge", "tower",
+	"lantern", "compass", "journey", "morning", "evening", "season",
+	"winter", "summer", "autumn", "spring", "ocean", "island", "valley",
+	"meadow", "desert", "canyon", "cloud", "storm", "thunder", "rain", "snow",
+	"wind", "stone", "metal", "glass", "paper", "ink", "thread", "cloth",
+	"table", "chair", "door", "road", "path", "map", "book", "letter", "word",
+	"story", "voice", "song", "rhythm", "pattern", "shape", "color", "number",
+	"measure", "scale", "balance", "engine", "wheel",
+	"circuit", "network", "node", "edge", "graph", "tree", "branch", "root",
+	"leaf", "seed", "field", "harvest", "market", "price", "trade", "office",
+	"team", "plan", "goal", "step", "stage", "phase", "cycle", "loop", "check",
+	"test", "proof", "idea", "theory", "method", "approach", "question",
+	"reason", "choice", "option", "detail", "summary", "report", "chart",
+	"column", "row", "index", "key", "lock", "gate", "wall", "floor",
+	"ceiling", "corner", "center", "border", "surface", "depth", "height",
+	"length", "moment", "minute", "hour", "day", "week", "year", "history",
+	"future", "present", "memory", "attention", "focus", "insight", "clarity",
+	"and", "but", "so", "then", "because", "while", "after", "before", "with",
+	"without", "under", "over", "through", "across", "between", "around",
+	"always", "often", "rarely", "never", "perhaps", "indeed", "still", "again",
+	"we", "they", "it", "this", "that", "every", "some", "many", "few", "one",
+	"is", "was", "will", "can", "should", "might", "must", "makes", "finds",
+	"keeps", "moves", "holds", "turns", "shows", "tells", "builds", "reads",
+}
+
+// A piece is one streamed unit of an answer: a word with its capitalisation,
+// leading space and trailing punctuation, as an index into pieceText.
+type piece uint16
+
+const piecesPerWord = 12 // 2 (capital) × 2 (leading space) × 3 (punctuation)
+
+func mkPiece(word int, capital, space bool, punct int) piece {
+	p := word*piecesPerWord + punct*4
+	if space {
+		p += 2
+	}
+	if capital {
+		p++
+	}
+	return piece(p)
+}
+
+// pieceText holds the text of every piece, built once so streaming a piece
+// never allocates.
+var pieceText = func() []string {
+	out := make([]string, len(words)*piecesPerWord)
+	for w, word := range words {
+		for punct, suffix := range [3]string{"", ",", "."} {
+			for _, space := range [2]bool{false, true} {
+				for _, capital := range [2]bool{false, true} {
+					s := word
+					if capital {
+						s = strings.ToUpper(s[:1]) + s[1:]
+					}
+					if space {
+						s = " " + s
+					}
+					out[mkPiece(w, capital, space, punct)] = s + suffix
+				}
+			}
+		}
+	}
+	return out
+}()
+
+// pieceTokens maps an encoding name to a lazily built table of the token
+// count of every piece under that encoding.
+var pieceTokens sync.Map // string → func() []uint8
+
+// tokenTable returns the per-piece token counts under model's encoding. The
+// pieces split on the tokenizers' pre-tokenisation boundaries (a word with its
+// leading space, punctuation after it), so the tokens of an answer are the sum
+// of its pieces' tokens.
+func tokenTable(model string) []uint8 {
+	enc := tokenizer.EncodingFor(model)
+	if f, ok := pieceTokens.Load(enc); ok {
+		return f.(func() []uint8)()
+	}
+	f, _ := pieceTokens.LoadOrStore(enc, sync.OnceValue(func() []uint8 {
+		t := make([]uint8, len(pieceText))
+		for i, s := range pieceText {
+			t[i] = uint8(tokenizer.Count(model, s))
+		}
+		return t
+	}))
+	return f.(func() []uint8)()
+}
+
+// Answer length bounds, in words.
+const (
+	minWords = 20
+	maxWords = 60
+)
+
+// plan is the deterministic answer to one request.
+type plan struct {
+	pieces    []piece // visible answer
+	tokens    int     // tokens of the visible answer
+	reasoning int     // hidden reasoning tokens (reasoning models only)
+	truncated bool    // cut by the request's token limit
+}
+
+// text returns the visible answer.
+func (p *plan) text() string {
+	n := 0
+	for _, pc := range p.pieces {
+		n += len(pieceText[pc])
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, pc := range p.pieces {
+		b.WriteString(pieceText[pc])
+	}
+	return b.String()
+}
+
+// finishReason is "length" when the answer was cut by the token limit, else
+// "stop".
+func (p *plan) finishReason() string {
+	if p.truncated {
+		return "length"
+	}
+	return "stop"
+}
+
+// completionTokens is the visible plus the reasoning tokens, as the API
+// reports completion (output) tokens.
+func (p *plan) completionTokens() int { return p.tokens + p.reasoning }
+
+// makePlan draws the answer for request hash h under model. Reasoning models
+// also spend reasoningFactor× the visible answer's tokens on hidden
+// reasoning. limit > 0 caps the completion tokens (visible + reasoning): the
+// visible answer is cut at a piece boundary so that it and its reasoning fit.
+func makePlan(h uint64, model string, limit int) plan {
+	r := rng{s: h}
+	n := minWords + r.intn(maxWords-minWords+1)
+	all := make([]piece, n)
+	left := 0
+	for i := range all {
+		capital := false
+		if left == 0 {
+			left = 5 + r.intn(8)
+			capital = true
+		}
+		left--
+		punct := 0
+		switch {
+		case left == 0 || i == n-1:
+			punct = 2
+		case left > 1 && r.intn(8) == 0:
+			punct = 1
+		}
+		all[i] = mkPiece(r.intn(len(words)), capital, i > 0, punct)
+	}
+	factor := 1
+	if isReasoningModel(model) {
+		factor += reasoningFactor
+	}
+	table := tokenTable(model)
+	p := plan{pieces: all}
+	for i, pc := range all {
+		c := int(table[pc])
+		if limit > 0 && (p.tokens+c)*factor > limit {
+			p.pieces, p.truncated = all[:i], true
+			break
+		}
+		p.tokens += c
+	}
+	p.reasoning = (factor - 1) * p.tokens
+	return p
+}
+
+// reasoningFactor is the reasoning tokens of a reasoning model per visible
+// answer token.
+const reasoningFactor = 2
+
+// isReasoningModel reports whether model belongs to a family that reports
+// reasoning tokens (o1, o3, o4, gpt-5).
+func isReasoningModel(model string) bool {
+	m := strings.ToLower(strings.TrimPrefix(model, "ft:"))
+	for _, p := range [...]string{"o1", "o3", "o4", "gpt-5"} {
+		if strings.HasPrefix(m, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,346 @@
+// Package sqlite is the default llmscope.Store: one SQLite file in WAL mode,
+// written through a single connection and read through a pool, using the
+// pure-Go modernc.org/sqlite driver (no cgo).
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"llmscope"
+)
+
+// Store keeps calls in a SQLite database. It is safe for concurrent use.
+//
+// Writes go through one connection (SQLite allows one writer at a time) and
+// reads through a pool of read-only connections, which in WAL mode never wait
+// for the writer. Commits use synchronous=NORMAL: a committed Write survives
+// a crash of the process, but the last transactions before a power loss or
+// OS crash may be rolled back.
+type Store struct {
+	path   string
+	writer *sql.DB   // one connection; transactions begin IMMEDIATE
+	reader *sql.DB   // read-only pool
+	insert *sql.Stmt // prepared on writer
+}
+
+var _ llmscope.Store = (*Store)(nil)
+
+// busyTimeout is how long a statement waits for a lock held by another
+// connection or process before failing with SQLITE_BUSY.
+const busyTimeout = 10 * time.Second
+
+// Open opens (creating it if needed) the database file at path and brings
+// its schema up to date. path is a file path, not a URI; in-memory databases
+// are not supported, since the writer and readers must share one database.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("sqlite: open %q: want a file path", path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
+	}
+	s := &Store{path: path}
+	if err := s.open(ctx, abs); err != nil {
+		s.Close() // the open error matters more
+		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *Store) open(ctx context.Context, abs string) error {
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		return err
+	}
+	common := []string{fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()), "synchronous(NORMAL)"}
+	w := url.Values{
+		"_pragma": append(slices.Clone(common), "journal_mode(WAL)"),
+		"_txlock": {"immediate"}, // take the write lock at BEGIN: no deadlocking lock upgrades
+	}
+	if s.writer, err = sql.Open("sqlite", dsn(abs, w)); err != nil {
+		return err
+	}
+	s.writer.SetMaxOpenConns(1)
+	s.writer.SetMaxIdleConns(1)
+	s.writer.SetConnMaxIdleTime(0)
+	s.writer.SetConnMaxLifetime(0)
+
+	var mode string
+	if err := s.writer.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return err
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("journal mode is %q, want wal", mode)
+	}
+	if err := migrate(ctx, s.writer, ms); err != nil {
+		return err
+	}
+	if s.insert, err = s.writer.PrepareContext(ctx, insertSQL); err != nil {
+		return fmt.Errorf("prepare insert: %w", err)
+	}
+
+	r := url.Values{"_pragma": append(slices.Clone(common), "query_only(1)")}
+	if s.reader, err = sql.Open("sqlite", dsn(abs, r)); err != nil {
+		return err
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	s.reader.SetMaxOpenConns(n)
+	s.reader.SetMaxIdleConns(n)
+	return s.reader.PingContext(ctx)
+}
+
+// dsn returns the driver's data source name for the file at abs: a file: URI,
+// so that '?', '#' and '%' in the path are escaped rather than parsed.
+func dsn(abs string, params url.Values) string {
+	u := url.URL{Path: filepath.ToSlash(abs)}
+	return "file:" + u.EscapedPath() + "?" + params.Encode()
+}
+
+// Path returns the path the store was opened with.
+func (s *Store) Path() string { return s.path }
+
+// Close closes both connection pools. The store must not be used afterwards.
+func (s *Store) Close() error {
+	var errs []error
+	if s.insert != nil {
+		errs = append(errs, s.insert.Close())
+	}
+	if s.reader != nil {
+		errs = append(errs, s.reader.Close())
+	}
+	if s.writer != nil {
+		errs = append(errs, s.writer.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sqlite: close: %w", err)
+	}
+	return nil
+}
+
+// columns lists the calls table's data columns, in the order of insertSQL's
+// placeholders, callArgs and scanCall.
+const columns = `id, trace_id, start, duration_ms, ttft_ms, operation, provider, endpoint,
+	request_model, response_model, stream, status, error_type, finish_reason, params,
+	input_tokens, output_tokens, total_tokens, cached_input_tokens, reasoning_tokens, usage_source,
+	cost_input_usd, cost_output_usd, cost_total_usd, price_source,
+	experiment, run, user, session, tags, overhead_ms, input_text, output_text`
+
+const numColumns = 33
+
+var insertSQL = `INSERT INTO calls (` + columns + `) VALUES (?` +
+	strings.Repeat(", ?", numColumns-1) + `) ON CONFLICT (id) DO NOTHING`
+
+// Write stores calls in one transaction; it returns only after the commit.
+// A call whose id is already stored (or appears earlier in calls) is skipped,
+// so a retried batch never duplicates. Nil entries are skipped.
+func (s *Store) Write(ctx context.Context, calls []*llmscope.Call) error {
+	if len(calls) == 0 {
+		return nil
+	}
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: write batch: %w", err)
+	}
+	defer tx.Rollback() // a no-op after Commit
+	stmt := tx.StmtContext(ctx, s.insert)
+	args := make([]any, numColumns)
+	for _, c := range calls {
+		if c == nil {
+			continue
+		}
+		if err := callArgs(c, args); err != nil {
+			return fmt.Errorf("sqlite: write batch: call %q: %w", c.ID, err)
+		}
+		if _, err := stmt.ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("sqlite: write batch: call %q: %w", c.ID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: write batch: commit: %w", err)
+	}
+	return nil
+}
+
+// zeroTime is how the zero time.Time is stored, so that it reads back as the
+// zero time and sorts before every real one.
+const zeroTime = math.MinInt64
+
+// toNanos returns t as stored: unix nanoseconds, clamped to what an int64
+// holds (years 1678 to 2262); the zero time is stored as zeroTime.
+func toNanos(t time.Time) int64 {
+	switch {
+	case t.IsZero():
+		return zeroTime
+	case t.Before(minTime):
+		return zeroTime + 1
+	case t.After(maxTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+var (
+	minTime = time.Unix(0, zeroTime+1)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+func fromNanos(n int64) time.Time {
+	if n == zeroTime {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// callArgs fills args with c's column values, in the order of columns.
+func callArgs(c *llmscope.Call, args []any) error {
+	params, err := json.Marshal(c.Params)
+	if err != nil {
+		return fmt.Errorf("encode params: %w", err)
+	}
+	var tags any // NULL for a nil map, so that it reads back as nil
+	if c.Tags != nil {
+		b, err := json.Marshal(c.Tags)
+		if err != nil {
+			return fmt.Errorf("encode tags: %w", err)
+		}
+		tags = string(b)
+	}
+	var costIn, costOut, costTotal, priceSource any // NULL: price unknown
+	if c.Cost != nil {
+		costIn, costOut, costTotal, priceSource = c.Cost.InputUSD, c.Cost.OutputUSD, c.Cost.TotalUSD, c.Cost.PriceSource
+	}
+	copy(args, []any{
+		c.ID, c.TraceID, toNanos(c.Start), c.DurationMS, c.TTFTMS, c.Operation, c.Provider, c.Endpoint,
+		c.RequestModel, c.ResponseModel, c.Stream, c.Status, c.ErrorType, c.FinishReason, string(params),
+		c.Usage.InputTokens, c.Usage.OutputTokens, c.Usage.TotalTokens, c.Usage.CachedInputTokens,
+		c.Usage.ReasoningTokens, c.Usage.Source,
+		costIn, costOut, costTotal, priceSource,
+		c.Experiment, c.Run, c.User, c.Session, tags, c.OverheadMS, c.Input, c.Output,
+	})
+	return nil
+}
+
+// scanCall reads one row selected with columns.
+func scanCall(row interface{ Scan(...any) error }) (*llmscope.Call, error) {
+	var (
+		c                          llmscope.Call
+		start                      int64
+		params                     string
+		tags, priceSource          sql.NullString
+		costIn, costOut, costTotal sql.NullFloat64
+	)
+	err := row.Scan(
+		&c.ID, &c.TraceID, &start, &c.DurationMS, &c.TTFTMS, &c.Operation, &c.Provider, &c.Endpoint,
+		&c.RequestModel, &c.ResponseModel, &c.Stream, &c.Status, &c.ErrorType, &c.FinishReason, &params,
+		&c.Usage.InputTokens, &c.Usage.OutputTokens, &c.Usage.TotalTokens, &c.Usage.CachedInputTokens,
+		&c.Usage.ReasoningTokens, &c.Usage.Source,
+		&costIn, &costOut, &costTotal, &priceSource,
+		&c.Experiment, &c.Run, &c.User, &c.Session, &tags, &c.OverheadMS, &c.Input, &c.Output,
+	)
+	if err != nil {
+		return nil, err
+	}
+	c.Start = fromNanos(start)
+	if err := json.Unmarshal([]byte(params), &c.Params); err != nil {
+		return nil, fmt.Errorf("call %q: decode params: %w", c.ID, err)
+	}
+	if tags.Valid {
+		if err := json.Unmarshal([]byte(tags.String), &c.Tags); err != nil {
+			return nil, fmt.Errorf("call %q: decode tags: %w", c.ID, err)
+		}
+	}
+	if costTotal.Valid {
+		c.Cost = &llmscope.Cost{
+			InputUSD:    costIn.Float64,
+			OutputUSD:   costOut.Float64,
+			TotalUSD:    costTotal.Float64,
+			PriceSource: priceSource.String,
+		}
+	}
+	return &c, nil
+}
+
+// Get returns the call with the given id, or an error wrapping
+// llmscope.ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (*llmscope.Call, error) {
+	row := s.reader.QueryRowContext(ctx, `SELECT `+columns+` FROM calls WHERE id = ?`, id)
+	c, err := scanCall(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlite: get %q: %w", id, llmscope.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get %q: %w", id, err)
+	}
+	return c, nil
+}
+
+// where returns the WHERE clause (empty, or starting with a space) selecting
+// the calls f matches, and its arguments. Values are always placeholders.
+func where(f llmscope.Filter) (string, []any) {
+	var conds []string
+	var args []any
+	if !f.Since.IsZero() {
+		conds, args = append(conds, "start >= ?"), append(args, toNanos(f.Since))
+	}
+	if !f.Until.IsZero() {
+		conds, args = append(conds, "start < ?"), append(args, toNanos(f.Until))
+	}
+	if f.Model != "" {
+		conds, args = append(conds, "(request_model = ? OR response_model = ?)"), append(args, f.Model, f.Model)
+	}
+	if f.Run != "" {
+		conds, args = append(conds, "run = ?"), append(args, f.Run)
+	}
+	if f.Experiment != "" {
+		conds, args = append(conds, "experiment = ?"), append(args, f.Experiment)
+	}
+	if f.Operation != "" {
+		conds, args = append(conds, "operation = ?"), append(args, f.Operation)
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// List returns the calls matching f, newest first (by start, then by id),
+// at most f.Limit of them, or llmscope.DefaultLimit when f.Limit <= 0.
+func (s *Store) List(ctx context.Context, f llmscope.Filter) ([]*llmscope.Call, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = llmscope.DefaultLimit
+	}
+	cond, args := where(f)
+	rows, err := s.reader.QueryContext(ctx,
+		`SELECT `+columns+` FROM calls`+cond+` ORDER BY start DESC, id DESC LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list: %w", err)
+	}
+	defer rows.Close()
+	calls := make([]*llmscope.Call, 0, min(limit, 1024))
+	for rows.Next() {
+		c, err := scanCall(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list: %w", err)
+		}
+		calls = append(calls, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list: %w", err)
+	}
+	return calls, nil
+}

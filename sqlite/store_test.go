@@ -1,0 +1,414 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"llmscope"
+	"llmscope/internal/storetest"
+)
+
+func openTemp(t testing.TB) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "llmscope.db"))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) llmscope.Store { return openTemp(t) })
+}
+
+func testCall(id string, start time.Time) *llmscope.Call {
+	return &llmscope.Call{
+		ID:            id,
+		TraceID:       llmscope.TraceIDFor(id),
+		Start:         start,
+		DurationMS:    812.4,
+		TTFTMS:        143.2,
+		Operation:     llmscope.OpChat,
+		Provider:      "openai",
+		Endpoint:      "/v1/chat/completions",
+		RequestModel:  "gpt-4o-mini",
+		ResponseModel: "gpt-4o-mini-2024-07-18",
+		Stream:        true,
+		Status:        200,
+		FinishReason:  "stop",
+		Params:        llmscope.Params{Temperature: new(0.7), MaxTokens: new(int64(256))},
+		Usage:         llmscope.Usage{InputTokens: 21, OutputTokens: 87, TotalTokens: 108, Source: llmscope.UsageReported},
+		Cost:          &llmscope.Cost{InputUSD: 3e-6, OutputUSD: 5e-5, TotalUSD: 5.3e-5, PriceSource: "test"},
+		Experiment:    "llmscope",
+		Tags:          map[string]string{},
+		OverheadMS:    0.04,
+	}
+}
+
+type migrationRow struct {
+	Version   int
+	Name      string
+	AppliedAt int64
+}
+
+func migrationRows(t *testing.T, s *Store) []migrationRow {
+	t.Helper()
+	rows, err := s.reader.QueryContext(t.Context(), `SELECT version, name, applied_at FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []migrationRow
+	for rows.Next() {
+		var r migrationRow
+		if err := rows.Scan(&r.Version, &r.Name, &r.AppliedAt); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "calls.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Path() != path {
+		t.Errorf("Path() = %q, want %q", s.Path(), path)
+	}
+	want := testCall(llmscope.NewID(), time.Now())
+	if err := s.Write(t.Context(), []*llmscope.Call{want}); err != nil {
+		t.Fatal(err)
+	}
+	before := migrationRows(t, s)
+	if len(before) == 0 || before[0].Version != 1 {
+		t.Fatalf("schema_migrations after first open = %+v", before)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The first migration creates tables without IF NOT EXISTS: re-running
+	// it would fail the open. The recorded rows must be untouched.
+	s, err = Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	if after := migrationRows(t, s); !reflect.DeepEqual(after, before) {
+		t.Errorf("schema_migrations changed on reopen:\n before %+v\n after  %+v", before, after)
+	}
+	got, err := s.Get(t.Context(), want.ID)
+	if err != nil {
+		t.Fatalf("Get after reopen: %v", err)
+	}
+	want.Start = want.Start.UTC()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("after reopen got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestNewMigrationAppliedOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "calls.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(t.Context(), []*llmscope.Call{testCall("kept", time.Now())}); err != nil {
+		t.Fatal(err)
+	}
+	embedded, err := loadMigrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys := fstest.MapFS{}
+	for _, m := range embedded {
+		fsys["migrations/"+m.name] = &fstest.MapFile{Data: []byte(m.sql)}
+	}
+	next := embedded[len(embedded)-1].version + 1
+	fsys[fmt.Sprintf("migrations/%04d_extra.sql", next)] = &fstest.MapFile{
+		Data: []byte("CREATE TABLE extra (n INTEGER NOT NULL);\nINSERT INTO extra (n) VALUES (1);\n"),
+	}
+	ms, err := loadMigrations(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := migrate(t.Context(), s.writer, ms); err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
+	}
+	var n int
+	if err := s.reader.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM extra`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("new migration ran %d times, want once", n)
+	}
+	if rows := migrationRows(t, s); len(rows) != len(ms) || rows[len(rows)-1].Version != next {
+		t.Errorf("schema_migrations = %+v, want versions up to %d", rows, next)
+	}
+	if _, err := s.Get(t.Context(), "kept"); err != nil {
+		t.Errorf("data lost by migration: %v", err)
+	}
+	s.Close()
+
+	// This build knows only the embedded migrations: it must refuse the
+	// newer database rather than write to a schema it does not know.
+	if s, err := Open(t.Context(), path); !errors.Is(err, errSchemaTooNew) {
+		if err == nil {
+			s.Close()
+		}
+		t.Errorf("Open(newer schema) = %v, want errSchemaTooNew", err)
+	}
+}
+
+func TestLoadMigrationsRejectsBadNames(t *testing.T) {
+	for name, fsys := range map[string]fstest.MapFS{
+		"no number": {"migrations/init.sql": {}},
+		"duplicate": {"migrations/0001_a.sql": {}, "migrations/1_b.sql": {}},
+		"zero":      {"migrations/0000_a.sql": {}},
+	} {
+		if _, err := loadMigrations(fsys); err == nil {
+			t.Errorf("%s: loadMigrations accepted %v", name, fsys)
+		}
+	}
+}
+
+func TestOpenRejects(t *testing.T) {
+	dir := t.TempDir()
+	for _, path := range []string{"", ":memory:", "file:x.db?mode=memory", filepath.Join(dir, "missing", "x.db")} {
+		if s, err := Open(t.Context(), path); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", path)
+		} else if !strings.HasPrefix(err.Error(), "sqlite: open ") {
+			t.Errorf("Open(%q) error %q lacks context", path, err)
+		}
+	}
+}
+
+func TestOpenPathWithURICharacters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a?b#c%20 d&e=f.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Write(t.Context(), []*llmscope.Call{testCall("x", time.Now())}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("database not at the given path: %v", err)
+	}
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func TestPragmas(t *testing.T) {
+	s := openTemp(t)
+	check := func(label, pragma string, want any) {
+		t.Helper()
+		for which, db := range map[string]queryer{"writer": s.writer, "reader": s.reader} {
+			got := reflect.New(reflect.TypeOf(want))
+			if err := db.QueryRowContext(t.Context(), "PRAGMA "+pragma).Scan(got.Interface()); err != nil {
+				t.Fatalf("%s %s: %v", which, pragma, err)
+			}
+			if g := got.Elem().Interface(); g != want {
+				t.Errorf("%s: %s = %v, want %v", which, label, g, want)
+			}
+		}
+	}
+	check("journal_mode", "journal_mode", "wal")
+	check("synchronous", "synchronous", int64(1)) // NORMAL
+	check("busy_timeout", "busy_timeout", busyTimeout.Milliseconds())
+	if s.writer.Stats().MaxOpenConnections != 1 {
+		t.Errorf("writer allows %d connections, want 1", s.writer.Stats().MaxOpenConnections)
+	}
+	if _, err := s.reader.ExecContext(t.Context(), `DELETE FROM calls`); err == nil {
+		t.Error("the reader pool accepted a write")
+	}
+}
+
+func TestStringsStoredAsGiven(t *testing.T) {
+	s := openTemp(t)
+	c := testCall("strings", time.Now())
+	c.Input = "nul\x00byte, invalid utf-8 \xff\xfe, emoji 👋, quote ' \" `"
+	c.Output = "\x00"
+	c.RequestModel = "model\x00with-nul"
+	c.ErrorType = "  padded  "
+	c.Run = "\xc3\x28"
+	if err := s.Write(t.Context(), []*llmscope.Call{c}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(t.Context(), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct{ name, got, want string }{
+		{"Input", got.Input, c.Input},
+		{"Output", got.Output, c.Output},
+		{"RequestModel", got.RequestModel, c.RequestModel},
+		{"ErrorType", got.ErrorType, c.ErrorType},
+		{"Run", got.Run, c.Run},
+	} {
+		if f.got != f.want {
+			t.Errorf("%s = %q, want %q", f.name, f.got, f.want)
+		}
+	}
+}
+
+func TestWriteIsAtomic(t *testing.T) {
+	s := openTemp(t)
+	good := testCall("good", time.Now())
+	bad := testCall("bad", time.Now())
+	bad.Params.Temperature = new(math.NaN()) // JSON cannot encode NaN
+	err := s.Write(t.Context(), []*llmscope.Call{good, bad})
+	if err == nil || !strings.HasPrefix(err.Error(), "sqlite: write batch: ") {
+		t.Fatalf("Write(batch with NaN) = %v, want a wrapped error", err)
+	}
+	if _, err := s.Get(t.Context(), good.ID); !errors.Is(err, llmscope.ErrNotFound) {
+		t.Errorf("half a failed batch was committed: Get(good) = %v", err)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := s.Write(ctx, []*llmscope.Call{good}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Write(cancelled ctx) = %v, want context.Canceled", err)
+	}
+	if err := s.Write(t.Context(), []*llmscope.Call{good, nil}); err != nil {
+		t.Errorf("Write after failures: %v", err)
+	}
+}
+
+func TestZeroAndFarTimes(t *testing.T) {
+	s := openTemp(t)
+	zero := testCall("zero", time.Time{})
+	old := testCall("old", time.Date(1700, 1, 1, 0, 0, 0, 1, time.UTC))
+	now := testCall("now", time.Now())
+	if err := s.Write(t.Context(), []*llmscope.Call{zero, old, now}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(t.Context(), "zero")
+	if err != nil || !got.Start.IsZero() {
+		t.Errorf("zero start read back as %v, %v", got, err)
+	}
+	list, err := s.List(t.Context(), llmscope.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, c := range list {
+		order = append(order, c.ID)
+	}
+	if strings.Join(order, ",") != "now,old,zero" {
+		t.Errorf("List order = %v, want now,old,zero", order)
+	}
+}
+
+// TestQueryPlans guards the indexes: the common reads must not scan the table.
+func TestQueryPlans(t *testing.T) {
+	s := openTemp(t)
+	for _, f := range []llmscope.Filter{
+		{},
+		{Since: time.Now()},
+		{Run: "r"},
+		{Experiment: "e", Since: time.Now()},
+	} {
+		cond, args := where(f)
+		rows, err := s.reader.QueryContext(t.Context(),
+			`EXPLAIN QUERY PLAN SELECT `+columns+` FROM calls`+cond+` ORDER BY start DESC, id DESC LIMIT ?`, append(args, 10)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if p := strings.Join(plan, "; "); !strings.Contains(p, "USING INDEX") {
+			t.Errorf("List(%+v) plan uses no index: %s", f, p)
+		}
+	}
+}
+
+func benchCalls(n int, rng *rand.Rand) []*llmscope.Call {
+	models := []string{"gpt-4o", "gpt-4o-mini", "o3-mini", "gpt-4.1"}
+	base := time.Now()
+	calls := make([]*llmscope.Call, n)
+	for i := range calls {
+		c := testCall(llmscope.NewID(), base.Add(time.Duration(i)*time.Millisecond))
+		c.RequestModel = models[rng.IntN(len(models))]
+		c.DurationMS = rng.ExpFloat64() * 500
+		c.TTFTMS = rng.Float64() * 200
+		c.Stream = rng.IntN(2) == 0
+		if rng.IntN(10) == 0 {
+			c.Cost = nil
+		}
+		calls[i] = c
+	}
+	return calls
+}
+
+// BenchmarkWrite measures committed calls per second in batches of 256, the
+// Recorder's default batch size.
+func BenchmarkWrite(b *testing.B) {
+	const batch = 256
+	s := openTemp(b)
+	calls := benchCalls(batch*64, rand.New(rand.NewPCG(1, 1)))
+	written := 0
+	for b.Loop() {
+		chunk := calls[(written%len(calls))/batch*batch:][:batch]
+		for _, c := range chunk {
+			c.ID = llmscope.NewID()
+		}
+		if err := s.Write(context.Background(), chunk); err != nil {
+			b.Fatal(err)
+		}
+		written += batch
+	}
+	b.ReportMetric(float64(written)/b.Elapsed().Seconds(), "calls/s")
+}
+
+// BenchmarkStats100k measures Stats over 100,000 calls.
+func BenchmarkStats100k(b *testing.B) {
+	s := openTemp(b)
+	calls := benchCalls(100_000, rand.New(rand.NewPCG(2, 2)))
+	for i := 0; i < len(calls); i += 1000 {
+		if err := s.Write(context.Background(), calls[i:i+1000]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		st, err := s.Stats(context.Background(), llmscope.Filter{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st.Totals.Calls != int64(len(calls)) {
+			b.Fatalf("Stats counted %d calls", st.Totals.Calls)
+		}
+	}
+}
