@@ -39,8 +39,9 @@ type Recorder struct {
 
 // Drop reasons passed to RecorderConfig.OnDrop.
 const (
-	DropQueueFull = "queue_full"
-	DropClosed    = "closed"
+	DropQueueFull  = "queue_full"
+	DropClosed     = "closed"
+	DropStoreError = "store_error" // the store refused the call itself
 )
 
 // NewRecorder starts a Recorder writing to store. Close must be called to
@@ -170,29 +171,68 @@ func (r *Recorder) run() {
 	}
 }
 
-// write commits batch, retrying with backoff until it succeeds. While closing
-// it gives up after a few attempts so shutdown is bounded.
+// write commits batch, retrying with backoff until it succeeds: while the
+// store is down nothing is lost, the queue just fills. A batch that keeps
+// failing is split and written call by call; when some of its calls are
+// accepted and others keep being refused, the store is up and those others
+// can never be written (poison), so they are dropped as DropStoreError.
+// While closing it gives up after a few attempts so shutdown is bounded.
 func (r *Recorder) write(batch []*Call, closing bool) {
 	wait := 10 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := r.store.Write(ctx, batch)
-		cancel()
+		err := r.commit(batch)
 		if err == nil {
-			r.written.Add(int64(len(batch)))
-			if r.cfg.OnQueueSize != nil {
-				r.cfg.OnQueueSize(len(r.queue))
-			}
 			return
 		}
 		r.cfg.Logger.Error("store write failed", "calls", len(batch), "attempt", attempt, "err", err)
 		if closing && attempt >= 5 {
 			for _, c := range batch {
-				r.drop(c, "store_error")
+				r.drop(c, DropStoreError)
 			}
 			return
+		}
+		if attempt >= 3 {
+			if batch = r.split(batch); len(batch) == 0 {
+				return
+			}
 		}
 		time.Sleep(wait)
 		wait = min(wait*2, r.cfg.RetryMax)
 	}
+}
+
+// split writes the calls of a failing batch one by one. It returns the calls
+// still to retry: all of them when none was accepted (the store is down),
+// none when some were (the refused ones are dropped).
+func (r *Recorder) split(batch []*Call) []*Call {
+	if len(batch) == 1 {
+		return batch
+	}
+	var failed []*Call
+	for _, c := range batch {
+		if r.commit([]*Call{c}) != nil {
+			failed = append(failed, c)
+		}
+	}
+	if len(failed) == len(batch) {
+		return batch
+	}
+	for _, c := range failed {
+		r.cfg.Logger.Error("store refuses call: dropped", "call_id", c.ID)
+		r.drop(c, DropStoreError)
+	}
+	return nil
+}
+
+func (r *Recorder) commit(batch []*Call) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.store.Write(ctx, batch); err != nil {
+		return err
+	}
+	r.written.Add(int64(len(batch)))
+	if r.cfg.OnQueueSize != nil {
+		r.cfg.OnQueueSize(len(r.queue))
+	}
+	return nil
 }

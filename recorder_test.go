@@ -20,6 +20,7 @@ type memStore struct {
 	delay    time.Duration
 	failures atomic.Int32
 	block    chan struct{}
+	poison   string // a batch holding a call with this id always fails
 }
 
 func newMemStore() *memStore { return &memStore{calls: map[string]*llmscope.Call{}} }
@@ -34,13 +35,20 @@ func (m *memStore) Write(ctx context.Context, calls []*llmscope.Call) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for _, c := range calls {
+		if m.poison != "" && c.ID == m.poison {
+			return errors.New("cannot encode call")
+		}
+	}
 	m.batches++
 	for _, c := range calls {
 		m.calls[c.ID] = c
 	}
 	return nil
 }
-func (m *memStore) Get(context.Context, string) (*llmscope.Call, error) { return nil, llmscope.ErrNotFound }
+func (m *memStore) Get(context.Context, string) (*llmscope.Call, error) {
+	return nil, llmscope.ErrNotFound
+}
 func (m *memStore) List(context.Context, llmscope.Filter) ([]*llmscope.Call, error) {
 	return nil, nil
 }
@@ -125,6 +133,25 @@ func TestRecorderRetriesFailedWrites(t *testing.T) {
 	}
 	if calls, _ := store.count(); calls != 10 {
 		t.Fatalf("stored %d of 10 after transient failures", calls)
+	}
+}
+
+func TestRecorderDropsPoisonCallOnly(t *testing.T) {
+	store := newMemStore()
+	store.poison = "poison"
+	rec := llmscope.NewRecorder(store, llmscope.RecorderConfig{BatchWait: 50 * time.Millisecond})
+	for i := range 10 {
+		id := llmscope.NewID()
+		if i == 4 {
+			id = "poison"
+		}
+		rec.Record(&llmscope.Call{ID: id})
+	}
+	if err := rec.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if calls, _ := store.count(); calls != 9 || rec.Dropped() != 1 {
+		t.Fatalf("stored %d, dropped %d; want the 9 good calls stored and the poison one dropped", calls, rec.Dropped())
 	}
 }
 

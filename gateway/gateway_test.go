@@ -253,6 +253,7 @@ func TestStreamResetMidway(t *testing.T) {
 	if c.Usage.Source != llmscope.UsageEstimated || c.Usage.InputTokens == 0 || c.Usage.OutputTokens == 0 {
 		t.Errorf("usage %+v, want an estimate of what was seen", c.Usage)
 	}
+	golden(t, "stream_reset", c)
 }
 
 func TestClientHangsUpMidStream(t *testing.T) {

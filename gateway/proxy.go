@@ -26,7 +26,10 @@ type exchange struct {
 	resp     openai.Response
 }
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+var (
+	bufPool   = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	chunkPool = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+)
 
 // maxPooled keeps huge buffers out of the pool so one large request does not
 // pin its memory for the life of the process.
@@ -192,10 +195,12 @@ func (g *Gateway) upstreamRequest(r *http.Request, x *exchange) (*http.Request, 
 func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, resp *http.Response, x *exchange) {
 	kept := bufPool.Get().(*bytes.Buffer)
 	defer putBuf(kept)
-	var chunk [32 << 10]byte
+	chunkp := chunkPool.Get().(*[32 << 10]byte)
+	defer chunkPool.Put(chunkp)
+	chunk := chunkp[:]
 	overflow := false
 	for {
-		n, err := resp.Body.Read(chunk[:])
+		n, err := resp.Body.Read(chunk)
 		if n > 0 {
 			if !overflow && int64(kept.Len()+n) <= g.cfg.MaxBodyBytes {
 				kept.Write(chunk[:n])
@@ -266,9 +271,13 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, resp *http
 					c.ErrorType = llmscope.ErrTypeCancelled
 					break
 				}
-				if ferr := rc.Flush(); ferr != nil {
-					c.ErrorType = llmscope.ErrTypeCancelled
-					break
+				// Flush unless the next event has already arrived: it is
+				// written at once and flushed with this one.
+				if events.Buffered() == 0 {
+					if ferr := rc.Flush(); ferr != nil {
+						c.ErrorType = llmscope.ErrTypeCancelled
+						break
+					}
 				}
 			}
 		}

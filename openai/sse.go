@@ -25,7 +25,7 @@ type EventReader struct {
 
 // NewEventReader returns an EventReader reading from r.
 func NewEventReader(r io.Reader) *EventReader {
-	return &EventReader{r: bufio.NewReaderSize(r, 16<<10)}
+	return &EventReader{r: bufio.NewReaderSize(r, 4<<10)}
 }
 
 // Next returns the next event: raw holds its lines including the blank line
@@ -62,6 +62,11 @@ func (e *EventReader) Next() (raw, data []byte, err error) {
 		}
 	}
 }
+
+// Buffered reports how many bytes have arrived beyond the last event
+// returned. When it is 0, the next event has not arrived yet, so a relay
+// should flush what it wrote.
+func (e *EventReader) Buffered() int { return e.r.Buffered() }
 
 // readLine reads one line including its terminator, refusing lines that
 // would push the event over MaxEventSize.

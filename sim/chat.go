@@ -63,7 +63,8 @@ func (s *Server) chat(x *exchange) {
 		p.add(m.Role, m.Name, text)
 	}
 	h := p.hash(s.cfg.Seed, req.Model)
-	a := s.newAnswer(x, req.Model, h, p.tokens(req.Model), limit, req.StreamOptions)
+	pt := s.promptTokens(h, func() int { return p.tokens(req.Model) })
+	a := s.newAnswer(x, req.Model, h, pt, limit, req.StreamOptions)
 	x.setRequestID(a.ids.requestID)
 	if req.Stream {
 		s.streamChat(x, &a)

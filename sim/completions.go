@@ -36,12 +36,18 @@ func (s *Server) completions(x *exchange) {
 		return
 	}
 	h := newHasher(s.cfg.Seed, req.Model)
-	promptTokens := 0
 	for _, p := range prompts {
 		p.feed(&h)
-		promptTokens += p.count(req.Model)
 	}
-	a := s.newAnswer(x, req.Model, h.sum(), promptTokens, limit, req.StreamOptions)
+	sum := h.sum()
+	promptTokens := s.promptTokens(sum, func() int {
+		n := 0
+		for _, p := range prompts {
+			n += p.count(req.Model)
+		}
+		return n
+	})
+	a := s.newAnswer(x, req.Model, sum, promptTokens, limit, req.StreamOptions)
 	x.setRequestID(a.ids.requestID)
 	if req.Stream {
 		if err := s.streamPieces(x, &a, newCompletionChunks(&a)); err != nil {

@@ -71,9 +71,13 @@ func (s *Server) embeddings(x *exchange) {
 
 	promptTokens := 0
 	all := newHasher(s.cfg.Seed, req.Model)
-	for _, in := range inputs {
-		promptTokens += in.count(req.Model)
+	seeds := make([]uint64, len(inputs))
+	for i, in := range inputs {
 		in.feed(&all)
+		h := newHasher(s.cfg.Seed, req.Model)
+		in.feed(&h)
+		seeds[i] = h.sum()
+		promptTokens += s.promptTokens(seeds[i], func() int { return in.count(req.Model) })
 	}
 	x.setRequestID(makeIDs(all.sum()).requestID)
 	pace := s.pacer(all.sum())
@@ -89,10 +93,8 @@ func (s *Server) embeddings(x *exchange) {
 		raw = make([]byte, 4*dims)
 	}
 	*b = append(*b, `{"object":"list","data":[`...)
-	for i, in := range inputs {
-		h := newHasher(s.cfg.Seed, req.Model)
-		in.feed(&h)
-		embed(vec, h.sum())
+	for i, seed := range seeds {
+		embed(vec, seed)
 		if i > 0 {
 			*b = append(*b, ',')
 		}

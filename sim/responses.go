@@ -86,7 +86,8 @@ func (s *Server) responses(x *exchange) {
 		return
 	}
 	h := p.hash(s.cfg.Seed, req.Model)
-	r := &respAnswer{answer: s.newAnswer(x, req.Model, h, p.tokens(req.Model), limit, nil), req: &req}
+	pt := s.promptTokens(h, func() int { return p.tokens(req.Model) })
+	r := &respAnswer{answer: s.newAnswer(x, req.Model, h, pt, limit, nil), req: &req}
 	r.text = r.plan.text()
 	total := r.pace
 	r.completedAt = r.ids.created + int64(total.total(len(r.plan.pieces)).Seconds())

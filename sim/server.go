@@ -41,7 +41,8 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	perPiece time.Duration
-	cache    *promptCache
+	cache    *lru          // hashes of long prompts seen, for cached_tokens
+	counts   *lru          // prompt token counts by request hash
 	requests atomic.Uint64 // drives the ErrorRate draws
 	models   []byte        // pre-built GET /v1/models body
 	bufs     sync.Pool     // *[]byte response buffers
@@ -59,9 +60,10 @@ func New(cfg Config) *Server {
 		cfg.Jitter = -cfg.Jitter
 	}
 	s := &Server{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		cache: newPromptCache(promptCacheSize),
+		cfg:    cfg,
+		log:    cfg.Logger,
+		cache:  newLRU(promptCacheSize),
+		counts: newLRU(countCacheSize),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -116,7 +116,9 @@ func TestChatArrayContent(t *testing.T) {
 		t.Fatalf("status %d: %s", res.StatusCode, b)
 	}
 	var out struct {
-		Usage struct{ PromptTokens int `json:"prompt_tokens"` } `json:"usage"`
+		Usage struct {
+			PromptTokens int `json:"prompt_tokens"`
+		} `json:"usage"`
 	}
 	if err := json.Unmarshal(b, &out); err != nil {
 		t.Fatal(err)
@@ -342,7 +344,7 @@ func TestCachedTokens(t *testing.T) {
 }
 
 func TestPromptCacheEvicts(t *testing.T) {
-	c := newPromptCache(2)
+	c := newLRU(2)
 	for _, k := range []uint64{1, 2, 3} {
 		if c.seen(k) {
 			t.Fatalf("%d seen before insertion", k)

@@ -14,33 +14,79 @@ const (
 	promptCacheSize = 1024
 )
 
-// promptCache is a bounded LRU set of prompt hashes.
-type promptCache struct {
+// lru is a bounded, goroutine-safe LRU map from hashes to ints.
+type lru struct {
 	mu    sync.Mutex
 	max   int
-	order list.List // front = most recent; values are uint64
+	order list.List // front = most recent; values are *lruEntry
 	index map[uint64]*list.Element
 }
 
-func newPromptCache(max int) *promptCache {
-	return &promptCache{max: max, index: make(map[uint64]*list.Element, max)}
+type lruEntry struct {
+	key uint64
+	val int
+}
+
+func newLRU(max int) *lru {
+	return &lru{max: max, index: make(map[uint64]*list.Element, max)}
+}
+
+// get returns the value of key and marks it recently used.
+func (c *lru) get(key uint64) (int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.index[key]; ok {
+		c.order.MoveToFront(e)
+		return e.Value.(*lruEntry).val, true
+	}
+	return 0, false
+}
+
+// put sets key to val, evicting the least recently used entry when full.
+func (c *lru) put(key uint64, val int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.putLocked(key, val)
+}
+
+func (c *lru) putLocked(key uint64, val int) {
+	if e, ok := c.index[key]; ok {
+		e.Value.(*lruEntry).val = val
+		c.order.MoveToFront(e)
+		return
+	}
+	c.index[key] = c.order.PushFront(&lruEntry{key: key, val: val})
+	if c.order.Len() > c.max {
+		last := c.order.Back()
+		c.order.Remove(last)
+		delete(c.index, last.Value.(*lruEntry).key)
+	}
 }
 
 // seen records key and reports whether it was already present.
-func (c *promptCache) seen(key uint64) bool {
+func (c *lru) seen(key uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.index[key]; ok {
 		c.order.MoveToFront(e)
 		return true
 	}
-	c.index[key] = c.order.PushFront(key)
-	if c.order.Len() > c.max {
-		last := c.order.Back()
-		c.order.Remove(last)
-		delete(c.index, last.Value.(uint64))
-	}
+	c.putLocked(key, 0)
 	return false
+}
+
+// countCacheSize bounds the memo of prompt token counts: counting is most of
+// the cost of an answer, and benchmarks repeat their prompts.
+const countCacheSize = 4096
+
+// promptTokens returns count(), memoised under the request hash h.
+func (s *Server) promptTokens(h uint64, count func() int) int {
+	if n, ok := s.counts.get(h); ok {
+		return n
+	}
+	n := count()
+	s.counts.put(h, n)
+	return n
 }
 
 // cachedTokens returns the cached prompt tokens to report for a prompt with
