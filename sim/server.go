@@ -23,15 +23,16 @@ import (
 const Fingerprint = "llmscope-sim"
 
 // Config configures a Server. The zero value answers instantly and never
-// fails on its own.
+// fails on its own. A non-streamed answer takes as long as its stream would
+// (TTFT plus the pieces' pacing); embeddings take TTFT.
 type Config struct {
 	Seed            int64         // changes every answer, id and embedding
 	TTFT            time.Duration // delay before the first content piece
-	TokensPerSecond float64       // pace of streamed pieces; 0 = no delay
+	TokensPerSecond float64       // pace of streamed pieces (≈ words); 0 = no delay
 	Jitter          time.Duration // uniform ±Jitter added to each non-zero delay
 	ErrorRate       float64       // fraction of requests answered with ErrorStatus
 	ErrorStatus     int           // status of ErrorRate failures; default 500
-	Logger          *slog.Logger  // default: discard
+	Logger          *slog.Logger  // debug logs of faults and broken streams; default: discard
 }
 
 // Server is the simulated upstream. It is an http.Handler serving
