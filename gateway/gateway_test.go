@@ -58,7 +58,7 @@ func TestChat(t *testing.T) {
 	if h.Get("Authorization") != "Bearer sk-test-key" {
 		t.Errorf("client Authorization not passed through: %q", h.Get("Authorization"))
 	}
-	golden(t, "chat", c)
+	checkCall(t, "chat", c)
 }
 
 func TestAPIKeyReplacesAuthorization(t *testing.T) {
@@ -122,7 +122,7 @@ func TestStreamChatWithoutIncludeUsage(t *testing.T) {
 	if c.Usage.OutputTokens == 0 || c.TTFTMS <= 0 || c.TTFTMS > c.DurationMS {
 		t.Errorf("usage %+v ttft %v duration %v", c.Usage, c.TTFTMS, c.DurationMS)
 	}
-	golden(t, "chat_stream", c)
+	checkCall(t, "chat_stream", c)
 }
 
 func TestStreamChatWithIncludeUsage(t *testing.T) {
@@ -171,7 +171,7 @@ func TestEmbeddings(t *testing.T) {
 	if c.Usage.InputTokens != res.Usage.PromptTokens {
 		t.Errorf("input tokens %d, client saw %d", c.Usage.InputTokens, res.Usage.PromptTokens)
 	}
-	golden(t, "embeddings", c)
+	checkCall(t, "embeddings", c)
 }
 
 func TestResponsesStreaming(t *testing.T) {
@@ -203,7 +203,7 @@ func TestResponsesStreaming(t *testing.T) {
 	if c.Usage.OutputTokens != usage.OutputTokens || c.Usage.InputTokens != usage.InputTokens {
 		t.Errorf("recorded usage %+v, client saw %+v", c.Usage, usage)
 	}
-	golden(t, "responses_stream", c)
+	checkCall(t, "responses_stream", c)
 }
 
 func TestUpstreamErrorsPassThrough(t *testing.T) {
@@ -230,7 +230,7 @@ func TestUpstreamErrorsPassThrough(t *testing.T) {
 			if !errors.As(err, &apiErr) || apiErr.StatusCode != status {
 				t.Errorf("client error %v, want status %d", err, status)
 			}
-			golden(t, "error_"+itoa(status), e.sink.one(t))
+			checkCall(t, "error_"+itoa(status), e.sink.one(t))
 		})
 	}
 }
@@ -253,7 +253,7 @@ func TestStreamResetMidway(t *testing.T) {
 	if c.Usage.Source != llmscope.UsageEstimated || c.Usage.InputTokens == 0 || c.Usage.OutputTokens == 0 {
 		t.Errorf("usage %+v, want an estimate of what was seen", c.Usage)
 	}
-	golden(t, "stream_reset", c)
+	checkCall(t, "stream_reset", c)
 }
 
 func TestClientHangsUpMidStream(t *testing.T) {

@@ -3,10 +3,8 @@ package gateway_test
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -17,10 +15,9 @@ import (
 
 	"llmscope"
 	"llmscope/gateway"
+	"llmscope/internal/golden"
 	"llmscope/sim"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
 // sink collects recorded calls.
 type sink struct {
@@ -135,7 +132,7 @@ func client(base string, opts ...option.RequestOption) *openai.Client {
 
 // golden compares a call with testdata/<name>.call.json after blanking the
 // fields that change from run to run (ids, times, durations).
-func golden(t *testing.T, name string, c *llmscope.Call) {
+func checkCall(t *testing.T, name string, c *llmscope.Call) {
 	t.Helper()
 	b, err := json.Marshal(c)
 	if err != nil {
@@ -156,28 +153,7 @@ func golden(t *testing.T, name string, c *llmscope.Call) {
 			m[k] = "<positive>"
 		}
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(m); err != nil {
-		t.Fatal(err)
-	}
-	got := buf.Bytes()
-	path := filepath.Join("testdata", name+".call.json")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run with -update to create it): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("call differs from %s:\n got: %s\nwant: %s", path, got, want)
-	}
+	golden.JSON(t, filepath.Join("testdata", name+".call.json"), m)
 }
 
 // post sends body to url and returns the status, headers and whole body.

@@ -2,9 +2,7 @@ package openai
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
-	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,32 +10,13 @@ import (
 	"testing"
 
 	"llmscope"
+	"llmscope/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
 // checkGolden compares v, as indented JSON, with testdata/name.
 func checkGolden(t *testing.T, name string, v any) {
 	t.Helper()
-	got, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got = append(got, '\n')
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run with -update to create it): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs:\n got: %s\nwant: %s", path, got, want)
-	}
+	golden.JSON(t, filepath.Join("testdata", name), v)
 }
 
 func TestParseRequestGolden(t *testing.T) {

@@ -3,19 +3,17 @@ package sim
 import (
 	"bytes"
 	"context"
-	"flag"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/openai/openai-go/v3"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/sim")
+	"llmscope/internal/golden"
+)
 
 // goldenCases are requests whose exact answers are pinned in testdata/sim.
 var goldenCases = []struct{ name, path, body string }{
@@ -65,22 +63,7 @@ func TestGolden(t *testing.T) {
 			t.Errorf("%s: another seed gave the same bytes", c.name)
 		}
 		file := filepath.Join("..", "testdata", "sim", c.name+goldenExt(c.path, c.body))
-		if *update {
-			if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(file, a, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatalf("%v (run go test ./sim -run TestGolden -update)", err)
-		}
-		if !bytes.Equal(a, want) {
-			t.Errorf("%s differs from %s:\n got %s\nwant %s", c.name, file, a, want)
-		}
+		golden.Equal(t, file, a)
 	}
 }
 
