@@ -88,3 +88,10 @@ func Percentile(sorted []float64, p float64) float64 {
 	}
 	return sorted[rank-1]
 }
+
+// Pricer prices calls.
+type Pricer interface {
+	// Price returns the cost of c's usage, or nil when c's model has no known
+	// price (never a zero cost for an unknown model).
+	Price(c *Call) *Cost
+}
