@@ -139,7 +139,7 @@ func TestMalformedOverridesNameTheLine(t *testing.T) {
 		"models:\n  - {model: a, inptu: 1, output: 2}\n":                                      ":2: unknown field \"inptu\"",
 		"models:\n  - {model: a, input: 1}\n  - {model: A, input: 2}\n":                       ":3: model \"A\" listed twice",
 		"prices:\n  - {model: a}\n":                                                           ":1: unknown key \"prices\"",
-		"models: [\n":                                                                         "line 2",
+		"models: [\n":                                                                         "line 1",
 		"models: 3\n":                                                                         ":1: want a \"models\" list",
 	} {
 		_, err := Load(write(t, content))
