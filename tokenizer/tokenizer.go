@@ -3,10 +3,15 @@
 package tokenizer
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 
-	tiktoken "github.com/tiktoken-go/tokenizer"
+	tiktoken "github.com/pkoukk/tiktoken-go"
+	loader "github.com/pkoukk/tiktoken-go-loader"
 )
 
 // Encoding names.
@@ -19,9 +24,17 @@ const (
 // OpenAI's current model families.
 const DefaultEncoding = O200kBase
 
-var codecs = map[string]func() tiktoken.Codec{
-	O200kBase:  sync.OnceValue(func() tiktoken.Codec { c, _ := tiktoken.Get(tiktoken.O200kBase); return c }),
-	Cl100kBase: sync.OnceValue(func() tiktoken.Codec { c, _ := tiktoken.Get(tiktoken.Cl100kBase); return c }),
+// The vocabularies ship inside the binary (tiktoken-go-loader embeds
+// OpenAI's .tiktoken files); nothing is downloaded.
+func init() { tiktoken.SetBpeLoader(loader.NewOfflineLoader()) }
+
+func load(name string) func() (*tiktoken.Tiktoken, error) {
+	return sync.OnceValues(func() (*tiktoken.Tiktoken, error) { return tiktoken.GetEncoding(name) })
+}
+
+var codecs = map[string]func() (*tiktoken.Tiktoken, error){
+	O200kBase:  load(O200kBase),
+	Cl100kBase: load(Cl100kBase),
 }
 
 // cl100kPrefixes are the model families that use cl100k_base; every other
@@ -43,17 +56,136 @@ func EncodingFor(model string) string {
 	return DefaultEncoding
 }
 
-// Count returns the number of tokens of text under model's encoding.
+// Count returns the number of tokens of text under model's encoding, exactly
+// as tiktoken's encode_ordinary counts them: special-token markers such as
+// <|endoftext|> are plain text, and invalid UTF-8 bytes count as U+FFFD.
 func Count(model, text string) int {
+	return CountEncoding(EncodingFor(model), text)
+}
+
+// CountEncoding is Count for an encoding name (O200kBase or Cl100kBase);
+// unknown names use DefaultEncoding.
+func CountEncoding(encoding, text string) int {
 	if text == "" {
 		return 0
 	}
-	n, err := codecs[EncodingFor(model)]().Count(text)
+	ids, err := Encode(encoding, text)
 	if err != nil {
-		// Counting only fails on invalid UTF-8; fall back to a byte estimate.
-		return (len(text) + 3) / 4
+		return (len(text) + 3) / 4 // the vocabulary failed to load: a rough estimate beats none
 	}
-	return n
+	return len(ids)
+}
+
+// Encode returns the token ids of text under encoding, as tiktoken's
+// encode_ordinary does after decoding the bytes as UTF-8 with errors
+// replaced (each maximal invalid subsequence becomes one U+FFFD).
+func Encode(encoding, text string) ([]int, error) {
+	get, ok := codecs[encoding]
+	if !ok {
+		get = codecs[DefaultEncoding]
+	}
+	enc, err := get()
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: load %s: %w", encoding, err)
+	}
+	text = ValidUTF8(text)
+	var ids []int
+	for len(text) > 0 {
+		seg := segment(text)
+		ids = append(ids, enc.EncodeOrdinary(text[:seg])...)
+		text = text[seg:]
+	}
+	return ids, nil
+}
+
+// maxRun bounds a run of characters of one class (letters, digits, spaces,
+// others) that is encoded in one piece. Byte-pair merging is quadratic in
+// the length of a piece, so a megabyte of spaces or of one letter would take
+// minutes; such a run is cut every maxRun bytes and its halves encoded apart.
+// Counts stay exact for any text without such runs and within a token per
+// cut for text with them.
+const maxRun = 1024
+
+// segment returns the length of the first segment of s to encode on its own:
+// all of s, or up to the point where a run of one class reaches maxRun bytes.
+func segment(s string) int {
+	run, class := 0, -1
+	for i, r := range s {
+		c := charClass(r)
+		if c != class {
+			class, run = c, 0
+		}
+		run += utf8.RuneLen(r)
+		if run > maxRun {
+			return i
+		}
+	}
+	return len(s)
+}
+
+func charClass(r rune) int {
+	switch {
+	case unicode.IsSpace(r):
+		return 0
+	case unicode.IsLetter(r) || unicode.IsMark(r):
+		return 1
+	case unicode.IsNumber(r):
+		return 2
+	}
+	return 3
+}
+
+// ValidUTF8 returns s with each maximal ill-formed subsequence replaced by
+// U+FFFD, as Python's bytes.decode("utf-8", "replace") does.
+func ValidUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		if r == utf8.RuneError && n == 1 {
+			b.WriteRune(utf8.RuneError)
+			n = maximalSubpart(s)
+		} else {
+			b.WriteString(s[:n])
+		}
+		s = s[n:]
+	}
+	return b.String()
+}
+
+// maximalSubpart returns the length of the longest prefix of s that starts
+// a well-formed UTF-8 sequence without completing it (at least 1).
+func maximalSubpart(s string) int {
+	need, lo, hi := 0, byte(0x80), byte(0xBF)
+	switch c := s[0]; {
+	case c >= 0xC2 && c <= 0xDF:
+		need = 1
+	case c == 0xE0:
+		need, lo = 2, 0xA0
+	case c == 0xED:
+		need, hi = 2, 0x9F
+	case c >= 0xE1 && c <= 0xEF:
+		need = 2
+	case c == 0xF0:
+		need, lo = 3, 0x90
+	case c >= 0xF1 && c <= 0xF3:
+		need = 3
+	case c == 0xF4:
+		need, hi = 3, 0x8F
+	default:
+		return 1
+	}
+	i := 1
+	for ; i <= need && i < len(s); i++ {
+		c := s[i]
+		if i == 1 && (c < lo || c > hi) || i > 1 && (c < 0x80 || c > 0xBF) {
+			break
+		}
+	}
+	return i
 }
 
 // Message is one chat message as the counter needs it.
@@ -83,6 +215,36 @@ func CountChat(model string, msgs []Message) int {
 		if m.Name != "" {
 			n += tokensPerName + Count(model, m.Name)
 		}
+	}
+	return n
+}
+
+// Tool definitions are rendered by OpenAI into a hidden system message in a
+// TypeScript-like form that is not published. CountTools approximates it:
+// the tokens of each function's name, description and JSON parameters
+// schema, plus toolOverhead per tool and toolsOverhead once. It is an
+// estimate (typically within a few tokens per tool), used only when the
+// upstream reports no usage.
+const (
+	toolOverhead  = 8
+	toolsOverhead = 12
+)
+
+// Tool is one function tool as the counter needs it.
+type Tool struct {
+	Name        string
+	Description string
+	Parameters  json.RawMessage
+}
+
+// CountTools returns the approximate prompt tokens that tools add.
+func CountTools(model string, tools []Tool) int {
+	if len(tools) == 0 {
+		return 0
+	}
+	n := toolsOverhead
+	for _, t := range tools {
+		n += toolOverhead + Count(model, t.Name) + Count(model, t.Description) + Count(model, string(t.Parameters))
 	}
 	return n
 }
