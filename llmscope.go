@@ -29,6 +29,7 @@ const (
 	ErrTypeStream      = "stream_broken"        // the upstream stream ended abnormally
 	ErrTypeUnreachable = "upstream_unreachable" // no response from the upstream
 	ErrTypeTimeout     = "timeout"              // the upstream did not answer in time
+	ErrTypeUpstream    = "upstream_error"       // an error reported inside a successful response
 )
 
 // ErrNotFound is returned by Store.Get when no call has the given id.

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -39,17 +40,26 @@ type Config struct {
 	// InjectUsage asks streaming chat and completion requests for usage and
 	// hides the extra chunk from the client (default on; see DESIGN.md).
 	DisableUsageInjection bool
-	Sink                  llmscope.Sink
-	Logger                *slog.Logger
+	// UpstreamTimeout bounds the wait for the upstream's response headers
+	// when Transport is nil (default 10 minutes; streams may then run longer).
+	UpstreamTimeout time.Duration
+	// Pricer prices each call; nil leaves cost null.
+	Pricer llmscope.Pricer
+	// OnCostUnknown is called with the model of each call Pricer could not price.
+	OnCostUnknown func(model string)
+	Sink          llmscope.Sink
+	Logger        *slog.Logger
 }
 
 // Gateway is the proxy. It is an http.Handler for the /v1/ tree.
 type Gateway struct {
-	cfg       Config
-	base      string // upstream base URL without a trailing slash
-	transport http.RoundTripper
-	log       *slog.Logger
-	inflight  sync.WaitGroup
+	cfg        Config
+	base       string // upstream base URL without a trailing slash
+	transport  http.RoundTripper
+	log        *slog.Logger
+	inflight   sync.WaitGroup
+	id         string        // this gateway's mark in X-Llmscope-Via
+	estimators chan struct{} // bounds concurrent token estimation
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes is 0.
@@ -82,9 +92,15 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Gateway{cfg: cfg, base: strings.TrimRight(cfg.Upstream, "/"), transport: cfg.Transport, log: cfg.Logger}
+	if cfg.UpstreamTimeout <= 0 {
+		cfg.UpstreamTimeout = 10 * time.Minute
+	}
+	g := &Gateway{cfg: cfg, base: strings.TrimRight(cfg.Upstream, "/"), transport: cfg.Transport, log: cfg.Logger,
+		id: llmscope.NewID()[24:], estimators: make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))}
 	if g.transport == nil {
-		g.transport = NewTransport()
+		t := NewTransport()
+		t.ResponseHeaderTimeout = cfg.UpstreamTimeout
+		g.transport = t
 	}
 	return g, nil
 }

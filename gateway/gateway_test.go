@@ -51,7 +51,7 @@ func TestChat(t *testing.T) {
 	}
 	h, _ := e.upstream.last()
 	for k := range h {
-		if strings.HasPrefix(k, "X-Llmscope-") {
+		if strings.HasPrefix(k, "X-Llmscope-") && k != gateway.HeaderVia {
 			t.Errorf("header %s reached the upstream", k)
 		}
 	}

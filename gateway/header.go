@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"llmscope"
+	"llmscope/openai"
 )
 
 // Request headers llmscope reads and strips before the upstream.
@@ -15,6 +16,9 @@ const (
 	HeaderSession    = "X-Llmscope-Session"
 	HeaderTags       = "X-Llmscope-Tags"
 	HeaderCallID     = "X-Llmscope-Call-Id" // added to every response
+	// HeaderVia lists the gateways a request passed through, so a gateway
+	// whose upstream points back at itself answers 508 instead of looping.
+	HeaderVia = "X-Llmscope-Via"
 )
 
 // readLabels copies the X-Llmscope-* labels of a request onto c.
@@ -47,23 +51,40 @@ func ParseTags(s string) map[string]string {
 	return tags
 }
 
-// methodAllowed reports whether method suits operation op, and sets Allow
-// when it does not.
-func methodAllowed(op, method string, w http.ResponseWriter) bool {
-	want := ""
+// operation names the operation of a request and, when its method does not
+// suit its path, returns the methods allowed there. Only POST on the exact
+// generation paths and GET on the models paths are recorded as such; other
+// requests (listing stored completions, deleting a model, CORS preflight)
+// pass through as OpOther.
+func operation(method, path string) (op, allowed string) {
+	op = openai.Operation(path)
+	if method == http.MethodOptions {
+		return llmscope.OpOther, ""
+	}
 	switch op {
-	case llmscope.OpChat, llmscope.OpTextCompletion, llmscope.OpEmbeddings, llmscope.OpResponses:
-		want = http.MethodPost
+	case llmscope.OpChat:
+		switch method {
+		case http.MethodPost:
+			return op, ""
+		case http.MethodGet: // list stored chat completions
+			return llmscope.OpOther, ""
+		}
+		return op, "GET, POST, OPTIONS"
+	case llmscope.OpTextCompletion, llmscope.OpEmbeddings, llmscope.OpResponses:
+		if method == http.MethodPost {
+			return op, ""
+		}
+		return op, "POST, OPTIONS"
 	case llmscope.OpModels:
-		want = http.MethodGet
-	default:
-		return true
+		switch {
+		case method == http.MethodGet:
+			return op, ""
+		case method == http.MethodDelete && path != "/v1/models": // delete a fine-tuned model
+			return llmscope.OpOther, ""
+		}
+		return op, "GET, OPTIONS"
 	}
-	if method == want {
-		return true
-	}
-	w.Header().Set("Allow", want)
-	return false
+	return op, ""
 }
 
 // hopByHop reports whether a header belongs to one connection only.

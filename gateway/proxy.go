@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,7 +48,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.inflight.Add(1)
 	defer g.inflight.Done()
 	x := &exchange{t0: time.Now()}
-	op := openai.Operation(r.URL.Path)
+	op, allowed := operation(r.Method, r.URL.Path)
 	c := &llmscope.Call{
 		ID:         llmscope.NewID(),
 		Start:      x.t0,
@@ -59,24 +60,32 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.TraceID = llmscope.TraceIDFor(c.ID)
 	x.call = c
 	readLabels(r.Header, c)
-	w.Header().Set("X-Llmscope-Call-Id", c.ID)
+	w.Header().Set(HeaderCallID, c.ID)
 	defer func() { putBuf(x.body) }()
 
-	if !methodAllowed(op, r.Method, w) {
+	if slices.Contains(strings.Split(r.Header.Get(HeaderVia), ","), g.id) {
+		g.fail(w, x, http.StatusLoopDetected, "invalid_request_error", "loop_detected",
+			"this request already passed through this gateway: its upstream points back at it")
+		return
+	}
+	if allowed != "" {
+		w.Header().Set("Allow", allowed)
 		g.fail(w, x, http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed",
 			"method "+r.Method+" is not allowed on "+r.URL.Path)
 		return
 	}
 	if err := g.readBody(w, r, x); err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		switch {
+		case errors.As(err, &tooBig):
 			g.fail(w, x, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
 				"request body exceeds the limit of "+strconv.FormatInt(g.cfg.MaxBodyBytes, 10)+" bytes")
-			return
+		case r.Context().Err() != nil:
+			c.ErrorType, c.Status = llmscope.ErrTypeCancelled, 499
+			g.finish(x)
+		default:
+			g.fail(w, x, http.StatusBadRequest, "invalid_request_error", "bad_request_body", "read request body: "+err.Error())
 		}
-		c.ErrorType = llmscope.ErrTypeCancelled
-		c.Status = 499
-		g.finish(x)
 		return
 	}
 
@@ -92,7 +101,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case r.Context().Err() != nil:
 			c.ErrorType, c.Status = llmscope.ErrTypeCancelled, 499
 			g.finish(x)
-		case errors.Is(err, context.DeadlineExceeded):
+		case isTimeout(err):
 			g.fail(w, x, http.StatusGatewayTimeout, "upstream_error", llmscope.ErrTypeTimeout, "upstream timed out: "+err.Error())
 		default:
 			g.fail(w, x, http.StatusBadGateway, "upstream_error", llmscope.ErrTypeUnreachable, "upstream unreachable: "+err.Error())
@@ -109,6 +118,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.Stream = stream || x.req.Stream
 	h := w.Header()
 	copyHeader(h, resp.Header)
+	h.Set(HeaderCallID, c.ID) // an upstream gateway's id must not replace ours
 	if stream && x.injected {
 		h.Del("Content-Length")
 	}
@@ -134,7 +144,10 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, x *exchange) 
 	if r.ContentLength > 0 {
 		x.body.Grow(int(r.ContentLength))
 	}
-	if _, err := x.body.ReadFrom(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes)); err != nil {
+	t := time.Now()
+	_, err := x.body.ReadFrom(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
+	x.overhead -= time.Since(t) // receiving the body is the client's time, not ours
+	if err != nil {
 		return err
 	}
 	if x.call.Operation == llmscope.OpModels || x.call.Operation == llmscope.OpOther && x.body.Len() == 0 {
@@ -163,7 +176,7 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, x *exchange) 
 // /v1, query and body; headers minus hop-by-hop, llmscope's own and
 // Accept-Encoding; Authorization replaced when an API key is configured.
 func (g *Gateway) upstreamRequest(r *http.Request, x *exchange) (*http.Request, error) {
-	target := g.base + strings.TrimPrefix(r.URL.Path, "/v1")
+	target := g.base + strings.TrimPrefix(r.URL.EscapedPath(), "/v1")
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
 	}
@@ -187,6 +200,11 @@ func (g *Gateway) upstreamRequest(r *http.Request, x *exchange) (*http.Request, 
 	if g.cfg.APIKey != "" {
 		up.Header.Set("Authorization", "Bearer "+g.cfg.APIKey)
 	}
+	via := g.id
+	if prev := r.Header.Get(HeaderVia); prev != "" {
+		via = prev + "," + g.id
+	}
+	up.Header.Set(HeaderVia, via)
 	return up, nil
 }
 
@@ -262,7 +280,7 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, resp *http
 				if kind == openai.ChunkUsageOnly {
 					out = nil
 				} else {
-					out = openai.StripNullUsage(raw)
+					out = openai.StripUsage(raw)
 				}
 			}
 			x.overhead += time.Since(p0)
@@ -320,37 +338,66 @@ func (g *Gateway) fail(w http.ResponseWriter, x *exchange, status int, typ, code
 	g.finish(x)
 }
 
-// finish completes the call's fields from the response and hands it to the
-// sink. Usage the upstream did not report is estimated here, after the client
-// has its answer.
+// finish completes the call's fields from the response, prices it and hands
+// it to the sink. Usage the upstream did not report is estimated on another
+// goroutine, so the client's response never waits for the tokenizer.
 func (g *Gateway) finish(x *exchange) {
 	c := x.call
-	end := time.Now()
-	c.DurationMS = ms(end.Sub(x.t0))
-	c.OverheadMS = ms(x.overhead)
+	c.DurationMS = ms(time.Since(x.t0))
+	c.OverheadMS = ms(max(x.overhead, 0))
 	res := &x.resp
 	c.ResponseModel = res.Model
 	c.FinishReason = res.FinishReason
-	if c.Status >= 400 && res.ErrorType != "" && c.ErrorType == "" {
-		c.ErrorType = strconv.Itoa(c.Status)
+	if res.ErrorType != "" && c.ErrorType == "" {
+		// An error reported inside a successful response (a stream's error
+		// event, a failed Responses API object).
+		c.ErrorType = llmscope.ErrTypeUpstream
+	}
+	if g.cfg.Capture {
+		c.Output = openai.Truncate(res.Text(), g.cfg.CaptureMaxBytes)
 	}
 	switch {
 	case res.HasUsage:
 		c.Usage = res.Usage
 	case c.Status < 400 && c.Status != 0 && x.req.Valid && estimable(c.Operation):
-		model := c.RequestModel
-		c.Usage.InputTokens = openai.EstimateInputTokens(c.Operation, model, x.body.Bytes())
-		c.Usage.OutputTokens = openai.EstimateOutputTokens(model, res.Text())
-		c.Usage.TotalTokens = c.Usage.InputTokens + c.Usage.OutputTokens
-		c.Usage.Source = llmscope.UsageEstimated
+		body := bytes.Clone(x.body.Bytes()) // x.body goes back to the pool
+		text := res.Text()
+		g.inflight.Add(1)
+		go func() {
+			defer g.inflight.Done()
+			g.estimators <- struct{}{}
+			c.Usage = estimate(c, body, text)
+			<-g.estimators
+			g.record(c)
+		}()
+		return
 	default:
 		c.Usage.Source = llmscope.UsageNone
 	}
-	if g.cfg.Capture {
-		c.Output = openai.Truncate(res.Text(), g.cfg.CaptureMaxBytes)
+	g.record(c)
+}
+
+// estimate counts the tokens of a call whose upstream reported none.
+func estimate(c *llmscope.Call, body []byte, text string) llmscope.Usage {
+	u := llmscope.Usage{Source: llmscope.UsageEstimated}
+	u.InputTokens = openai.EstimateInputTokens(c.Operation, c.RequestModel, body)
+	u.OutputTokens = openai.EstimateOutputTokens(c.RequestModel, text)
+	u.TotalTokens = u.InputTokens + u.OutputTokens
+	return u
+}
+
+// record prices c and hands it to the sink.
+func (g *Gateway) record(c *llmscope.Call) {
+	if g.cfg.Pricer != nil && priced(c.Operation) {
+		c.Cost = g.cfg.Pricer.Price(c)
+		if c.Cost == nil && g.cfg.OnCostUnknown != nil {
+			g.cfg.OnCostUnknown(c.Model())
+		}
 	}
 	g.cfg.Sink.Record(c)
 }
+
+func priced(op string) bool { return estimable(op) }
 
 func estimable(op string) bool {
 	switch op {
@@ -361,3 +408,9 @@ func estimable(op string) bool {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
+
+// isTimeout reports whether err is a deadline or timeout of the upstream.
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}

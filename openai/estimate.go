@@ -12,6 +12,9 @@ import (
 // for when the upstream reported no usage: chat messages with OpenAI's
 // per-message overhead; prompts and inputs as plain text.
 func EstimateInputTokens(op, model string, body []byte) int64 {
+	if !validJSON(body) {
+		return 0
+	}
 	root := gjson.Parse(str(body))
 	switch {
 	case root.Get("messages").IsArray():

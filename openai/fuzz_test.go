@@ -68,9 +68,14 @@ func FuzzStream(f *testing.F) {
 			rebuilt = append(rebuilt, raw...)
 			s.Event(data)
 			r.Event(data)
-			stripped := StripNullUsage(raw)
+			stripped := StripUsage(raw)
 			if len(stripped) > len(raw) {
 				t.Fatal("stripping grew the event")
+			}
+			if start, end := dataLine(raw); start >= 0 && validJSON(raw[start:end]) {
+				if s2, e2 := dataLine(stripped); s2 < 0 || !validJSON(stripped[s2:e2]) {
+					t.Fatalf("stripping broke valid JSON: %q -> %q", raw, stripped)
+				}
 			}
 			if err != nil {
 				if err != io.EOF {

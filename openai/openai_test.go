@@ -134,18 +134,49 @@ func TestStreamGolden(t *testing.T) {
 	}
 }
 
-func TestStripNullUsage(t *testing.T) {
+func TestStripUsage(t *testing.T) {
 	cases := map[string]string{
 		"data: {\"id\":\"a\",\"choices\":[],\"usage\":null}\n\n":                      "data: {\"id\":\"a\",\"choices\":[]}\n\n",
 		"data: {\"id\":\"a\",\"usage\":null,\"x\":1}\n\n":                             "data: {\"id\":\"a\",\"x\":1}\n\n",
+		"data: {\"usage\": null, \"id\": \"a\"}\n\n":                                  "data: {\"id\": \"a\"}\n\n",
+		"data: {\"id\": \"a\", \"usage\" : null}\r\n\r\n":                             "data: {\"id\": \"a\"}\r\n\r\n",
+		"data:{\"c\":[{\"t\":\"data: x\"}],\"usage\":{\"total_tokens\":3}}\n\n":       "data:{\"c\":[{\"t\":\"data: x\"}]}\n\n",
+		"id: 7\ndata: {\"id\":\"a\",\"usage\":null}\n\n":                              "id: 7\ndata: {\"id\":\"a\"}\n\n",
 		"data: {\"id\":\"a\",\"choices\":[{\"delta\":{\"x\":1,\"usage\":null}}]}\n\n": "data: {\"id\":\"a\",\"choices\":[{\"delta\":{\"x\":1,\"usage\":null}}]}\n\n",
 		"data: {\"id\":\"a\",\"c\":\"text ,\\\"usage\\\":null\"}\n\n":                 "data: {\"id\":\"a\",\"c\":\"text ,\\\"usage\\\":null\"}\n\n",
 		"data: {\"id\":\"a\"}\n\n":                                                    "data: {\"id\":\"a\"}\n\n",
+		"data: [DONE]\n\n":                                                            "data: [DONE]\n\n",
+		": comment\n\n":                                                               ": comment\n\n",
 	}
 	for in, want := range cases {
-		if got := string(StripNullUsage([]byte(in))); got != want {
-			t.Errorf("StripNullUsage(%q) = %q, want %q", in, got, want)
+		if got := string(StripUsage([]byte(in))); got != want {
+			t.Errorf("StripUsage(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestUsageOnlyWithoutChoices(t *testing.T) {
+	s := NewStream(llmscope.OpChat)
+	if k := s.Event([]byte(`{"id":"a","usage":{"prompt_tokens":3,"completion_tokens":4}}`)); k != ChunkUsageOnly || s.Usage.TotalTokens != 7 {
+		t.Errorf("kind %v usage %+v", k, s.Usage)
+	}
+}
+
+func TestDeepNestingIsNotParsed(t *testing.T) {
+	deep := bytes.Repeat([]byte("["), 8<<20)
+	if r := ParseRequest(deep); r.Valid {
+		t.Error("8 MiB of [ parsed as valid")
+	}
+	var r Response
+	r.ReadBody(llmscope.OpChat, deep)
+	NewStream(llmscope.OpChat).Event(deep)
+	_ = EstimateInputTokens(llmscope.OpChat, "gpt-4o", deep)
+	ok := []byte(strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth))
+	if !validJSON(ok) || validJSON([]byte(strings.Repeat("[", MaxDepth+1)+strings.Repeat("]", MaxDepth+1))) {
+		t.Error("depth bound is off")
+	}
+	if !validJSON([]byte(`{"s":"[[[[\"]]"}`)) {
+		t.Error("brackets inside strings counted")
 	}
 }
 

@@ -49,16 +49,46 @@ func Operation(path string) string {
 // contents, so every value kept from it is cloned.
 func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
+// MaxDepth bounds the nesting of JSON that llmscope parses. The parser
+// recurses once per level, so without a bound a body of a few megabytes of
+// "[" would exhaust the stack; deeper JSON is treated as not JSON.
+const MaxDepth = 512
+
+// validJSON reports whether b is valid JSON nested at most MaxDepth deep.
+func validJSON(b []byte) bool {
+	depth, inStr, esc := 0, false, false
+	for _, c := range b {
+		switch {
+		case esc:
+			esc = false
+		case inStr:
+			if c == '\\' {
+				esc = true
+			} else if c == '"' {
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '{' || c == '[':
+			if depth++; depth > MaxDepth {
+				return false
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return gjson.ValidBytes(b)
+}
+
 // ParseRequest reads the model, streaming flags and generation parameters of
 // a request body in one pass. A body that is not a JSON object gives a
 // Request with Valid false and nothing else set.
 func ParseRequest(body []byte) Request {
 	var r Request
-	s := str(body)
-	if !gjson.Valid(s) {
+	if !validJSON(body) {
 		return r
 	}
-	root := gjson.Parse(s)
+	root := gjson.Parse(str(body))
 	if !root.IsObject() {
 		return r
 	}
@@ -188,6 +218,9 @@ func InjectIncludeUsage(body []byte) ([]byte, error) {
 // CaptureInput returns the raw JSON of what a request asks the model about
 // (messages, prompt or input, plus instructions), cut to at most max bytes.
 func CaptureInput(body []byte, max int) string {
+	if !validJSON(body) {
+		return ""
+	}
 	s := str(body)
 	var out string
 	for _, key := range [...]string{"messages", "input", "prompt"} {

@@ -41,11 +41,10 @@ func (r *Response) addText(s string) {
 // ReadBody reads a non-streamed JSON response body of operation op. Bodies
 // that are not JSON leave r unchanged.
 func (r *Response) ReadBody(op string, body []byte) {
-	s := str(body)
-	if !gjson.Valid(s) {
+	if !validJSON(body) {
 		return
 	}
-	root := gjson.Parse(s)
+	root := gjson.Parse(str(body))
 	if e := root.Get("error"); e.IsObject() {
 		r.ErrorType = strings.Clone(e.Get("type").String())
 		r.ErrorCode = strings.Clone(e.Get("code").String())

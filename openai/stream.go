@@ -38,11 +38,10 @@ func (s *Stream) Event(data []byte) Chunk {
 	if bytes.Equal(data, doneMarker) {
 		return ChunkDone
 	}
-	js := str(data)
-	if !gjson.Valid(js) {
+	if !validJSON(data) {
 		return ChunkOther
 	}
-	root := gjson.Parse(js)
+	root := gjson.Parse(str(data))
 	if s.op == llmscope.OpResponses {
 		return s.responsesEvent(root)
 	}
@@ -56,9 +55,13 @@ func (s *Stream) Event(data []byte) Chunk {
 			s.Model = strings.Clone(m.Str)
 		}
 	}
-	s.readUsage(root.Get("usage"))
+	usage := root.Get("usage")
+	s.readUsage(usage)
 	choices := root.Get("choices")
 	if !choices.IsArray() {
+		if usage.IsObject() {
+			return ChunkUsageOnly
+		}
 		return ChunkOther
 	}
 	kind := ChunkOther
@@ -87,7 +90,7 @@ func (s *Stream) Event(data []byte) Chunk {
 		}
 		return true
 	})
-	if n == 0 && s.HasUsage && root.Get("usage").IsObject() {
+	if n == 0 && usage.IsObject() {
 		return ChunkUsageOnly
 	}
 	return kind
@@ -121,45 +124,84 @@ func (s *Stream) responsesEvent(ev gjson.Result) Chunk {
 
 var doneMarker = []byte("[DONE]")
 
-// StripNullUsage removes the `"usage":null` member that include_usage adds to
-// every chunk, from the raw bytes of one SSE event. It returns raw unchanged
-// when the object has no such top-level member.
-func StripNullUsage(raw []byte) []byte {
-	const member = `,"usage":null`
-	i := bytes.Index(raw, []byte(member))
-	if i < 0 {
-		return raw
-	}
-	if !topLevelAt(raw, i) { // a nested "usage" is not ours to touch
-		return raw
-	}
-	out := make([]byte, 0, len(raw)-len(member))
-	out = append(out, raw[:i]...)
-	return append(out, raw[i+len(member):]...)
-}
-
-// topLevelAt reports whether byte offset i of raw lies at nesting depth 1 of
-// the JSON object on its data line, outside any string.
-func topLevelAt(raw []byte, i int) bool {
-	start := bytes.LastIndex(raw[:i], []byte("data:"))
+// StripUsage removes the top-level "usage" member, whatever its value, from
+// the JSON object on the data line of one raw SSE event. It returns raw
+// itself when there is no such member or no JSON object to edit.
+func StripUsage(raw []byte) []byte {
+	start, end := dataLine(raw)
 	if start < 0 {
-		return false
+		return raw
 	}
-	depth, inStr, esc := 0, false, false
-	for _, c := range raw[start+5 : i] {
-		switch {
-		case esc:
-			esc = false
-		case inStr && c == '\\':
-			esc = true
-		case c == '"':
-			inStr = !inStr
-		case inStr:
-		case c == '{' || c == '[':
-			depth++
-		case c == '}' || c == ']':
-			depth--
+	payload := raw[start:end]
+	if !bytes.Contains(payload, []byte(`"usage"`)) || !validJSON(payload) {
+		return raw
+	}
+	root := gjson.Parse(str(payload))
+	if !root.IsObject() {
+		return raw
+	}
+	from, to := -1, -1
+	root.ForEach(func(key, v gjson.Result) bool {
+		if key.Str != "usage" {
+			return true
+		}
+		from, to = key.Index, v.Index+len(v.Raw)
+		return false
+	})
+	if from < 0 {
+		return raw
+	}
+	// Take a neighbouring comma with the member: the one before it, or the
+	// one after it when it is the first member.
+	if i := lastNonSpace(payload[:from]); i >= 0 && payload[i] == ',' {
+		from = i
+	} else if j := firstNonSpace(payload[to:]); j >= 0 && payload[to+j] == ',' {
+		to += j + 1
+		for to < len(payload) && isSpace(payload[to]) {
+			to++
 		}
 	}
-	return depth == 1 && !inStr
+	out := make([]byte, 0, len(raw)-(to-from))
+	out = append(out, raw[:start+from]...)
+	return append(out, raw[start+to:]...)
 }
+
+// dataLine returns the bounds of the value of the first "data:" line of an
+// SSE event, or -1, -1.
+func dataLine(raw []byte) (int, int) {
+	for off := 0; off < len(raw); {
+		end := bytes.IndexByte(raw[off:], '\n')
+		if end < 0 {
+			end = len(raw)
+		} else {
+			end += off
+		}
+		line := bytes.TrimRight(raw[off:end], "\r")
+		if v, ok := field(line, "data"); ok {
+			start := off + len(line) - len(v)
+			return start, start + len(v)
+		}
+		off = end + 1
+	}
+	return -1, -1
+}
+
+func lastNonSpace(b []byte) int {
+	for i := len(b) - 1; i >= 0; i-- {
+		if !isSpace(b[i]) {
+			return i
+		}
+	}
+	return -1
+}
+
+func firstNonSpace(b []byte) int {
+	for i, c := range b {
+		if !isSpace(c) {
+			return i
+		}
+	}
+	return -1
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
