@@ -111,6 +111,9 @@ func (r *Recorder) Written() int64 { return r.written.Load() }
 // QueueDepth returns the number of calls waiting for the store.
 func (r *Recorder) QueueDepth() int { return len(r.queue) }
 
+// QueueCapacity returns the queue's size.
+func (r *Recorder) QueueCapacity() int { return cap(r.queue) }
+
 // Close stops accepting calls and waits until every queued call is committed
 // or ctx ends; in the latter case it returns ctx's error and the calls still
 // queued are lost (and logged as such).
@@ -168,15 +171,18 @@ func (r *Recorder) run() {
 		}
 		timer.Stop()
 		r.write(batch, false)
+		if r.cfg.OnQueueSize != nil {
+			r.cfg.OnQueueSize(len(r.queue))
+		}
 	}
 }
 
 // write commits batch, retrying with backoff until it succeeds: while the
 // store is down nothing is lost, the queue just fills. A batch that keeps
-// failing is split and written call by call; when some of its calls are
-// accepted and others keep being refused, the store is up and those others
-// can never be written (poison), so they are dropped as DropStoreError.
-// While closing it gives up after a few attempts so shutdown is bounded.
+// failing is split and written call by call; a call that the store keeps
+// refusing while it accepts the others cannot be written at all (poison) and
+// is dropped as DropStoreError. While closing, retries are bounded so that
+// shutdown ends.
 func (r *Recorder) write(batch []*Call, closing bool) {
 	wait := 10 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -185,14 +191,21 @@ func (r *Recorder) write(batch []*Call, closing bool) {
 			return
 		}
 		r.cfg.Logger.Error("store write failed", "calls", len(batch), "attempt", attempt, "err", err)
+		if !closing {
+			select {
+			case <-r.closing:
+				closing = true
+			default:
+			}
+		}
 		if closing && attempt >= 5 {
 			for _, c := range batch {
 				r.drop(c, DropStoreError)
 			}
 			return
 		}
-		if attempt >= 3 {
-			if batch = r.split(batch); len(batch) == 0 {
+		if attempt >= 3 && len(batch) > 1 {
+			if batch = r.split(batch, wait); len(batch) == 0 {
 				return
 			}
 		}
@@ -201,13 +214,11 @@ func (r *Recorder) write(batch []*Call, closing bool) {
 	}
 }
 
-// split writes the calls of a failing batch one by one. It returns the calls
-// still to retry: all of them when none was accepted (the store is down),
-// none when some were (the refused ones are dropped).
-func (r *Recorder) split(batch []*Call) []*Call {
-	if len(batch) == 1 {
-		return batch
-	}
+// split writes the calls of a failing batch one by one. When the store
+// accepts none of them it is down: all are returned to retry. Otherwise each
+// refused call gets a few more tries (a transient error such as a busy
+// database passes) and is dropped if it is still refused.
+func (r *Recorder) split(batch []*Call, wait time.Duration) []*Call {
 	var failed []*Call
 	for _, c := range batch {
 		if r.commit([]*Call{c}) != nil {
@@ -218,8 +229,17 @@ func (r *Recorder) split(batch []*Call) []*Call {
 		return batch
 	}
 	for _, c := range failed {
-		r.cfg.Logger.Error("store refuses call: dropped", "call_id", c.ID)
-		r.drop(c, DropStoreError)
+		var err error
+		for try := 0; try < 5; try++ {
+			time.Sleep(wait)
+			if err = r.commit([]*Call{c}); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			r.cfg.Logger.Error("store refuses call: dropped", "call_id", c.ID, "err", err)
+			r.drop(c, DropStoreError)
+		}
 	}
 	return nil
 }
@@ -231,8 +251,5 @@ func (r *Recorder) commit(batch []*Call) error {
 		return err
 	}
 	r.written.Add(int64(len(batch)))
-	if r.cfg.OnQueueSize != nil {
-		r.cfg.OnQueueSize(len(r.queue))
-	}
 	return nil
 }

@@ -20,7 +20,8 @@ type memStore struct {
 	delay    time.Duration
 	failures atomic.Int32
 	block    chan struct{}
-	poison   string // a batch holding a call with this id always fails
+	poison   string         // a batch holding a call with this id always fails
+	flaky    map[string]int // a batch holding one of these ids fails while its count is > 0
 }
 
 func newMemStore() *memStore { return &memStore{calls: map[string]*llmscope.Call{}} }
@@ -39,6 +40,16 @@ func (m *memStore) Write(ctx context.Context, calls []*llmscope.Call) error {
 		if m.poison != "" && c.ID == m.poison {
 			return errors.New("cannot encode call")
 		}
+	}
+	failed := false
+	for _, c := range calls {
+		if m.flaky[c.ID] > 0 {
+			m.flaky[c.ID]--
+			failed = true
+		}
+	}
+	if failed {
+		return errors.New("database is locked")
 	}
 	m.batches++
 	for _, c := range calls {
@@ -152,6 +163,28 @@ func TestRecorderDropsPoisonCallOnly(t *testing.T) {
 	}
 	if calls, _ := store.count(); calls != 9 || rec.Dropped() != 1 {
 		t.Fatalf("stored %d, dropped %d; want the 9 good calls stored and the poison one dropped", calls, rec.Dropped())
+	}
+}
+
+func TestRecorderKeepsCallsWithTransientErrors(t *testing.T) {
+	store := newMemStore()
+	store.flaky = map[string]int{} // calls that fail their first 4 writes
+	rec := llmscope.NewRecorder(store, llmscope.RecorderConfig{BatchWait: 50 * time.Millisecond})
+	ids := make([]string, 6)
+	for i := range ids {
+		ids[i] = llmscope.NewID()
+		if i > 0 { // the first call goes through at once, so the store is "up"
+			store.flaky[ids[i]] = 4
+		}
+	}
+	for _, id := range ids {
+		rec.Record(&llmscope.Call{ID: id})
+	}
+	if err := rec.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if calls, _ := store.count(); calls != 6 || rec.Dropped() != 0 {
+		t.Fatalf("stored %d, dropped %d; transient errors must not lose calls", calls, rec.Dropped())
 	}
 }
 

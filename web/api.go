@@ -42,6 +42,9 @@ func New(store llmscope.Store, health map[string]Health, logger *slog.Logger) *H
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
+// MaxLimit is the largest limit /api/calls accepts; use export for more.
+const MaxLimit = 10000
+
 // ParseFilter reads a Filter from the query parameters limit, model, run,
 // experiment, operation, since and until. since/until accept RFC 3339 times or
 // a duration back from now ("15m", "24h").
@@ -55,8 +58,8 @@ func ParseFilter(q map[string][]string, now time.Time) (llmscope.Filter, error) 
 	f := llmscope.Filter{Model: get("model"), Run: get("run"), Experiment: get("experiment"), Operation: get("operation")}
 	if v := get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return f, fmt.Errorf("limit %q is not a non-negative integer", v)
+		if err != nil || n < 0 || n > MaxLimit {
+			return f, fmt.Errorf("limit %q is not an integer from 0 to %d", v, MaxLimit)
 		}
 		f.Limit = n
 	}

@@ -27,7 +27,7 @@ func TestParseFilter(t *testing.T) {
 	if f != want {
 		t.Errorf("ParseFilter = %+v, want %+v", f, want)
 	}
-	for _, bad := range []string{"limit=-1", "limit=x", "since=yesterday", "until=5"} {
+	for _, bad := range []string{"limit=-1", "limit=x", "limit=10001", "since=yesterday", "until=5"} {
 		q, _ := url.ParseQuery(bad)
 		if _, err := web.ParseFilter(q, now); err == nil {
 			t.Errorf("ParseFilter(%s) accepted", bad)

@@ -21,6 +21,9 @@ Commands:
   serve     gateway + dashboard + JSON API on one address
   sim       run the simulated OpenAI-compatible upstream alone
   calls     list recorded calls, newest first
+  tokens    print the token count of stdin's text under a model's encoding
+  cost      print the US dollar cost of tokens on a model
+  prices    list the price table
   version   print version and build info
 
 Run "llmscope <command> --help" for a command's flags.
@@ -42,6 +45,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"serve":   runServe,
 		"sim":     runSim,
 		"calls":   runCalls,
+		"tokens":  runTokens,
+		"cost":    runCost,
+		"prices":  runPrices,
 		"version": runVersion,
 	}
 	name := args[0]

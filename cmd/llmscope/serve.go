@@ -8,11 +8,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"llmscope"
 	"llmscope/gateway"
+	"llmscope/pricing"
+	"llmscope/prom"
 	"llmscope/sim"
 	"llmscope/web"
 )
@@ -24,6 +28,7 @@ type serveOptions struct {
 	s                                             *settings
 	addr, db, upstream, experiment, provider      *option
 	capture, captureMax, maxBody, queue, shutdown *option
+	prices, injectUsage, upstreamTimeout          *option
 	simTTFT, simTPS, logLevel, logFormat          *option
 }
 
@@ -39,6 +44,9 @@ func newServeOptions(stderr io.Writer) *serveOptions {
 	o.captureMax = s.str("capture-max-bytes", "LLMSCOPE_CAPTURE_MAX_BYTES", "64KiB", "cap on each captured text")
 	o.maxBody = s.str("max-body-bytes", "LLMSCOPE_MAX_BODY_BYTES", "32MiB", "request body limit; larger bodies get 413")
 	o.queue = s.str("queue-size", "LLMSCOPE_QUEUE_SIZE", "10000", "calls waiting for the store before new ones are dropped (and counted)")
+	o.prices = s.str("prices", "LLMSCOPE_PRICES", "", "YAML price overrides merged over the built-in table (see llmscope prices)")
+	o.injectUsage = s.boolean("inject-usage", "LLMSCOPE_INJECT_USAGE", true, "ask streaming requests for usage and hide the extra chunk from the client")
+	o.upstreamTimeout = s.str("upstream-timeout", "LLMSCOPE_UPSTREAM_TIMEOUT", "10m", "longest wait for the upstream's response headers")
 	o.shutdown = s.str("shutdown-timeout", "LLMSCOPE_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for requests in flight")
 	o.simTTFT = s.str("sim-ttft", "LLMSCOPE_SIM_TTFT", "0s", "built-in simulator: delay before the first token")
 	o.simTPS = s.str("sim-tokens-per-second", "LLMSCOPE_SIM_TOKENS_PER_SECOND", "0", "built-in simulator: streaming pace (0 = no delay)")
@@ -81,9 +89,27 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err != nil {
 		return err
 	}
+	if queue <= 0 {
+		return fmt.Errorf("--queue-size: must be positive, got %d", queue)
+	}
 	shutdownTimeout, err := o.shutdown.Duration()
 	if err != nil {
 		return err
+	}
+	upstreamTimeout, err := o.upstreamTimeout.Duration()
+	if err != nil {
+		return err
+	}
+	injectUsage, err := o.injectUsage.Bool()
+	if err != nil {
+		return err
+	}
+	prices, err := pricing.Load(o.prices.val)
+	if err != nil {
+		return err
+	}
+	if !useSim && pointsAt(upstream, o.addr.val) {
+		return fmt.Errorf("--upstream %s is this gateway's own address: set OPENAI_BASE_URL for your application, and --upstream (or nothing) for llmscope", upstream)
 	}
 
 	provider := o.provider.val
@@ -104,34 +130,42 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return err
 	}
 	defer store.Close()
-	rec := llmscope.NewRecorder(store, llmscope.RecorderConfig{
+	var rec *llmscope.Recorder
+	metrics := prom.New(func() int { return rec.QueueDepth() })
+	rec = llmscope.NewRecorder(store, llmscope.RecorderConfig{
 		QueueSize: int(queue),
 		Logger:    logger.With("component", "recorder"),
+		OnDrop:    metrics.Dropped,
 	})
 	gw, err := gateway.New(gateway.Config{
-		Upstream:        upstream,
-		APIKey:          apiKey,
-		Provider:        provider,
-		Experiment:      o.experiment.val,
-		MaxBodyBytes:    maxBody,
-		Capture:         capture,
-		CaptureMaxBytes: int(captureMax),
-		Sink:            rec,
-		Logger:          logger.With("component", "gateway"),
+		Upstream:              upstream,
+		APIKey:                apiKey,
+		Provider:              provider,
+		Experiment:            o.experiment.val,
+		MaxBodyBytes:          maxBody,
+		Capture:               capture,
+		CaptureMaxBytes:       int(captureMax),
+		DisableUsageInjection: !injectUsage,
+		UpstreamTimeout:       upstreamTimeout,
+		Pricer:                prices,
+		OnCostUnknown:         costUnknownReporter(metrics, logger),
+		Sink:                  rec,
+		Logger:                logger.With("component", "gateway"),
 	})
 	if err != nil {
 		return err
 	}
 	health := map[string]web.Health{
 		"store_queue": func() error {
-			if d := rec.QueueDepth(); d >= int(queue)*9/10 {
-				return fmt.Errorf("store queue nearly full: %d of %d", d, queue)
+			if d, c := rec.QueueDepth(), rec.QueueCapacity(); d >= c*9/10 {
+				return fmt.Errorf("store queue nearly full: %d of %d", d, c)
 			}
 			return nil
 		},
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", gw)
+	mux.Handle("GET /metrics", metrics.Handler())
 	mux.Handle("/", web.New(store, health, logger.With("component", "web")))
 
 	ln, err := net.Listen("tcp", o.addr.val)
@@ -156,10 +190,13 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("requests still in flight at the deadline: closing their connections", "err", err)
 		_ = srv.Close()
-		wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = gw.Wait(wctx)
-		wcancel()
 	}
+	// Handlers are done; calls still being estimated are not recorded yet.
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := gw.Wait(wctx); err != nil {
+		logger.Error("calls still being finished at exit", "err", err)
+	}
+	wcancel()
 	fctx, fcancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer fcancel()
 	if err := rec.Close(fctx); err != nil {
@@ -167,6 +204,41 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	logger.Info("stopped", "calls_written", rec.Written(), "calls_dropped", rec.Dropped())
 	return nil
+}
+
+// costUnknownReporter counts calls that could not be priced and warns once
+// per model.
+func costUnknownReporter(m *prom.Metrics, logger *slog.Logger) func(string) {
+	var warned sync.Map
+	return func(model string) {
+		m.CostUnknown()
+		if _, seen := warned.LoadOrStore(model, true); !seen {
+			logger.Warn("no price for model: its calls have cost null; add it with --prices", "model", model)
+		}
+	}
+}
+
+// pointsAt reports whether the upstream URL names the listen address addr.
+func pointsAt(upstream, addr string) bool {
+	u, err := url.Parse(upstream)
+	if err != nil {
+		return false
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "0" {
+		return false
+	}
+	uport := u.Port()
+	if uport == "" {
+		uport = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	if uport != port {
+		return false
+	}
+	local := func(h string) bool {
+		return h == "" || h == "localhost" || h == "0.0.0.0" || h == "::" || strings.HasPrefix(h, "127.") || h == "::1"
+	}
+	return u.Hostname() == host || local(u.Hostname()) && local(host)
 }
 
 // startInProcessSim runs the simulator on a loopback port and returns its base
