@@ -1,13 +1,16 @@
 package gateway_test
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"testing"
+	"time"
 
 	"llmscope"
 	"llmscope/gateway"
@@ -59,5 +62,66 @@ func BenchmarkProxy(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkStreamTTFT measures the client-side time to the first content
+// event of a streamed chat through the gateway, once with usage reported by
+// the upstream and once without (the gateway then estimates it with the
+// tokenizer). The estimate runs after the stream ends, so ttft-ns must not
+// differ between the two. Each iteration waits (untimed) until the call is
+// recorded, so an estimate never competes with the next request for CPU.
+func BenchmarkStreamTTFT(b *testing.B) {
+	up := httptest.NewServer(sim.New(sim.Config{}))
+	defer up.Close()
+	recorded := make(chan *llmscope.Call, 1)
+	gw, err := gateway.New(gateway.Config{Upstream: up.URL + "/v1", Sink: llmscope.SinkFunc(func(c *llmscope.Call) { recorded <- c })})
+	if err != nil {
+		b.Fatal(err)
+	}
+	front := httptest.NewServer(gw)
+	defer front.Close()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
+	body := []byte(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"` + strings.Repeat("Tell me about observability. ", 40) + `"}]}`)
+	for _, c := range []struct{ name, target, fault string }{
+		{"direct/usage=reported", up.URL, ""}, {"direct/usage=none", up.URL, "no_usage"},
+		{"gateway/usage=reported", front.URL, ""}, {"gateway/usage=estimated", front.URL, "no_usage"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var ttft time.Duration
+			for b.Loop() {
+				req, _ := http.NewRequest(http.MethodPost, c.target+"/v1/chat/completions", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				if c.fault != "" {
+					req.Header.Set("X-Sim-Fault", c.fault)
+				}
+				start := time.Now()
+				resp, err := hc.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				r := bufio.NewReader(resp.Body)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						b.Fatal(err)
+					}
+					if strings.Contains(line, `"content":"`) && !strings.Contains(line, `"content":""`) {
+						ttft += time.Since(start)
+						break
+					}
+				}
+				_, _ = io.Copy(io.Discard, r)
+				resp.Body.Close()
+				if c.target == front.URL {
+					b.StopTimer()
+					if call := <-recorded; c.fault != "" && call.Usage.Source != llmscope.UsageEstimated {
+						b.Fatalf("usage source %q", call.Usage.Source)
+					}
+					b.StartTimer()
+				}
+			}
+			b.ReportMetric(float64(ttft.Nanoseconds())/float64(b.N), "ttft-ns")
+		})
 	}
 }

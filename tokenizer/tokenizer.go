@@ -6,12 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"unicode"
 	"unicode/utf8"
-
-	tiktoken "github.com/pkoukk/tiktoken-go"
-	loader "github.com/pkoukk/tiktoken-go-loader"
 )
 
 // Encoding names.
@@ -23,19 +19,6 @@ const (
 // DefaultEncoding is used for models llmscope does not know: the encoding of
 // OpenAI's current model families.
 const DefaultEncoding = O200kBase
-
-// The vocabularies ship inside the binary (tiktoken-go-loader embeds
-// OpenAI's .tiktoken files); nothing is downloaded.
-func init() { tiktoken.SetBpeLoader(loader.NewOfflineLoader()) }
-
-func load(name string) func() (*tiktoken.Tiktoken, error) {
-	return sync.OnceValues(func() (*tiktoken.Tiktoken, error) { return tiktoken.GetEncoding(name) })
-}
-
-var codecs = map[string]func() (*tiktoken.Tiktoken, error){
-	O200kBase:  load(O200kBase),
-	Cl100kBase: load(Cl100kBase),
-}
 
 // cl100kPrefixes are the model families that use cl100k_base; every other
 // model (gpt-4o, gpt-4.1, gpt-5, o1/o3/o4 and unknown ones) uses o200k_base.
@@ -80,19 +63,19 @@ func CountEncoding(encoding, text string) int {
 // encode_ordinary does after decoding the bytes as UTF-8 with errors
 // replaced (each maximal invalid subsequence becomes one U+FFFD).
 func Encode(encoding, text string) ([]int, error) {
-	get, ok := codecs[encoding]
+	get, ok := encodings[encoding]
 	if !ok {
-		get = codecs[DefaultEncoding]
+		get = encodings[DefaultEncoding]
 	}
 	enc, err := get()
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer: load %s: %w", encoding, err)
+		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
 	text = ValidUTF8(text)
-	var ids []int
+	ids := make([]int, 0, len(text)/4+1)
 	for len(text) > 0 {
 		seg := segment(text)
-		ids = append(ids, enc.EncodeOrdinary(text[:seg])...)
+		ids = enc.encode(ids, text[:seg])
 		text = text[seg:]
 	}
 	return ids, nil
