@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openai/openai-go/v3"
+
 	"llmscope"
 	"llmscope/gateway"
 	"llmscope/sim"
@@ -151,5 +153,25 @@ func TestUpstreamDown(t *testing.T) {
 	}
 	if c := s.one(t); c.Status != 502 || c.ErrorType != llmscope.ErrTypeUnreachable {
 		t.Errorf("recorded %d %q", c.Status, c.ErrorType)
+	}
+}
+
+func TestHugeEmbeddingsAnswerKeepsUsage(t *testing.T) {
+	// 2048 inputs × 1536 floats: about 30 MB of JSON with the usage at the end.
+	e := newEnv(t, sim.Config{}, nil)
+	inputs := make([]string, 2048)
+	for i := range inputs {
+		inputs[i] = fmt.Sprintf("input number %d", i)
+	}
+	res, err := client(e.gw.URL).Embeddings.New(context.Background(), openai.EmbeddingNewParams{
+		Model: "text-embedding-3-small",
+		Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: inputs},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.sink.one(t)
+	if len(res.Data) != 2048 || c.Usage.Source != llmscope.UsageReported || c.Usage.InputTokens != res.Usage.PromptTokens || c.ResponseModel != "text-embedding-3-small" {
+		t.Errorf("huge answer recorded as %+v model %q (client saw %d tokens)", c.Usage, c.ResponseModel, res.Usage.PromptTokens)
 	}
 }

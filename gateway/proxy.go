@@ -208,8 +208,10 @@ func (g *Gateway) upstreamRequest(r *http.Request, x *exchange) (*http.Request, 
 	return up, nil
 }
 
-// relayBody copies a non-streamed answer to the client as it arrives, keeping
-// a copy (up to the body limit) to read usage from.
+// relayBody copies a non-streamed answer to the client as it arrives. It
+// keeps the first keepWhole bytes to read usage from; past that it keeps only
+// the last tailSize bytes, where OpenAI puts the model and usage of large
+// answers, so memory stays bounded whatever the size of the answer.
 func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, resp *http.Response, x *exchange) {
 	kept := bufPool.Get().(*bytes.Buffer)
 	defer putBuf(kept)
@@ -220,10 +222,14 @@ func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, resp *http.R
 	for {
 		n, err := resp.Body.Read(chunk)
 		if n > 0 {
-			if !overflow && int64(kept.Len()+n) <= g.cfg.MaxBodyBytes {
-				kept.Write(chunk[:n])
-			} else {
+			kept.Write(chunk[:n])
+			if kept.Len() > keepWhole {
+				// Slide: keep only the tail. Copying tailSize bytes per 32 KiB
+				// read is cheap next to the network.
 				overflow = true
+				tail := kept.Bytes()[kept.Len()-tailSize:]
+				copy(kept.Bytes(), tail)
+				kept.Truncate(tailSize)
 			}
 			if _, werr := w.Write(chunk[:n]); werr != nil {
 				x.call.ErrorType = llmscope.ErrTypeCancelled
@@ -245,7 +251,11 @@ func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, resp *http.R
 	_ = http.NewResponseController(w).Flush()
 	p0 := time.Now()
 	x.resp.SetTextLimit(g.textLimit())
-	if !overflow && resp.Header.Get("Content-Encoding") == "" {
+	switch {
+	case resp.Header.Get("Content-Encoding") != "":
+	case overflow:
+		x.resp.ReadTail(kept.Bytes())
+	default:
 		x.resp.ReadBody(x.call.Operation, kept.Bytes())
 	}
 	x.overhead += time.Since(p0)
@@ -254,6 +264,12 @@ func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, resp *http.R
 		panic(http.ErrAbortHandler) // the client must see the break too
 	}
 }
+
+// Bounds of what relayBody keeps of a non-streamed answer.
+const (
+	keepWhole = 4 << 20
+	tailSize  = 64 << 10
+)
 
 // relayStream forwards an SSE answer event by event, flushing each one, and
 // reads TTFT, usage and finish reason off it on the way.

@@ -25,13 +25,13 @@ func EstimateInputTokens(op, model string, body []byte) int64 {
 			})
 			return true
 		})
-		return int64(tokenizer.CountChat(model, msgs))
+		return int64(tokenizer.CountChat(model, msgs) + tokenizer.CountTools(model, tools(root.Get("tools"))))
 	case root.Get("input").Exists() || root.Get("prompt").Exists():
 		v := root.Get("input")
 		if !v.Exists() {
 			v = root.Get("prompt")
 		}
-		n := int64(tokenizer.Count(model, root.Get("instructions").Str))
+		n := int64(tokenizer.Count(model, root.Get("instructions").Str) + tokenizer.CountTools(model, tools(root.Get("tools"))))
 		if v.Type == gjson.String {
 			return n + int64(tokenizer.Count(model, v.Str))
 		}
@@ -70,4 +70,23 @@ func contentText(c gjson.Result) string {
 // EstimateOutputTokens counts the tokens of generated text for model.
 func EstimateOutputTokens(model, text string) int64 {
 	return int64(tokenizer.Count(model, text))
+}
+
+// tools reads function tool definitions in either shape: Chat Completions
+// ({"type":"function","function":{…}}) or Responses ({"type":"function",…}).
+func tools(v gjson.Result) []tokenizer.Tool {
+	var out []tokenizer.Tool
+	v.ForEach(func(_, t gjson.Result) bool {
+		fn := t.Get("function")
+		if !fn.Exists() {
+			fn = t
+		}
+		out = append(out, tokenizer.Tool{
+			Name:        fn.Get("name").Str,
+			Description: fn.Get("description").Str,
+			Parameters:  []byte(fn.Get("parameters").Raw),
+		})
+		return true
+	})
+	return out
 }

@@ -11,6 +11,7 @@ import (
 
 	"llmscope"
 	"llmscope/internal/golden"
+	"llmscope/tokenizer"
 )
 
 // checkGolden compares v, as indented JSON, with testdata/name.
@@ -221,6 +222,11 @@ func TestEstimateInputTokens(t *testing.T) {
 	if got := EstimateInputTokens(llmscope.OpChat, "gpt-4o", body); got != 9 {
 		t.Errorf("chat estimate = %d, want 9", got)
 	}
+	withTools := []byte(`{"model":"gpt-4o","messages":[{"role":"user","content":"hello world"}],"tools":[{"type":"function","function":{"name":"get_weather","description":"Get the weather","parameters":{"type":"object"}}}]}`)
+	want := 9 + int64(tokenizer.CountTools("gpt-4o", []tokenizer.Tool{{Name: "get_weather", Description: "Get the weather", Parameters: []byte(`{"type":"object"}`)}}))
+	if got := EstimateInputTokens(llmscope.OpChat, "gpt-4o", withTools); got != want || want <= 9 {
+		t.Errorf("chat with tools estimate = %d, want %d", got, want)
+	}
 	body = []byte(`{"model":"text-embedding-3-small","input":["hello world","hello world"]}`)
 	if got := EstimateInputTokens(llmscope.OpEmbeddings, "text-embedding-3-small", body); got != 4 {
 		t.Errorf("embeddings estimate = %d, want 4", got)
@@ -233,5 +239,19 @@ func TestTruncate(t *testing.T) {
 	}
 	if got := Truncate("hello", 0); got != "hello" {
 		t.Errorf("Truncate with no limit: %q", got)
+	}
+}
+
+func TestReadTail(t *testing.T) {
+	body := `{"object":"list","data":[{"embedding":[0.1,0.2]}],"model":"text-embedding-3-large","usage":{"prompt_tokens":4096,"total_tokens":4096}}` + "\n"
+	var r Response
+	r.ReadTail([]byte(body[40:])) // a tail that starts mid-data
+	if r.Model != "text-embedding-3-large" || !r.HasUsage || r.Usage.InputTokens != 4096 {
+		t.Errorf("tail read %+v", r)
+	}
+	var cut Response
+	cut.ReadTail([]byte(`"usage":{"prompt_tokens":40`))
+	if cut.HasUsage {
+		t.Error("a cut-off usage object was read")
 	}
 }

@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"bytes"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -141,4 +142,66 @@ func (r *Response) readUsage(u gjson.Result) {
 	us.Source = llmscope.UsageReported
 	r.Usage = us
 	r.HasUsage = true
+}
+
+// ReadTail reads the model and usage of a JSON response body too large to
+// keep whole, from its last bytes: OpenAI puts "model" and "usage" after the
+// data of large answers (embeddings). It reads nothing it cannot parse.
+func (r *Response) ReadTail(tail []byte) {
+	if v, ok := memberAfter(tail, `"usage":`); ok && v.IsObject() {
+		r.readUsage(v)
+	}
+	if v, ok := memberAfter(tail, `"model":`); ok && v.Type == gjson.String {
+		r.Model = strings.Clone(v.Str)
+	}
+}
+
+// memberAfter parses the JSON value that follows the last occurrence of key
+// in b.
+func memberAfter(b []byte, key string) (gjson.Result, bool) {
+	i := bytes.LastIndex(b, []byte(key))
+	if i < 0 {
+		return gjson.Result{}, false
+	}
+	rest := bytes.TrimLeft(b[i+len(key):], " \t\r\n")
+	end := valueEnd(rest)
+	if end < 0 || !validJSON(rest[:end]) {
+		return gjson.Result{}, false
+	}
+	return gjson.Parse(str(rest[:end])), true
+}
+
+// valueEnd returns the length of the JSON value at the start of b (an
+// object, array, string or scalar), or -1 if it is cut off.
+func valueEnd(b []byte) int {
+	depth, inStr, esc := 0, false, false
+	for i, c := range b {
+		switch {
+		case esc:
+			esc = false
+		case inStr:
+			if c == '\\' {
+				esc = true
+			} else if c == '"' {
+				inStr = false
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		case c == '"':
+			inStr = true
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			if depth--; depth == 0 {
+				return i + 1
+			}
+			if depth < 0 {
+				return i
+			}
+		case depth == 0 && (c == ',' || c == ' ' || c == '\n'):
+			return i
+		}
+	}
+	return -1
 }
