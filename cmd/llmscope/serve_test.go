@@ -188,6 +188,9 @@ func TestServeAPIAndCallsCommand(t *testing.T) {
 	if got.ID != id || got.Provider != "sim" || got.Params.Temperature == nil || *got.Params.Temperature != 0.3 || got.Input == "" {
 		t.Errorf("stored call %+v", got)
 	}
+	if got.Cost == nil || got.Cost.TotalUSD <= 0 || got.Usage.Source != llmscope.UsageReported {
+		t.Errorf("stored call not priced: cost %+v usage %+v", got.Cost, got.Usage)
+	}
 	var list struct{ Calls []llmscope.Call }
 	r, err := http.Get(base + "/api/calls?limit=5&model=gpt-4o-mini")
 	if err != nil {
@@ -197,6 +200,15 @@ func TestServeAPIAndCallsCommand(t *testing.T) {
 	r.Body.Close()
 	if len(list.Calls) != 1 || list.Calls[0].ID != id {
 		t.Errorf("/api/calls = %+v", list.Calls)
+	}
+	r, err = http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != 200 || !bytes.Contains(metrics, []byte("llmscope_store_queue_depth")) {
+		t.Errorf("/metrics: %d\n%s", r.StatusCode, metrics)
 	}
 	for path, want := range map[string]int{"/healthz": 200, "/api/calls/nope": 404, "/nowhere": 404, "/api/calls?limit=x": 400, "/": 200} {
 		r, err := http.Get(base + path)
