@@ -24,10 +24,11 @@ vet:
 	$(GO) vet ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./gateway/ ./sqlite/
+	$(GO) test -run '^$$' -bench . -benchmem ./gateway/ ./sqlite/ ./tokenizer/
 
 # Short fuzzing of every parser (FUZZTIME per target).
 FUZZTIME ?= 20s
 fuzz:
 	for f in FuzzParseRequest FuzzReadBody FuzzStream; do \
 		$(GO) test ./openai/ -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
+	$(GO) test ./tokenizer/ -run '^$$' -fuzz FuzzEncodeMatchesOracle -fuzztime $(FUZZTIME)

@@ -40,9 +40,11 @@ func BenchmarkProxy(b *testing.B) {
 	bodies := map[string]string{
 		"nonstream": `{"model":"gpt-4o-mini","temperature":0.7,"messages":[{"role":"user","content":"Say something short."}]}`,
 		"stream":    `{"model":"gpt-4o-mini","stream":true,"temperature":0.7,"messages":[{"role":"user","content":"Say something short."}]}`,
+		// The client asks for usage itself: no injection, the same upstream work on every path.
+		"stream_usage": `{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"temperature":0.7,"messages":[{"role":"user","content":"Say something short."}]}`,
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
-	for _, kind := range []string{"nonstream", "stream"} {
+	for _, kind := range []string{"nonstream", "stream", "stream_usage"} {
 		for _, target := range []struct{ name, url string }{{"direct", up.URL}, {"reverseproxy", bare.URL}, {"gateway", front.URL}} {
 			b.Run(kind+"/"+target.name, func(b *testing.B) {
 				body := []byte(bodies[kind])

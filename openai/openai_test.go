@@ -172,8 +172,9 @@ func TestDeepNestingIsNotParsed(t *testing.T) {
 	r.ReadBody(llmscope.OpChat, deep)
 	NewStream(llmscope.OpChat).Event(deep)
 	_ = EstimateInputTokens(llmscope.OpChat, "gpt-4o", deep)
-	ok := []byte(strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth))
-	if !validJSON(ok) || validJSON([]byte(strings.Repeat("[", MaxDepth+1)+strings.Repeat("]", MaxDepth+1))) {
+	pad := strings.Repeat(" ", shallowSize)
+	ok := []byte(strings.Repeat("[", MaxDepth) + pad + strings.Repeat("]", MaxDepth))
+	if !validJSON(ok) || validJSON([]byte(strings.Repeat("[", MaxDepth+1)+pad+strings.Repeat("]", MaxDepth+1))) {
 		t.Error("depth bound is off")
 	}
 	if !validJSON([]byte(`{"s":"[[[[\"]]"}`)) {

@@ -54,8 +54,15 @@ func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 // "[" would exhaust the stack; deeper JSON is treated as not JSON.
 const MaxDepth = 512
 
+const shallowSize = 4096
+
 // validJSON reports whether b is valid JSON nested at most MaxDepth deep.
+// Below shallowSize bytes nesting cannot go deep enough to matter, so only
+// the validator runs (SSE chunks are that small).
 func validJSON(b []byte) bool {
+	if len(b) < shallowSize {
+		return gjson.ValidBytes(b)
+	}
 	depth, inStr, esc := 0, false, false
 	for _, c := range b {
 		switch {
