@@ -39,6 +39,11 @@ type Call struct {
 	// text. They are empty unless capture is switched on.
 	Input  string `json:"input,omitempty"`
 	Output string `json:"output,omitempty"`
+
+	// Seq is the call's position in the store's commit order, set by
+	// Store.After; 0 for a call not read that way. Exporters use it as their
+	// cursor.
+	Seq int64 `json:"-"`
 }
 
 // Failed reports whether the call ended in an error of any kind.

@@ -24,7 +24,7 @@ type RecorderConfig struct {
 // batches (group commit). A failed write is retried with backoff while the
 // queue fills; a call that finds the queue full is dropped, counted and logged.
 type Recorder struct {
-	store   Store
+	store   Writer
 	cfg     RecorderConfig
 	queue   chan *Call
 	closing chan struct{}
@@ -44,9 +44,14 @@ const (
 	DropStoreError = "store_error" // the store refused the call itself
 )
 
+// Writer is the part of a Store the Recorder needs.
+type Writer interface {
+	Write(ctx context.Context, calls []*Call) error
+}
+
 // NewRecorder starts a Recorder writing to store. Close must be called to
 // flush it.
-func NewRecorder(store Store, cfg RecorderConfig) *Recorder {
+func NewRecorder(store Writer, cfg RecorderConfig) *Recorder {
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 10000
 	}

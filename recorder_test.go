@@ -57,16 +57,6 @@ func (m *memStore) Write(ctx context.Context, calls []*llmscope.Call) error {
 	}
 	return nil
 }
-func (m *memStore) Get(context.Context, string) (*llmscope.Call, error) {
-	return nil, llmscope.ErrNotFound
-}
-func (m *memStore) List(context.Context, llmscope.Filter) ([]*llmscope.Call, error) {
-	return nil, nil
-}
-func (m *memStore) Stats(context.Context, llmscope.Filter) (*llmscope.Stats, error) {
-	return &llmscope.Stats{}, nil
-}
-func (m *memStore) Close() error { return nil }
 
 func (m *memStore) count() (calls, batches int) {
 	m.mu.Lock()

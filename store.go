@@ -17,6 +17,15 @@ type Store interface {
 	List(ctx context.Context, f Filter) ([]*Call, error)
 	// Stats summarises the calls matching f (f.Limit is ignored).
 	Stats(ctx context.Context, f Filter) (*Stats, error)
+	// After returns at most limit calls committed after position seq, in
+	// commit order, with Seq set: the store is the exporters' outbox.
+	After(ctx context.Context, seq int64, limit int) ([]*Call, error)
+	// Cursor returns the position up to which the named exporter has
+	// delivered every call (0 when it never has).
+	Cursor(ctx context.Context, name string) (int64, error)
+	// SetCursor records that the named exporter delivered every call up to
+	// position seq; it returns only after that is durable.
+	SetCursor(ctx context.Context, name string, seq int64) error
 	// Close releases the store; it must not be used afterwards.
 	Close() error
 }
@@ -41,7 +50,8 @@ type Filter struct {
 	Run        string
 	Experiment string
 	Operation  string
-	Limit      int // at most this many calls; 0 means the store's default (100)
+	MaxSeq     int64 // seq <= MaxSeq, when > 0
+	Limit      int   // at most this many calls; 0 means the store's default (100)
 }
 
 // DefaultLimit is the number of calls List returns when Filter.Limit is 0.

@@ -236,6 +236,12 @@ func callArgs(c *llmscope.Call, args []any) error {
 
 // scanCall reads one row selected with columns.
 func scanCall(row interface{ Scan(...any) error }) (*llmscope.Call, error) {
+	return scanCallSeq(row, nil)
+}
+
+// scanCallSeq reads one row selected with columns, preceded by seq when seq
+// is not nil.
+func scanCallSeq(row interface{ Scan(...any) error }, seq *int64) (*llmscope.Call, error) {
 	var (
 		c                          llmscope.Call
 		start                      int64
@@ -243,16 +249,22 @@ func scanCall(row interface{ Scan(...any) error }) (*llmscope.Call, error) {
 		tags, priceSource          sql.NullString
 		costIn, costOut, costTotal sql.NullFloat64
 	)
-	err := row.Scan(
+	dest := []any{
 		&c.ID, &c.TraceID, &start, &c.DurationMS, &c.TTFTMS, &c.Operation, &c.Provider, &c.Endpoint,
 		&c.RequestModel, &c.ResponseModel, &c.Stream, &c.Status, &c.ErrorType, &c.FinishReason, &params,
 		&c.Usage.InputTokens, &c.Usage.OutputTokens, &c.Usage.TotalTokens, &c.Usage.CachedInputTokens,
 		&c.Usage.ReasoningTokens, &c.Usage.Source,
 		&costIn, &costOut, &costTotal, &priceSource,
 		&c.Experiment, &c.Run, &c.User, &c.Session, &tags, &c.OverheadMS, &c.Input, &c.Output,
-	)
-	if err != nil {
+	}
+	if seq != nil {
+		dest = append([]any{seq}, dest...)
+	}
+	if err := row.Scan(dest...); err != nil {
 		return nil, err
+	}
+	if seq != nil {
+		c.Seq = *seq
 	}
 	c.Start = fromNanos(start)
 	if err := json.Unmarshal([]byte(params), &c.Params); err != nil {
@@ -310,6 +322,9 @@ func where(f llmscope.Filter) (string, []any) {
 	}
 	if f.Operation != "" {
 		conds, args = append(conds, "operation = ?"), append(args, f.Operation)
+	}
+	if f.MaxSeq > 0 {
+		conds, args = append(conds, "seq <= ?"), append(args, f.MaxSeq)
 	}
 	if len(conds) == 0 {
 		return "", nil

@@ -16,8 +16,11 @@ import (
 // memStore is the simplest correct Store: it checks the suite itself, since
 // a suite that a plain reference implementation fails is wrong.
 type memStore struct {
-	mu    sync.Mutex
-	calls map[string][]byte // JSON, so nothing is shared with the caller
+	mu      sync.Mutex
+	calls   map[string][]byte // JSON, so nothing is shared with the caller
+	order   []string          // ids in commit order; seq = index + 1
+	seq     map[string]int64
+	cursors map[string]int64
 }
 
 var _ llmscope.Store = (*memStore)(nil)
@@ -34,7 +37,34 @@ func (m *memStore) Write(_ context.Context, calls []*llmscope.Call) error {
 			return err
 		}
 		m.calls[c.ID] = b
+		m.order = append(m.order, c.ID)
+		m.seq[c.ID] = int64(len(m.order))
 	}
+	return nil
+}
+
+func (m *memStore) After(_ context.Context, seq int64, limit int) ([]*llmscope.Call, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*llmscope.Call
+	for i := int(seq); i < len(m.order) && len(out) < limit; i++ {
+		c := m.load(m.calls[m.order[i]])
+		c.Seq = int64(i + 1)
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (m *memStore) Cursor(_ context.Context, name string) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cursors[name], nil
+}
+
+func (m *memStore) SetCursor(_ context.Context, name string, seq int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cursors[name] = seq
 	return nil
 }
 
@@ -60,7 +90,10 @@ func (m *memStore) all(f llmscope.Filter) []*llmscope.Call {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []*llmscope.Call
-	for _, b := range m.calls {
+	for id, b := range m.calls {
+		if f.MaxSeq > 0 && m.seq[id] > f.MaxSeq {
+			continue
+		}
 		if c := m.load(b); matches(f, c) {
 			out = append(out, c)
 		}
@@ -88,6 +121,6 @@ func (m *memStore) Close() error { return nil }
 
 func TestMemStore(t *testing.T) {
 	Run(t, func(t *testing.T) llmscope.Store {
-		return &memStore{calls: map[string][]byte{}}
+		return &memStore{calls: map[string][]byte{}, seq: map[string]int64{}, cursors: map[string]int64{}}
 	})
 }
