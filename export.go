@@ -21,6 +21,13 @@ type Exporter interface {
 	Export(ctx context.Context, calls []*Call) error
 }
 
+// Idler is an Exporter with housekeeping to do when it is caught up, such as
+// ending runs that saw no call for a while. ExportLoop calls Idle after each
+// round that found nothing to export.
+type Idler interface {
+	Idle(ctx context.Context) error
+}
+
 // Outbox is the part of a Store an ExportLoop reads.
 type Outbox interface {
 	After(ctx context.Context, seq int64, limit int) ([]*Call, error)
@@ -119,6 +126,11 @@ func (l *ExportLoop) round(ctx context.Context) (int, error) {
 	}
 	if len(calls) == 0 {
 		l.setLag(0)
+		if idler, ok := l.exp.(Idler); ok {
+			if err := idler.Idle(ctx); err != nil {
+				return 0, l.fail(fmt.Errorf("idle: %w", err))
+			}
+		}
 		l.ok()
 		return 0, nil
 	}

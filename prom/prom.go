@@ -4,6 +4,7 @@ package prom
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -12,9 +13,12 @@ import (
 
 // Metrics holds llmscope's collectors.
 type Metrics struct {
-	reg         *prometheus.Registry
-	costUnknown prometheus.Counter
-	dropped     *prometheus.CounterVec
+	reg            *prometheus.Registry
+	costUnknown    prometheus.Counter
+	dropped        *prometheus.CounterVec
+	exportLag      *prometheus.GaugeVec
+	exportFailures *prometheus.CounterVec
+	exportProblems *prometheus.CounterVec
 }
 
 // New registers llmscope's collectors, with Go runtime and process
@@ -33,7 +37,19 @@ func New(queueDepth func() int) *Metrics {
 			Help: "Calls dropped before reaching the store, by reason.",
 		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.costUnknown, m.dropped,
+	m.exportLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "llmscope_export_lag_seconds",
+		Help: "Age of the oldest call an exporter has not delivered yet (0 when caught up).",
+	}, []string{"exporter"})
+	m.exportFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmscope_export_failures_total",
+		Help: "Failed export attempts (the calls stay in the store and are retried).",
+	}, []string{"exporter"})
+	m.exportProblems = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmscope_export_problems_total",
+		Help: "Items a remote system refused or answered oddly, by kind.",
+	}, []string{"exporter", "kind"})
+	reg.MustRegister(m.costUnknown, m.dropped, m.exportLag, m.exportFailures, m.exportProblems,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "llmscope_store_queue_depth",
 			Help: "Calls waiting to be committed to the store.",
@@ -49,6 +65,19 @@ func (m *Metrics) CostUnknown() { m.costUnknown.Inc() }
 
 // Dropped counts one call dropped for reason.
 func (m *Metrics) Dropped(reason string) { m.dropped.WithLabelValues(reason).Inc() }
+
+// ExportLag sets an exporter's lag.
+func (m *Metrics) ExportLag(exporter string, d time.Duration) {
+	m.exportLag.WithLabelValues(exporter).Set(d.Seconds())
+}
+
+// ExportFailure counts one failed export attempt.
+func (m *Metrics) ExportFailure(exporter string) { m.exportFailures.WithLabelValues(exporter).Inc() }
+
+// ExportProblem counts one refused or odd item.
+func (m *Metrics) ExportProblem(exporter, kind string) {
+	m.exportProblems.WithLabelValues(exporter, kind).Inc()
+}
 
 // Handler serves the metrics in Prometheus's text format.
 func (m *Metrics) Handler() http.Handler {

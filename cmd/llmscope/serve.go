@@ -29,6 +29,7 @@ type serveOptions struct {
 	addr, db, upstream, experiment, provider      *option
 	capture, captureMax, maxBody, queue, shutdown *option
 	prices, injectUsage, upstreamTimeout          *option
+	mlflowURI, otlpEndpoint, runIdle              *option
 	simTTFT, simTPS, logLevel, logFormat          *option
 }
 
@@ -47,6 +48,9 @@ func newServeOptions(stderr io.Writer) *serveOptions {
 	o.prices = s.str("prices", "LLMSCOPE_PRICES", "", "YAML price overrides merged over the built-in table (see llmscope prices)")
 	o.injectUsage = s.boolean("inject-usage", "LLMSCOPE_INJECT_USAGE", true, "ask streaming requests for usage and hide the extra chunk from the client")
 	o.upstreamTimeout = s.str("upstream-timeout", "LLMSCOPE_UPSTREAM_TIMEOUT", "10m", "longest wait for the upstream's response headers")
+	o.mlflowURI = s.str("mlflow", "MLFLOW_TRACKING_URI", "", "MLflow tracking server URL: export runs, metrics and traces to it")
+	o.otlpEndpoint = s.str("otlp-endpoint", "LLMSCOPE_OTLP_ENDPOINT", "", "OTLP/HTTP traces endpoint of an OpenTelemetry collector (default from OTEL_EXPORTER_OTLP_ENDPOINT)")
+	o.runIdle = s.str("run-idle", "LLMSCOPE_RUN_IDLE", "5m", "a named run ends (summary metrics, FINISHED) after this long without calls")
 	o.shutdown = s.str("shutdown-timeout", "LLMSCOPE_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for requests in flight")
 	o.simTTFT = s.str("sim-ttft", "LLMSCOPE_SIM_TTFT", "0s", "built-in simulator: delay before the first token")
 	o.simTPS = s.str("sim-tokens-per-second", "LLMSCOPE_SIM_TOKENS_PER_SECOND", "0", "built-in simulator: streaming pace (0 = no delay)")
@@ -163,6 +167,13 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			return nil
 		},
 	}
+	exports, err := startExports(ctx, o, store, metrics, capture, logger)
+	if err != nil {
+		return err
+	}
+	for _, ex := range exports {
+		health["export_"+ex.name] = ex.loop.Health
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", gw)
 	mux.Handle("GET /metrics", metrics.Handler())
@@ -202,6 +213,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err := rec.Close(fctx); err != nil {
 		return fmt.Errorf("flush store: %w", err)
 	}
+	stopExports(exports, shutdownTimeout, logger)
 	logger.Info("stopped", "calls_written", rec.Written(), "calls_dropped", rec.Dropped())
 	return nil
 }

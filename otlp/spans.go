@@ -1,0 +1,327 @@
+// Package otlp maps llmscope calls onto OpenTelemetry spans and sends them
+// over OTLP/HTTP (binary protobuf) to any OTLP receiver: an OpenTelemetry
+// collector, or MLflow's /v1/traces endpoint.
+//
+// Every call becomes one span in its own trace. The span carries the
+// OpenTelemetry GenAI attributes (gen_ai.*), the attributes MLflow reads to
+// type and chart a span (mlflow.*, JSON-encoded as MLflow expects) and
+// llmscope's own (llmscope.*). Trace and span ids are derived from the call,
+// so exporting the same call twice yields the same ids and the receiver can
+// de-duplicate a replay.
+package otlp
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"sort"
+	"strconv"
+	"time"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+
+	"llmscope"
+)
+
+// DefaultServiceName is the service.name of the resource when
+// Options.ServiceName is empty; it is also the instrumentation scope name.
+const DefaultServiceName = "llmscope"
+
+// Options controls the mapping of calls to spans. The zero value is valid.
+type Options struct {
+	// ServiceName is the resource's service.name; DefaultServiceName when
+	// empty.
+	ServiceName string
+	// Version, when set, becomes the resource's service.version and the
+	// instrumentation scope's version.
+	Version string
+	// Attributes are extra resource attributes (e.g. deployment.environment,
+	// host.name), added in key order. A "service.name" key here is ignored:
+	// set ServiceName instead.
+	Attributes map[string]string
+	// Capture puts the captured prompt and response text (Call.Input and
+	// Call.Output) into mlflow.spanInputs / mlflow.spanOutputs. When false,
+	// no captured text leaves the process, whatever the call holds.
+	Capture bool
+}
+
+// Spans maps calls to one OTLP export request: one resource, one scope
+// ("llmscope"), and one span per non-nil call, in the order given. The
+// result depends only on calls and opts, so the same input always marshals
+// to the same bytes.
+//
+// Ids: the trace id is the 16 bytes of the 32 hex digits of Call.TraceID;
+// when that is not valid hex of that length (or all zeros) it is
+// llmscope.TraceIDFor(Call.ID), the id the call would have been given,
+// which is the first 16 bytes of sha256(Call.ID) for an id that is not a
+// UUID. The span id is the first 8 bytes of sha256("span:"+Call.ID).
+func Spans(calls []*llmscope.Call, opts Options) *coltracepb.ExportTraceServiceRequest {
+	spans := make([]*tracepb.Span, 0, len(calls))
+	for _, c := range calls {
+		if c != nil {
+			spans = append(spans, span(c, opts))
+		}
+	}
+	return &coltracepb.ExportTraceServiceRequest{
+		ResourceSpans: []*tracepb.ResourceSpans{{
+			Resource: resource(opts),
+			ScopeSpans: []*tracepb.ScopeSpans{{
+				Scope: &commonpb.InstrumentationScope{
+					Name:    DefaultServiceName,
+					Version: opts.Version,
+				},
+				Spans: spans,
+			}},
+		}},
+	}
+}
+
+func resource(opts Options) *resourcepb.Resource {
+	var a attrs
+	name := opts.ServiceName
+	if name == "" {
+		name = DefaultServiceName
+	}
+	a.str("service.name", name)
+	a.strIf("service.version", opts.Version)
+	keys := make([]string, 0, len(opts.Attributes))
+	for k := range opts.Attributes {
+		if k != "service.name" && k != "" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		a.str(k, opts.Attributes[k])
+	}
+	return &resourcepb.Resource{Attributes: a}
+}
+
+// TraceID returns the 16-byte OTLP trace id of c (see Spans).
+func TraceID(c *llmscope.Call) []byte {
+	if b, err := hex.DecodeString(c.TraceID); err == nil && len(b) == 16 && !allZero(b) {
+		return b
+	}
+	b, _ := hex.DecodeString(llmscope.TraceIDFor(c.ID)) // always 32 hex digits
+	return b
+}
+
+// SpanID returns the 8-byte OTLP span id of c (see Spans).
+func SpanID(c *llmscope.Call) []byte {
+	sum := sha256.Sum256([]byte("span:" + c.ID))
+	return sum[:8]
+}
+
+func allZero(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// genAIOperation returns the gen_ai.operation.name of an llmscope operation:
+// the Responses API is a chat operation in the GenAI conventions; the other
+// names are used as they are.
+func genAIOperation(op string) string {
+	if op == llmscope.OpResponses {
+		return llmscope.OpChat
+	}
+	return op
+}
+
+// spanType returns MLflow's span type for an llmscope operation.
+func spanType(op string) string {
+	switch op {
+	case llmscope.OpChat, llmscope.OpResponses:
+		return "CHAT_MODEL"
+	case llmscope.OpTextCompletion:
+		return "LLM"
+	case llmscope.OpEmbeddings:
+		return "EMBEDDING"
+	}
+	return "UNKNOWN"
+}
+
+// spanName follows the GenAI convention "{operation} {request model}".
+func spanName(c *llmscope.Call) string {
+	op := genAIOperation(c.Operation)
+	switch {
+	case op == "" && c.RequestModel == "":
+		return DefaultServiceName
+	case op == "":
+		return c.RequestModel
+	case c.RequestModel == "":
+		return op
+	}
+	return op + " " + c.RequestModel
+}
+
+// errorType is the error.type of a failed call: its error type, else its
+// HTTP status code.
+func errorType(c *llmscope.Call) string {
+	if c.ErrorType != "" {
+		return c.ErrorType
+	}
+	return strconv.Itoa(c.Status)
+}
+
+func unixNano(t time.Time) uint64 {
+	if t.IsZero() || t.UnixNano() < 0 {
+		return 0
+	}
+	return uint64(t.UnixNano())
+}
+
+func span(c *llmscope.Call, opts Options) *tracepb.Span {
+	start := unixNano(c.Start)
+	end := start
+	if c.DurationMS > 0 {
+		end += uint64(c.DurationMS * float64(time.Millisecond))
+	}
+	s := &tracepb.Span{
+		TraceId:           TraceID(c),
+		SpanId:            SpanID(c),
+		Name:              spanName(c),
+		Kind:              tracepb.Span_SPAN_KIND_CLIENT,
+		StartTimeUnixNano: start,
+		EndTimeUnixNano:   end,
+		Attributes:        attributes(c, opts),
+		// OK rather than UNSET: MLflow derives the trace state from the
+		// root span's status.
+		Status: &tracepb.Status{Code: tracepb.Status_STATUS_CODE_OK},
+	}
+	if c.Failed() {
+		s.Status = &tracepb.Status{Code: tracepb.Status_STATUS_CODE_ERROR, Message: errorType(c)}
+	}
+	return s
+}
+
+// attributes lists a call's span attributes in a fixed order: GenAI, then
+// MLflow, then llmscope's own.
+func attributes(c *llmscope.Call, opts Options) []*commonpb.KeyValue {
+	var a attrs
+	p := &c.Params
+	hasUsage := c.Usage.Source != llmscope.UsageNone && c.Usage.Source != ""
+
+	// OpenTelemetry GenAI semantic conventions.
+	a.strIf("gen_ai.operation.name", genAIOperation(c.Operation))
+	a.strIf("gen_ai.provider.name", c.Provider)
+	a.strIf("gen_ai.request.model", c.RequestModel)
+	a.strIf("gen_ai.response.model", c.ResponseModel)
+	if hasUsage {
+		a.int("gen_ai.usage.input_tokens", c.Usage.InputTokens)
+		a.int("gen_ai.usage.output_tokens", c.Usage.OutputTokens)
+	}
+	a.dblPtr("gen_ai.request.temperature", p.Temperature)
+	a.dblPtr("gen_ai.request.top_p", p.TopP)
+	a.intPtr("gen_ai.request.max_tokens", firstSet(p.MaxTokens, p.MaxCompletionTokens, p.MaxOutputTokens))
+	a.intPtr("gen_ai.request.seed", p.Seed)
+	a.dblPtr("gen_ai.request.frequency_penalty", p.FrequencyPenalty)
+	a.dblPtr("gen_ai.request.presence_penalty", p.PresencePenalty)
+	if len(p.Stop) > 0 {
+		a.strs("gen_ai.request.stop_sequences", p.Stop)
+	}
+	if p.N != nil && *p.N != 1 {
+		a.int("gen_ai.request.choice.count", *p.N)
+	}
+	if p.EncodingFormat != "" {
+		a.strs("gen_ai.request.encoding_formats", []string{p.EncodingFormat})
+	}
+	a.intPtr("gen_ai.embeddings.dimension.count", p.Dimensions)
+	if c.FinishReason != "" {
+		a.strs("gen_ai.response.finish_reasons", []string{c.FinishReason})
+	}
+	if c.Failed() {
+		a.str("error.type", errorType(c))
+	}
+	if c.Status != 0 {
+		a.int("http.response.status_code", int64(c.Status))
+	}
+
+	// MLflow: JSON-encoded values.
+	a.json("mlflow.spanType", spanType(c.Operation))
+	if m := c.Model(); m != "" {
+		a.json("mlflow.llm.model", m)
+	}
+	if c.Provider != "" {
+		a.json("mlflow.llm.provider", c.Provider)
+	}
+	if hasUsage {
+		a.json("mlflow.chat.tokenUsage", tokenUsage{
+			InputTokens:          c.Usage.InputTokens,
+			OutputTokens:         c.Usage.OutputTokens,
+			TotalTokens:          c.Usage.TotalTokens,
+			CacheReadInputTokens: c.Usage.CachedInputTokens,
+		})
+	}
+	if c.Cost != nil {
+		a.json("mlflow.llm.cost", cost{
+			InputCost:  c.Cost.InputUSD,
+			OutputCost: c.Cost.OutputUSD,
+			TotalCost:  c.Cost.TotalUSD,
+		})
+	}
+	a.json("mlflow.spanInputs", spanInputs(c, opts.Capture))
+	if out := spanOutputs(c, opts.Capture, hasUsage); len(out) > 0 {
+		a.json("mlflow.spanOutputs", out)
+	}
+	// User and session: MLflow keeps them as trace metadata under these
+	// keys. Recent MLflow servers promote the root span's user.id and
+	// session.id (OTel conventions) to that metadata; the mlflow.trace.*
+	// span attributes carry the same plain strings for readers of the span.
+	if c.User != "" {
+		a.str("mlflow.trace.user", c.User)
+		a.str("user.id", c.User)
+	}
+	if c.Session != "" {
+		a.str("mlflow.trace.session", c.Session)
+		a.str("session.id", c.Session)
+	}
+
+	// llmscope's own.
+	a.str("llmscope.call_id", c.ID)
+	a.strIf("llmscope.operation", c.Operation)
+	a.strIf("llmscope.endpoint", c.Endpoint)
+	a.strIf("llmscope.experiment", c.Experiment)
+	a.strIf("llmscope.run", c.Run)
+	a.strIf("llmscope.usage_source", c.Usage.Source)
+	if hasUsage {
+		a.int("llmscope.usage.total_tokens", c.Usage.TotalTokens)
+		a.int("llmscope.usage.cached_input_tokens", c.Usage.CachedInputTokens)
+		a.int("llmscope.usage.reasoning_tokens", c.Usage.ReasoningTokens)
+	}
+	if c.Cost != nil {
+		a.strIf("llmscope.cost.price_source", c.Cost.PriceSource)
+	}
+	if c.TTFTMS > 0 {
+		a.dbl("llmscope.ttft_ms", c.TTFTMS)
+	}
+	a.boolean("llmscope.stream", c.Stream)
+	keys := make([]string, 0, len(c.Tags))
+	for k := range c.Tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		a.str("llmscope.tags."+k, c.Tags[k])
+	}
+	// Recent MLflow servers turn mlflow.traceTag.<k> on a root span into
+	// the trace tag k (searchable in the trace list).
+	for _, k := range keys {
+		a.str("mlflow.traceTag."+k, c.Tags[k])
+	}
+	return a
+}
+
+func firstSet(ps ...*int64) *int64 {
+	for _, p := range ps {
+		if p != nil {
+			return p
+		}
+	}
+	return nil
+}

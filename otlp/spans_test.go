@@ -1,0 +1,354 @@
+package otlp
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"llmscope"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func f64(v float64) *float64 { return &v }
+func i64(v int64) *int64     { return &v }
+
+var t0 = time.Date(2026, 3, 14, 15, 9, 26, 535000000, time.UTC)
+
+// chatCall is a non-streamed chat call with cached and reasoning tokens and
+// a known cost.
+func chatCall() *llmscope.Call {
+	return &llmscope.Call{
+		ID:            "0195a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+		TraceID:       "0195a1b2c3d47e5f8a9b0c1d2e3f4a5b",
+		Start:         t0,
+		DurationMS:    812.4,
+		Operation:     llmscope.OpChat,
+		Provider:      "openai",
+		Endpoint:      "/v1/chat/completions",
+		RequestModel:  "o4-mini",
+		ResponseModel: "o4-mini-2025-04-16",
+		Status:        200,
+		FinishReason:  "stop",
+		Params: llmscope.Params{
+			Temperature:         f64(0.7),
+			TopP:                f64(1),
+			MaxCompletionTokens: i64(256),
+			Seed:                i64(42),
+			Stop:                []string{"\n\n", "END"},
+			PresencePenalty:     f64(0.1),
+			FrequencyPenalty:    f64(0.2),
+			ReasoningEffort:     "low",
+		},
+		Usage: llmscope.Usage{
+			InputTokens: 1200, OutputTokens: 300, TotalTokens: 1500,
+			CachedInputTokens: 1024, ReasoningTokens: 192, Source: llmscope.UsageReported,
+		},
+		Cost:       &llmscope.Cost{InputUSD: 0.0004444, OutputUSD: 0.00132, TotalUSD: 0.0017644, PriceSource: "builtin:2026-03-01"},
+		Experiment: "llmscope",
+		Run:        "sweep-t0.7",
+		User:       "alice",
+		Session:    "s-42",
+		Tags:       map[string]string{"team": "search", "env": "dev"},
+		OverheadMS: 0.04,
+	}
+}
+
+// streamFailedCall is a streamed chat call whose stream broke.
+func streamFailedCall() *llmscope.Call {
+	return &llmscope.Call{
+		ID:           "0195a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a60",
+		TraceID:      "0195a1b2c3d47e5f8a9b0c1d2e3f4a60",
+		Start:        t0.Add(time.Second),
+		DurationMS:   1503.25,
+		TTFTMS:       143.2,
+		Operation:    llmscope.OpChat,
+		Provider:     "openai",
+		Endpoint:     "/v1/chat/completions",
+		RequestModel: "gpt-4o-mini",
+		Stream:       true,
+		Status:       200,
+		ErrorType:    llmscope.ErrTypeStream,
+		Params:       llmscope.Params{Temperature: f64(0), MaxTokens: i64(64)},
+		Usage:        llmscope.Usage{InputTokens: 21, OutputTokens: 9, TotalTokens: 30, Source: llmscope.UsageEstimated},
+		Experiment:   "llmscope",
+	}
+}
+
+// embeddingsCall is an embeddings call with a non-UUID id and no trace id.
+func embeddingsCall() *llmscope.Call {
+	return &llmscope.Call{
+		ID:            "legacy-42",
+		Start:         t0.Add(2 * time.Second),
+		DurationMS:    35.5,
+		Operation:     llmscope.OpEmbeddings,
+		Provider:      "openai",
+		Endpoint:      "/v1/embeddings",
+		RequestModel:  "text-embedding-3-small",
+		ResponseModel: "text-embedding-3-small",
+		Status:        200,
+		Params:        llmscope.Params{Dimensions: i64(256), EncodingFormat: "float"},
+		Usage:         llmscope.Usage{InputTokens: 8, TotalTokens: 8, Source: llmscope.UsageReported},
+		Cost:          &llmscope.Cost{InputUSD: 1.6e-7, TotalUSD: 1.6e-7, PriceSource: "builtin:2026-03-01"},
+		Experiment:    "llmscope",
+	}
+}
+
+const (
+	secretPrompt   = "SECRET-PROMPT-what is the launch code"
+	secretAnswer   = "SECRET-ANSWER-it is 0000"
+	secretInstruct = "SECRET-INSTRUCTIONS-be terse"
+)
+
+// capturedCalls holds a chat and a Responses call with captured text.
+func capturedCalls() []*llmscope.Call {
+	chat := chatCall()
+	chat.Input = `[{"role":"user","content":"` + secretPrompt + `"}]`
+	chat.Output = secretAnswer
+	resp := &llmscope.Call{
+		ID:            "0195a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a61",
+		TraceID:       "0195a1b2c3d47e5f8a9b0c1d2e3f4a61",
+		Start:         t0.Add(3 * time.Second),
+		DurationMS:    420,
+		Operation:     llmscope.OpResponses,
+		Provider:      "openai",
+		Endpoint:      "/v1/responses",
+		RequestModel:  "gpt-4.1-nano",
+		ResponseModel: "gpt-4.1-nano-2025-04-14",
+		Status:        200,
+		FinishReason:  "completed",
+		Params:        llmscope.Params{MaxOutputTokens: i64(100)},
+		Usage:         llmscope.Usage{InputTokens: 30, OutputTokens: 12, TotalTokens: 42, Source: llmscope.UsageReported},
+		Experiment:    "llmscope",
+		Input:         `{"instructions":"` + secretInstruct + `","input":"` + secretPrompt + `"}`,
+		Output:        secretAnswer,
+	}
+	return []*llmscope.Call{chat, resp}
+}
+
+// goldenJSON renders req as stable, indented protojson.
+func goldenJSON(t *testing.T, calls []*llmscope.Call, opts Options) []byte {
+	t.Helper()
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(Spans(calls, opts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// protojson varies its whitespace on purpose: normalise it.
+	var compact, out bytes.Buffer
+	if err := json.Compact(&compact, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Indent(&out, compact.Bytes(), "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	out.WriteByte('\n')
+	return out.Bytes()
+}
+
+func TestGolden(t *testing.T) {
+	cases := []struct {
+		name  string
+		calls []*llmscope.Call
+		opts  Options
+	}{
+		{"chat_cached_reasoning", []*llmscope.Call{chatCall()}, Options{Version: "v0.1.0"}},
+		{"stream_failed", []*llmscope.Call{streamFailedCall()}, Options{}},
+		{"embeddings", []*llmscope.Call{embeddingsCall()}, Options{ServiceName: "my-gateway", Attributes: map[string]string{"deployment.environment.name": "test", "service.name": "ignored"}}},
+		{"capture_on", capturedCalls(), Options{Capture: true}},
+		{"capture_off", capturedCalls(), Options{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := goldenJSON(t, tc.calls, tc.opts)
+			path := filepath.Join("testdata", tc.name+".otlp.json")
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s differs from the mapping (run go test ./otlp -update and review the diff):\n%s", path, got)
+			}
+		})
+	}
+}
+
+// attrMap indexes a span's attributes by key.
+func attrMap(s *tracepb.Span) map[string]*commonpb.AnyValue {
+	m := map[string]*commonpb.AnyValue{}
+	for _, kv := range s.Attributes {
+		m[kv.Key] = kv.Value
+	}
+	return m
+}
+
+func oneSpan(t *testing.T, c *llmscope.Call, opts Options) (*tracepb.Span, map[string]*commonpb.AnyValue) {
+	t.Helper()
+	req := Spans([]*llmscope.Call{c}, opts)
+	if n := len(req.ResourceSpans); n != 1 {
+		t.Fatalf("resource spans = %d, want 1", n)
+	}
+	spans := req.ResourceSpans[0].ScopeSpans[0].Spans
+	if len(spans) != 1 {
+		t.Fatalf("spans = %d, want 1", len(spans))
+	}
+	return spans[0], attrMap(spans[0])
+}
+
+func TestCaptureOff(t *testing.T) {
+	calls := capturedCalls()
+	b, err := proto.Marshal(Spans(calls, Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := goldenJSON(t, calls, Options{})
+	for _, secret := range []string{secretPrompt, secretAnswer, secretInstruct, "SECRET"} {
+		if bytes.Contains(b, []byte(secret)) || bytes.Contains(j, []byte(secret)) {
+			t.Errorf("capture off: %q leaked into the export", secret)
+		}
+	}
+	// Capture on: the text is there, under the request's own fields.
+	_, a := oneSpan(t, calls[0], Options{Capture: true})
+	var in struct {
+		Messages []struct{ Role, Content string } `json:"messages"`
+	}
+	if err := json.Unmarshal([]byte(a["mlflow.spanInputs"].GetStringValue()), &in); err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Messages) != 1 || in.Messages[0].Content != secretPrompt {
+		t.Errorf("capture on: spanInputs messages = %+v", in.Messages)
+	}
+	if !strings.Contains(a["mlflow.spanOutputs"].GetStringValue(), secretAnswer) {
+		t.Errorf("capture on: spanOutputs lacks the answer: %s", a["mlflow.spanOutputs"].GetStringValue())
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	calls := []*llmscope.Call{chatCall(), streamFailedCall(), embeddingsCall()}
+	opts := Options{Attributes: map[string]string{"b": "2", "a": "1", "c": "3"}}
+	m := proto.MarshalOptions{Deterministic: true}
+	first, err := m.Marshal(Spans(calls, opts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		again, err := m.Marshal(Spans([]*llmscope.Call{chatCall(), streamFailedCall(), embeddingsCall()}, opts))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(first, again) {
+			t.Fatal("same calls marshalled to different bytes")
+		}
+	}
+
+	c := chatCall()
+	s, _ := oneSpan(t, c, Options{})
+	if got := hex.EncodeToString(s.TraceId); got != c.TraceID {
+		t.Errorf("trace id = %s, want call.TraceID %s", got, c.TraceID)
+	}
+	sum := sha256.Sum256([]byte("span:" + c.ID))
+	if !bytes.Equal(s.SpanId, sum[:8]) {
+		t.Errorf("span id = %x, want %x", s.SpanId, sum[:8])
+	}
+}
+
+func TestTraceIDFallback(t *testing.T) {
+	// A non-UUID id without a trace id: first 16 bytes of sha256(id).
+	e := embeddingsCall()
+	sum := sha256.Sum256([]byte(e.ID))
+	if got := TraceID(e); !bytes.Equal(got, sum[:16]) {
+		t.Errorf("trace id = %x, want %x", got, sum[:16])
+	}
+	// Invalid trace ids fall back to the id the call would have been given.
+	for _, bad := range []string{"", "xyz", "0195a1b2c3d47e5f", strings.Repeat("0", 32), strings.Repeat("g", 32)} {
+		c := chatCall()
+		c.TraceID = bad
+		want := llmscope.TraceIDFor(c.ID)
+		if got := hex.EncodeToString(TraceID(c)); got != want {
+			t.Errorf("TraceID(%q) = %s, want %s", bad, got, want)
+		}
+	}
+}
+
+func TestSpanFields(t *testing.T) {
+	s, a := oneSpan(t, streamFailedCall(), Options{})
+	if s.Name != "chat gpt-4o-mini" || s.Kind != tracepb.Span_SPAN_KIND_CLIENT {
+		t.Errorf("name, kind = %q, %v", s.Name, s.Kind)
+	}
+	if s.Status.GetCode() != tracepb.Status_STATUS_CODE_ERROR || s.Status.GetMessage() != llmscope.ErrTypeStream {
+		t.Errorf("status = %v", s.Status)
+	}
+	if s.StartTimeUnixNano != uint64(t0.Add(time.Second).UnixNano()) ||
+		s.EndTimeUnixNano-s.StartTimeUnixNano != uint64(1503250*time.Microsecond) {
+		t.Errorf("times = %d..%d", s.StartTimeUnixNano, s.EndTimeUnixNano)
+	}
+	if a["error.type"].GetStringValue() != llmscope.ErrTypeStream ||
+		a["llmscope.ttft_ms"].GetDoubleValue() != 143.2 || !a["llmscope.stream"].GetBoolValue() ||
+		a["mlflow.spanType"].GetStringValue() != `"CHAT_MODEL"` ||
+		a["mlflow.llm.model"].GetStringValue() != `"gpt-4o-mini"` {
+		t.Errorf("attributes: %v", a)
+	}
+	if _, ok := a["mlflow.llm.cost"]; ok {
+		t.Error("mlflow.llm.cost set for a call with unknown cost")
+	}
+
+	// An HTTP error without an error type, and no usage.
+	c := streamFailedCall()
+	c.ErrorType, c.Status, c.Usage = "", 429, llmscope.Usage{Source: llmscope.UsageNone}
+	s, a = oneSpan(t, c, Options{})
+	if s.Status.GetMessage() != "429" || a["error.type"].GetStringValue() != "429" ||
+		a["http.response.status_code"].GetIntValue() != 429 {
+		t.Errorf("status %v, attributes %v", s.Status, a)
+	}
+	for _, k := range []string{"mlflow.chat.tokenUsage", "gen_ai.usage.input_tokens"} {
+		if _, ok := a[k]; ok {
+			t.Errorf("%s set with usage source none", k)
+		}
+	}
+
+	// Span types and operation names per operation.
+	for op, want := range map[string][2]string{
+		llmscope.OpChat:           {"CHAT_MODEL", "chat"},
+		llmscope.OpResponses:      {"CHAT_MODEL", "chat"},
+		llmscope.OpTextCompletion: {"LLM", "text_completion"},
+		llmscope.OpEmbeddings:     {"EMBEDDING", "embeddings"},
+		llmscope.OpModels:         {"UNKNOWN", "models"},
+		llmscope.OpOther:          {"UNKNOWN", "other"},
+	} {
+		c := chatCall()
+		c.Operation = op
+		s, a := oneSpan(t, c, Options{})
+		if a["mlflow.spanType"].GetStringValue() != `"`+want[0]+`"` ||
+			a["gen_ai.operation.name"].GetStringValue() != want[1] || s.Name != want[1]+" o4-mini" {
+			t.Errorf("%s: spanType %s, operation %s, name %q", op,
+				a["mlflow.spanType"].GetStringValue(), a["gen_ai.operation.name"].GetStringValue(), s.Name)
+		}
+	}
+
+	// max_tokens precedence.
+	c = chatCall()
+	c.Params.MaxTokens, c.Params.MaxOutputTokens = i64(10), i64(30)
+	if _, a := oneSpan(t, c, Options{}); a["gen_ai.request.max_tokens"].GetIntValue() != 10 {
+		t.Errorf("max_tokens = %v, want 10", a["gen_ai.request.max_tokens"])
+	}
+	// Nil calls are skipped.
+	if n := len(Spans([]*llmscope.Call{nil, chatCall()}, Options{}).ResourceSpans[0].ScopeSpans[0].Spans); n != 1 {
+		t.Errorf("spans = %d, want 1", n)
+	}
+}
