@@ -219,11 +219,14 @@ func (e *Exporter) logRunCalls(ctx context.Context, expID string, calls []*llmsc
 		// Steps: the call's position in its run, counted in the store, so a
 		// replay after a restart gives every call the same step again.
 		if rs.stepAt == 0 || cs[0].Seq <= rs.stepAt {
-			st, err := e.cfg.Stats.Stats(ctx, llmscope.Filter{Experiment: cs[0].Experiment, Run: name, MaxSeq: cs[0].Seq - 1})
-			if err != nil {
-				return fmt.Errorf("count calls of run %q: %w", name, err)
+			rs.step = 0
+			if before := cs[0].Seq - 1; before > 0 { // MaxSeq 0 would mean no bound
+				st, err := e.cfg.Stats.Stats(ctx, llmscope.Filter{Experiment: cs[0].Experiment, Run: name, MaxSeq: before})
+				if err != nil {
+					return fmt.Errorf("count calls of run %q: %w", name, err)
+				}
+				rs.step = st.Totals.Calls
 			}
-			rs.step = st.Totals.Calls
 		}
 		var metrics []Metric
 		var params []Param
