@@ -37,7 +37,7 @@ var buildBinary = sync.OnceValues(func() (string, error) {
 
 // startServe runs `llmscope serve` on a free port with a fresh database and
 // returns the process, its base URL and the database path.
-func startServe(t *testing.T, extra ...string) (*exec.Cmd, string, string, *bytes.Buffer) {
+func startServe(t *testing.T, extra ...string) (*exec.Cmd, string, string, *syncBuffer) {
 	t.Helper()
 	bin, err := buildBinary()
 	if err != nil {
@@ -52,8 +52,8 @@ func startServe(t *testing.T, extra ...string) (*exec.Cmd, string, string, *byte
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,26 @@ func startServe(t *testing.T, extra ...string) (*exec.Cmd, string, string, *byte
 	if !strings.Contains(first, "simulator") {
 		t.Errorf("first output line does not say the simulator answers: %q", first)
 	}
-	return cmd, base, db, &stderr
+	return cmd, base, db, stderr
+}
+
+// syncBuffer is a bytes.Buffer the child process writes to while the test
+// reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestServeSIGTERMDuringBurstLosesNothing(t *testing.T) {
