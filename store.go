@@ -36,6 +36,16 @@ type Sink interface {
 	Record(c *Call)
 }
 
+// Sinks hands each call to every sink in order.
+type Sinks []Sink
+
+// Record calls Record of each sink.
+func (s Sinks) Record(c *Call) {
+	for _, sink := range s {
+		sink.Record(c)
+	}
+}
+
 // SinkFunc adapts a function to Sink.
 type SinkFunc func(c *Call)
 

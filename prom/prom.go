@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"llmscope"
 )
 
 // Metrics holds llmscope's collectors.
@@ -19,12 +21,16 @@ type Metrics struct {
 	exportLag      *prometheus.GaugeVec
 	exportFailures *prometheus.CounterVec
 	exportProblems *prometheus.CounterVec
+	genai          *genai
 }
 
 // New registers llmscope's collectors, with Go runtime and process
 // collectors, on a new registry. queueDepth reports the store queue's depth
-// at scrape time.
-func New(queueDepth func() int) *Metrics {
+// at scrape time. The model label keeps DefaultModelCap values; see NewCapped.
+func New(queueDepth func() int) *Metrics { return NewCapped(queueDepth, DefaultModelCap) }
+
+// NewCapped is New with a cap on distinct model label values.
+func NewCapped(queueDepth func() int, modelCap int) *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
 		reg: reg,
@@ -49,6 +55,8 @@ func New(queueDepth func() int) *Metrics {
 		Name: "llmscope_export_problems_total",
 		Help: "Items a remote system refused or answered oddly, by kind.",
 	}, []string{"exporter", "kind"})
+	m.genai = newGenAI(modelCap)
+	reg.MustRegister(m.genai.collectors()...)
 	reg.MustRegister(m.costUnknown, m.dropped, m.exportLag, m.exportFailures, m.exportProblems,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "llmscope_store_queue_depth",
@@ -59,6 +67,12 @@ func New(queueDepth func() int) *Metrics {
 	)
 	return m
 }
+
+var _ llmscope.Sink = (*Metrics)(nil)
+
+// Record updates the per-call metrics for c. It is cheap and does not
+// allocate for label combinations seen before, so it runs on the request path.
+func (m *Metrics) Record(c *llmscope.Call) { m.genai.record(c) }
 
 // CostUnknown counts one call that could not be priced.
 func (m *Metrics) CostUnknown() { m.costUnknown.Inc() }

@@ -1,11 +1,37 @@
 package prom
 
 import (
+	"bytes"
 	"io"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"testing"
+
+	"llmscope"
+	"llmscope/internal/needs"
 )
+
+func scrape(t testing.TB, m *Metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	return string(body)
+}
+
+func call(model string, status int, stream bool) *llmscope.Call {
+	c := &llmscope.Call{Operation: llmscope.OpChat, Provider: "openai", RequestModel: model, Status: status, Stream: stream,
+		DurationMS: 250, TTFTMS: 80, OverheadMS: 0.05,
+		Usage: llmscope.Usage{InputTokens: 20, OutputTokens: 100, TotalTokens: 120, Source: llmscope.UsageReported},
+		Cost:  &llmscope.Cost{TotalUSD: 0.001}}
+	if status >= 400 {
+		c.ErrorType = "429"
+		c.Usage = llmscope.Usage{Source: llmscope.UsageNone}
+		c.Cost = nil
+	}
+	return c
+}
 
 func TestMetricsExposed(t *testing.T) {
 	depth := 7
@@ -13,17 +39,88 @@ func TestMetricsExposed(t *testing.T) {
 	m.CostUnknown()
 	m.CostUnknown()
 	m.Dropped("queue_full")
-	rec := httptest.NewRecorder()
-	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	body, _ := io.ReadAll(rec.Body)
+	m.Record(call("gpt-4o", 200, true))
+	m.Record(call("gpt-4o", 200, false))
+	m.Record(call("gpt-4o", 429, false))
+	body := scrape(t, m)
 	for _, want := range []string{
 		"llmscope_cost_unknown_total 2",
 		`llmscope_dropped_total{reason="queue_full"} 1`,
 		"llmscope_store_queue_depth 7",
+		`llmscope_requests_total{error_type="",gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o",status_code="200"} 2`,
+		`llmscope_requests_total{error_type="429",gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o",status_code="429"} 1`,
+		`llmscope_tokens_total{gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o",type="output"} 200`,
+		`gen_ai_client_token_usage_bucket{gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o",gen_ai_token_type="input",le="64"} 2`,
+		`gen_ai_client_operation_duration_seconds_count{error_type="",gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o"} 2`,
+		`gen_ai_client_operation_duration_seconds_bucket{error_type="",gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o",le="0.32"} 2`,
+		`gen_ai_client_operation_time_to_first_chunk_seconds_count{gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o"} 1`,
+		`llmscope_cost_usd_total{gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o"} 0.002`,
+		"llmscope_gateway_overhead_seconds_count 3",
 		"go_goroutines",
 	} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+}
+
+func TestModelLabelCap(t *testing.T) {
+	m := NewCapped(func() int { return 0 }, 3)
+	for _, model := range []string{"a", "b", "c", "d", "e", "a", "user-controlled-1", "user-controlled-2"} {
+		m.Record(call(model, 200, false))
+	}
+	body := scrape(t, m)
+	for _, want := range []string{`gen_ai_request_model="a",status_code="200"} 2`, `gen_ai_request_model="other",status_code="200"} 4`, "llmscope_model_label_overflow_total 4"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	for _, banned := range []string{`"d"`, `"e"`, "user-controlled"} {
+		if strings.Contains(body, banned) {
+			t.Errorf("model beyond the cap leaked into labels: %s", banned)
+		}
+	}
+	if n := len(m.genai.series); n > 4 {
+		t.Errorf("%d series kept for 3 models + other", n)
+	}
+}
+
+func TestPromtoolAcceptsMetrics(t *testing.T) {
+	promtool := needs.Binary(t, "promtool", "run scripts/test-deps.sh (Debian package prometheus)")
+	m := New(func() int { return 0 })
+	m.Record(call("gpt-4o", 200, true))
+	m.Record(call("gpt-4o", 500, false))
+	m.ExportLag("mlflow", 0)
+	m.ExportFailure("mlflow")
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(scrape(t, m))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out.String())
+	}
+}
+
+func TestRecordDoesNotAllocate(t *testing.T) {
+	m := New(func() int { return 0 })
+	c := call("gpt-4o", 200, true)
+	m.Record(c)
+	if n := testing.AllocsPerRun(1000, func() { m.Record(c) }); n != 0 {
+		t.Errorf("Record allocates %v times per call in the steady state", n)
+	}
+}
+
+// BenchmarkRecord measures the per-call metric update on the request path.
+func BenchmarkRecord(b *testing.B) {
+	m := New(func() int { return 0 })
+	calls := []*llmscope.Call{call("gpt-4o", 200, true), call("gpt-4o-mini", 200, false), call("gpt-4o", 429, false)}
+	for _, c := range calls {
+		m.Record(c)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		m.Record(calls[i%3])
+		i++
 	}
 }

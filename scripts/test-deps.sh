@@ -8,3 +8,11 @@ go mod download
 go build ./...
 # MLflow server for the mlflow/ integration tests (pinned, in .venv/mlflow; idempotent).
 ./scripts/mlflow-venv.sh
+# Prometheus and promtool for the metrics integration tests (Debian's package).
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+	if [ "$(id -u)" = 0 ]; then
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+	else
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+	fi
+fi

@@ -30,6 +30,7 @@ type serveOptions struct {
 	capture, captureMax, maxBody, queue, shutdown *option
 	prices, injectUsage, upstreamTimeout          *option
 	mlflowURI, otlpEndpoint, runIdle              *option
+	metricsAddr, modelCap                         *option
 	simTTFT, simTPS, logLevel, logFormat          *option
 }
 
@@ -51,6 +52,8 @@ func newServeOptions(stderr io.Writer) *serveOptions {
 	o.mlflowURI = s.str("mlflow", "MLFLOW_TRACKING_URI", "", "MLflow tracking server URL: export runs, metrics and traces to it")
 	o.otlpEndpoint = s.str("otlp-endpoint", "LLMSCOPE_OTLP_ENDPOINT", "", "OTLP/HTTP traces endpoint of an OpenTelemetry collector (default from OTEL_EXPORTER_OTLP_ENDPOINT)")
 	o.runIdle = s.str("run-idle", "LLMSCOPE_RUN_IDLE", "5m", "a named run ends (summary metrics, FINISHED) after this long without calls")
+	o.metricsAddr = s.str("metrics-addr", "LLMSCOPE_METRICS_ADDR", "", "also serve /metrics on this address (it is always on --addr)")
+	o.modelCap = s.str("model-label-cap", "LLMSCOPE_MODEL_LABEL_CAP", "100", "distinct model label values in metrics; more become \"other\"")
 	o.shutdown = s.str("shutdown-timeout", "LLMSCOPE_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for requests in flight")
 	o.simTTFT = s.str("sim-ttft", "LLMSCOPE_SIM_TTFT", "0s", "built-in simulator: delay before the first token")
 	o.simTPS = s.str("sim-tokens-per-second", "LLMSCOPE_SIM_TOKENS_PER_SECOND", "0", "built-in simulator: streaming pace (0 = no delay)")
@@ -135,7 +138,11 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	defer store.Close()
 	var rec *llmscope.Recorder
-	metrics := prom.New(func() int { return rec.QueueDepth() })
+	modelCap, err := o.modelCap.Int()
+	if err != nil {
+		return err
+	}
+	metrics := prom.NewCapped(func() int { return rec.QueueDepth() }, int(modelCap))
 	rec = llmscope.NewRecorder(store, llmscope.RecorderConfig{
 		QueueSize: int(queue),
 		Logger:    logger.With("component", "recorder"),
@@ -153,7 +160,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		UpstreamTimeout:       upstreamTimeout,
 		Pricer:                prices,
 		OnCostUnknown:         costUnknownReporter(metrics, logger),
-		Sink:                  rec,
+		Sink:                  llmscope.Sinks{metrics, rec},
 		Logger:                logger.With("component", "gateway"),
 	})
 	if err != nil {
@@ -188,8 +195,18 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		"db", o.db.val, "capture", capture, "settings", strings.Join(o.s.sources(), " "))
 	fmt.Fprintf(stdout, "llmscope: listening on http://%s (set OPENAI_BASE_URL=http://%s/v1)\n", ln.Addr(), ln.Addr())
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if addr := o.metricsAddr.val; addr != "" {
+		mln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen --metrics-addr: %w", err)
+		}
+		msrv := &http.Server{Handler: metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { errc <- msrv.Serve(mln) }()
+		defer msrv.Close()
+		logger.Info("metrics", "addr", "http://"+mln.Addr().String()+"/metrics")
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
