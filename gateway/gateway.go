@@ -11,12 +11,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
 
 	"llmscope"
+	"llmscope/openai"
 )
 
 // Config configures a Gateway. Upstream and Sink are required.
@@ -53,20 +53,18 @@ type Config struct {
 
 // Gateway is the proxy. It is an http.Handler for the /v1/ tree.
 type Gateway struct {
-	cfg        Config
-	base       string // upstream base URL without a trailing slash
-	transport  http.RoundTripper
-	log        *slog.Logger
-	inflight   sync.WaitGroup
-	id         string        // this gateway's mark in X-Llmscope-Via
-	estimators chan struct{} // bounds concurrent token estimation
+	cfg       Config
+	base      string // upstream base URL without a trailing slash
+	transport http.RoundTripper
+	log       *slog.Logger
+	inflight  sync.WaitGroup
+	id        string // this gateway's mark in X-Llmscope-Via
+	fin       *openai.Finisher
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes is 0.
 const DefaultMaxBodyBytes = 32 << 20
 
-// textLimit bounds the response text kept for estimating missing usage.
-const textLimit = 1 << 20
 
 // New returns a Gateway for cfg.
 func New(cfg Config) (*Gateway, error) {
@@ -96,7 +94,10 @@ func New(cfg Config) (*Gateway, error) {
 		cfg.UpstreamTimeout = 10 * time.Minute
 	}
 	g := &Gateway{cfg: cfg, base: strings.TrimRight(cfg.Upstream, "/"), transport: cfg.Transport, log: cfg.Logger,
-		id: llmscope.NewID()[24:], estimators: make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))}
+		id: llmscope.NewID()[24:], fin: &openai.Finisher{
+			Sink: cfg.Sink, Pricer: cfg.Pricer, OnCostUnknown: cfg.OnCostUnknown,
+			Capture: cfg.Capture, CaptureMax: cfg.CaptureMaxBytes,
+		}}
 	if g.transport == nil {
 		t := NewTransport()
 		t.ResponseHeaderTimeout = cfg.UpstreamTimeout
@@ -124,8 +125,8 @@ func (g *Gateway) Wait(ctx context.Context) error {
 	go func() { g.inflight.Wait(); close(done) }()
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	return g.fin.Wait(ctx)
 }

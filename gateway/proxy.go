@@ -48,7 +48,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.inflight.Add(1)
 	defer g.inflight.Done()
 	x := &exchange{t0: time.Now()}
-	op, allowed := operation(r.Method, r.URL.Path)
+	op, allowed := openai.OperationOf(r.Method, r.URL.Path)
 	c := &llmscope.Call{
 		ID:         llmscope.NewID(),
 		Start:      x.t0,
@@ -250,7 +250,7 @@ func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, resp *http.R
 	}
 	_ = http.NewResponseController(w).Flush()
 	p0 := time.Now()
-	x.resp.SetTextLimit(g.textLimit())
+	x.resp.SetTextLimit(g.fin.TextLimit())
 	switch {
 	case resp.Header.Get("Content-Encoding") != "":
 	case overflow:
@@ -276,42 +276,20 @@ const (
 func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, resp *http.Response, x *exchange) {
 	c := x.call
 	rc := http.NewResponseController(w)
-	st := openai.NewStream(c.Operation)
-	st.SetTextLimit(g.textLimit())
-	events := openai.NewEventReader(resp.Body)
-	var first time.Duration
+	relay := openai.NewRelay(c.Operation, resp.Body, x.t0, x.injected, g.fin.TextLimit())
 	for {
-		raw, data, err := events.Next()
-		if len(raw) > 0 {
-			p0 := time.Now()
-			kind := st.Event(data)
-			if first == 0 {
-				first = p0.Sub(x.t0)
+		out, err := relay.Next()
+		if len(out) > 0 {
+			if _, werr := w.Write(out); werr != nil {
+				c.ErrorType = llmscope.ErrTypeCancelled
+				break
 			}
-			if kind == openai.ChunkContent && c.TTFTMS == 0 {
-				c.TTFTMS = ms(p0.Sub(x.t0))
-			}
-			out := raw
-			if x.injected {
-				if kind == openai.ChunkUsageOnly {
-					out = nil
-				} else {
-					out = openai.StripUsage(raw)
-				}
-			}
-			x.overhead += time.Since(p0)
-			if len(out) > 0 {
-				if _, werr := w.Write(out); werr != nil {
+			// Flush unless the next event has already arrived: it is
+			// written at once and flushed with this one.
+			if relay.Buffered() == 0 {
+				if ferr := rc.Flush(); ferr != nil {
 					c.ErrorType = llmscope.ErrTypeCancelled
 					break
-				}
-				// Flush unless the next event has already arrived: it is
-				// written at once and flushed with this one.
-				if events.Buffered() == 0 {
-					if ferr := rc.Flush(); ferr != nil {
-						c.ErrorType = llmscope.ErrTypeCancelled
-						break
-					}
 				}
 			}
 		}
@@ -328,21 +306,13 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, resp *http
 			break
 		}
 	}
-	if c.TTFTMS == 0 && first > 0 {
-		c.TTFTMS = ms(first)
-	}
-	x.resp = st.Response
+	c.TTFTMS = ms(relay.TTFT())
+	x.overhead += relay.Work()
+	x.resp = relay.Stream.Response
 	g.finish(x)
 	if c.ErrorType == llmscope.ErrTypeStream {
 		panic(http.ErrAbortHandler) // the client must see the break too
 	}
-}
-
-func (g *Gateway) textLimit() int {
-	if g.cfg.Capture {
-		return max(g.cfg.CaptureMaxBytes, textLimit)
-	}
-	return textLimit
 }
 
 // fail answers with an OpenAI error body raised by llmscope itself and
@@ -354,73 +324,18 @@ func (g *Gateway) fail(w http.ResponseWriter, x *exchange, status int, typ, code
 	g.finish(x)
 }
 
-// finish completes the call's fields from the response, prices it and hands
-// it to the sink. Usage the upstream did not report is estimated on another
-// goroutine, so the client's response never waits for the tokenizer.
+// finish times the call and hands it to the Finisher, which completes it
+// from the response, estimates missing usage off the request path, prices
+// it and records it.
 func (g *Gateway) finish(x *exchange) {
 	c := x.call
 	c.DurationMS = ms(time.Since(x.t0))
 	c.OverheadMS = ms(max(x.overhead, 0))
-	res := &x.resp
-	c.ResponseModel = res.Model
-	c.FinishReason = res.FinishReason
-	if res.ErrorType != "" && c.ErrorType == "" {
-		// An error reported inside a successful response (a stream's error
-		// event, a failed Responses API object).
-		c.ErrorType = llmscope.ErrTypeUpstream
+	var body []byte
+	if x.body != nil {
+		body = x.body.Bytes()
 	}
-	if g.cfg.Capture {
-		c.Output = openai.Truncate(res.Text(), g.cfg.CaptureMaxBytes)
-	}
-	switch {
-	case res.HasUsage:
-		c.Usage = res.Usage
-	case c.Status < 400 && c.Status != 0 && x.req.Valid && estimable(c.Operation):
-		body := bytes.Clone(x.body.Bytes()) // x.body goes back to the pool
-		text := res.Text()
-		g.inflight.Add(1)
-		go func() {
-			defer g.inflight.Done()
-			g.estimators <- struct{}{}
-			c.Usage = estimate(c, body, text)
-			<-g.estimators
-			g.record(c)
-		}()
-		return
-	default:
-		c.Usage.Source = llmscope.UsageNone
-	}
-	g.record(c)
-}
-
-// estimate counts the tokens of a call whose upstream reported none.
-func estimate(c *llmscope.Call, body []byte, text string) llmscope.Usage {
-	u := llmscope.Usage{Source: llmscope.UsageEstimated}
-	u.InputTokens = openai.EstimateInputTokens(c.Operation, c.RequestModel, body)
-	u.OutputTokens = openai.EstimateOutputTokens(c.RequestModel, text)
-	u.TotalTokens = u.InputTokens + u.OutputTokens
-	return u
-}
-
-// record prices c and hands it to the sink.
-func (g *Gateway) record(c *llmscope.Call) {
-	if g.cfg.Pricer != nil && priced(c.Operation) {
-		c.Cost = g.cfg.Pricer.Price(c)
-		if c.Cost == nil && g.cfg.OnCostUnknown != nil {
-			g.cfg.OnCostUnknown(c.Model())
-		}
-	}
-	g.cfg.Sink.Record(c)
-}
-
-func priced(op string) bool { return estimable(op) }
-
-func estimable(op string) bool {
-	switch op {
-	case llmscope.OpChat, llmscope.OpTextCompletion, llmscope.OpEmbeddings, llmscope.OpResponses:
-		return true
-	}
-	return false
+	g.fin.Finish(c, x.req, body, &x.resp)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }

@@ -5,6 +5,7 @@
 package openai
 
 import (
+	"net/http"
 	"strings"
 	"unsafe"
 
@@ -43,6 +44,42 @@ func Operation(path string) string {
 		return llmscope.OpModels
 	}
 	return llmscope.OpOther
+}
+
+// OperationOf names the operation of a request and, when its method does not
+// suit its path, returns the methods allowed there. Only POST on the exact
+// generation paths and GET on the models paths are recorded as such; other
+// requests (listing stored completions, deleting a model, CORS preflight)
+// pass through as OpOther.
+func OperationOf(method, path string) (op, allowed string) {
+	op = Operation(path)
+	if method == http.MethodOptions {
+		return llmscope.OpOther, ""
+	}
+	switch op {
+	case llmscope.OpChat:
+		switch method {
+		case http.MethodPost:
+			return op, ""
+		case http.MethodGet: // list stored chat completions
+			return llmscope.OpOther, ""
+		}
+		return op, "GET, POST, OPTIONS"
+	case llmscope.OpTextCompletion, llmscope.OpEmbeddings, llmscope.OpResponses:
+		if method == http.MethodPost {
+			return op, ""
+		}
+		return op, "POST, OPTIONS"
+	case llmscope.OpModels:
+		switch {
+		case method == http.MethodGet:
+			return op, ""
+		case method == http.MethodDelete && path != "/v1/models": // delete a fine-tuned model
+			return llmscope.OpOther, ""
+		}
+		return op, "GET, OPTIONS"
+	}
+	return op, ""
 }
 
 // str views b as a string without copying. The string must not outlive b's

@@ -1,0 +1,114 @@
+package openai
+
+import (
+	"bytes"
+	"context"
+	"runtime"
+	"sync"
+
+	"llmscope"
+)
+
+// Finisher completes calls and hands them on; the gateway and the SDK
+// transport share it. It fills the fields a response decides (model, finish
+// reason, usage, captured output), estimates usage the upstream did not
+// report — on its own goroutine, so no response ever waits for the tokenizer
+// — prices the call and gives it to the sink.
+type Finisher struct {
+	Sink          llmscope.Sink
+	Pricer        llmscope.Pricer    // nil: cost stays null
+	OnCostUnknown func(model string) // called for each call Pricer could not price
+	Capture       bool
+	CaptureMax    int
+
+	once       sync.Once
+	estimators chan struct{}
+	pending    sync.WaitGroup
+}
+
+// TextLimit returns how much response text to keep: enough to estimate
+// usage, and the capture size when capture is on.
+func (f *Finisher) TextLimit() int {
+	const estimateText = 1 << 20
+	if f.Capture {
+		return max(f.CaptureMax, estimateText)
+	}
+	return estimateText
+}
+
+// Finish completes c from res and records it. req and body are the parsed
+// and raw request (body is copied when it is needed later).
+func (f *Finisher) Finish(c *llmscope.Call, req Request, body []byte, res *Response) {
+	f.once.Do(func() { f.estimators = make(chan struct{}, max(2, runtime.GOMAXPROCS(0))) })
+	c.ResponseModel = res.Model
+	c.FinishReason = res.FinishReason
+	if res.ErrorType != "" && c.ErrorType == "" {
+		// An error reported inside a successful response (a stream's error
+		// event, a failed Responses API object).
+		c.ErrorType = llmscope.ErrTypeUpstream
+	}
+	if f.Capture {
+		c.Output = Truncate(res.Text(), f.CaptureMax)
+	}
+	switch {
+	case res.HasUsage:
+		c.Usage = res.Usage
+	case c.Status < 400 && c.Status != 0 && req.Valid && Estimable(c.Operation):
+		body = bytes.Clone(body)
+		text := res.Text()
+		f.pending.Add(1)
+		go func() {
+			defer f.pending.Done()
+			f.estimators <- struct{}{}
+			c.Usage = Estimate(c, body, text)
+			<-f.estimators
+			f.record(c)
+		}()
+		return
+	default:
+		c.Usage.Source = llmscope.UsageNone
+	}
+	f.record(c)
+}
+
+// Estimate counts the tokens of a call whose upstream reported none.
+func Estimate(c *llmscope.Call, body []byte, text string) llmscope.Usage {
+	u := llmscope.Usage{Source: llmscope.UsageEstimated}
+	u.InputTokens = EstimateInputTokens(c.Operation, c.RequestModel, body)
+	u.OutputTokens = EstimateOutputTokens(c.RequestModel, text)
+	u.TotalTokens = u.InputTokens + u.OutputTokens
+	return u
+}
+
+// Estimable reports whether calls of operation op carry token usage.
+func Estimable(op string) bool {
+	switch op {
+	case llmscope.OpChat, llmscope.OpTextCompletion, llmscope.OpEmbeddings, llmscope.OpResponses:
+		return true
+	}
+	return false
+}
+
+// record prices c and hands it to the sink.
+func (f *Finisher) record(c *llmscope.Call) {
+	if f.Pricer != nil && Estimable(c.Operation) {
+		c.Cost = f.Pricer.Price(c)
+		if c.Cost == nil && f.OnCostUnknown != nil {
+			f.OnCostUnknown(c.Model())
+		}
+	}
+	f.Sink.Record(c)
+}
+
+// Wait blocks until every call being estimated has been recorded, or ctx
+// ends.
+func (f *Finisher) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { f.pending.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

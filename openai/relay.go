@@ -1,0 +1,75 @@
+package openai
+
+import (
+	"io"
+	"time"
+)
+
+// Relay reads a streamed (SSE) answer event by event and says, for each,
+// what the client must receive: the event's bytes unchanged, or, when
+// llmscope injected include_usage, the event without its usage member, or
+// nothing for the extra usage-only chunk. On the way it gathers the call's
+// facts (Stream) and its time to first token. The gateway and the SDK
+// transport both relay through it.
+type Relay struct {
+	Stream   *Stream
+	events   *EventReader
+	start    time.Time
+	injected bool
+	first    time.Duration // first event of any kind
+	content  time.Duration // first content event
+	work     time.Duration // time spent in Next on llmscope's own work
+}
+
+// NewRelay returns a Relay over body for operation op. start is when the
+// request was received; injected says whether llmscope added include_usage.
+func NewRelay(op string, body io.Reader, start time.Time, injected bool, textLimit int) *Relay {
+	s := NewStream(op)
+	s.SetTextLimit(textLimit)
+	return &Relay{Stream: s, events: NewEventReader(body), start: start, injected: injected}
+}
+
+// Next reads one event and returns the bytes to pass on (possibly none) and
+// the read error: io.EOF at the end of the stream, anything else when it
+// broke. Bytes and an error can come together. out is valid until the next
+// call.
+func (r *Relay) Next() (out []byte, err error) {
+	raw, data, err := r.events.Next()
+	if len(raw) == 0 {
+		return nil, err
+	}
+	now := time.Now()
+	kind := r.Stream.Event(data)
+	if r.first == 0 {
+		r.first = now.Sub(r.start)
+	}
+	if kind == ChunkContent && r.content == 0 {
+		r.content = now.Sub(r.start)
+	}
+	out = raw
+	if r.injected {
+		if kind == ChunkUsageOnly {
+			out = nil
+		} else {
+			out = StripUsage(raw)
+		}
+	}
+	r.work += time.Since(now)
+	return out, err
+}
+
+// Buffered reports how many bytes of the next events have already arrived;
+// when it is 0, a relay should flush what it wrote.
+func (r *Relay) Buffered() int { return r.events.Buffered() }
+
+// TTFT returns the time from the request to the first content event, or to
+// the first event when none carried content; 0 when nothing arrived.
+func (r *Relay) TTFT() time.Duration {
+	if r.content > 0 {
+		return r.content
+	}
+	return r.first
+}
+
+// Work returns the time Next spent on llmscope's own parsing.
+func (r *Relay) Work() time.Duration { return r.work }
