@@ -65,7 +65,6 @@ type Gateway struct {
 // DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes is 0.
 const DefaultMaxBodyBytes = 32 << 20
 
-
 // New returns a Gateway for cfg.
 func New(cfg Config) (*Gateway, error) {
 	if cfg.Sink == nil {

@@ -10,6 +10,7 @@ import (
 
 	"llmscope"
 	"llmscope/internal/mlflowtest"
+	"llmscope/internal/wire"
 	"llmscope/mlflow"
 	"llmscope/otlp"
 )
@@ -49,7 +50,7 @@ func BenchmarkMLflowExport(b *testing.B) {
 			}
 			exp, err := mlflow.NewExporter(mlflow.ExporterConfig{
 				Client: client, Stats: noStats{}, Host: "bench", Started: time.Now(),
-				Traces: mlflowTraces{otlp.NewSender(ml.URL+"/v1/traces", nil, hc), otlp.Options{}},
+				Traces: wire.MLflowTraces{Sender: otlp.NewSender(ml.URL+"/v1/traces", nil, hc)},
 			})
 			if err != nil {
 				b.Fatal(err)

@@ -9,12 +9,15 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"llmscope"
 	"llmscope/gateway"
+	"llmscope/internal/wire"
+	"llmscope/otlp"
 	"llmscope/pricing"
 	"llmscope/prom"
 	"llmscope/sim"
@@ -174,12 +177,24 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			return nil
 		},
 	}
-	exports, err := startExports(ctx, o, store, metrics, capture, logger)
+	runIdle, err := o.runIdle.Duration()
+	if err != nil {
+		return err
+	}
+	otlpEndpoint, otlpHeaders := otlp.ConfigFromEnv(os.Getenv)
+	if o.otlpEndpoint.val != "" {
+		otlpEndpoint = o.otlpEndpoint.val
+	}
+	exports, err := wire.Start(ctx, wire.Config{
+		MLflowURI: o.mlflowURI.val, MLflowToken: secret("MLFLOW_TRACKING_TOKEN"),
+		MLflowUsername: secret("MLFLOW_TRACKING_USERNAME"), MLflowPassword: secret("MLFLOW_TRACKING_PASSWORD"),
+		RunIdle: runIdle, OTLPEndpoint: otlpEndpoint, OTLPHeaders: otlpHeaders, Capture: capture,
+	}, store, metrics, logger)
 	if err != nil {
 		return err
 	}
 	for _, ex := range exports {
-		health["export_"+ex.name] = ex.loop.Health
+		health["export_"+ex.Name] = ex.Loop.Health
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", gw)
@@ -230,7 +245,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err := rec.Close(fctx); err != nil {
 		return fmt.Errorf("flush store: %w", err)
 	}
-	stopExports(exports, shutdownTimeout, logger)
+	wire.Stop(exports, shutdownTimeout, logger)
 	logger.Info("stopped", "calls_written", rec.Written(), "calls_dropped", rec.Dropped())
 	return nil
 }

@@ -1,4 +1,6 @@
-package main
+// Package wire starts llmscope's exporters from plain settings; the command
+// and the SDK share it, so both export the same way.
+package wire
 
 import (
 	"context"
@@ -16,41 +18,50 @@ import (
 	"llmscope/prom"
 )
 
-// export is one running exporter.
-type export struct {
-	name   string
-	loop   *llmscope.ExportLoop
+// Export is one running exporter.
+type Export struct {
+	Name   string
+	Loop   *llmscope.ExportLoop
 	exp    llmscope.Exporter
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// startExports starts the exporters the options ask for: MLflow, and an
-// OpenTelemetry collector.
-func startExports(ctx context.Context, o *serveOptions, store llmscope.Store, m *prom.Metrics, capture bool, logger *slog.Logger) ([]*export, error) {
+// Config says which exporters to run.
+type Config struct {
+	MLflowURI                                   string // empty: no MLflow export
+	MLflowToken, MLflowUsername, MLflowPassword string
+	RunIdle                                     time.Duration
+	// OTLPEndpoint is a collector's traces URL; empty: none.
+	OTLPEndpoint string
+	OTLPHeaders  map[string]string
+	Capture      bool // captured text goes into spans
+}
+
+// Start starts the exporters cfg asks for, each in its own loop reading
+// store. Stop them with Stop.
+func Start(ctx context.Context, cfg Config, store llmscope.Store, m *prom.Metrics, logger *slog.Logger) ([]*Export, error) {
 	var exps []llmscope.Exporter
 	hc := &http.Client{Timeout: 60 * time.Second}
-	if uri := o.mlflowURI.val; uri != "" {
-		runIdle, err := o.runIdle.Duration()
-		if err != nil {
-			return nil, err
-		}
+	capture := cfg.Capture
+	if uri := cfg.MLflowURI; uri != "" {
+		runIdle := cfg.RunIdle
 		client, err := mlflow.NewClient(mlflow.Config{
-			TrackingURI: uri, Token: secret("MLFLOW_TRACKING_TOKEN"),
-			Username: secret("MLFLOW_TRACKING_USERNAME"), Password: secret("MLFLOW_TRACKING_PASSWORD"),
+			TrackingURI: uri, Token: cfg.MLflowToken,
+			Username: cfg.MLflowUsername, Password: cfg.MLflowPassword,
 			HTTPClient: hc,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("--mlflow: %w", err)
+			return nil, fmt.Errorf("mlflow: %w", err)
 		}
 		headers := map[string]string{}
-		if tok := secret("MLFLOW_TRACKING_TOKEN"); tok != "" {
+		if tok := cfg.MLflowToken; tok != "" {
 			headers["Authorization"] = "Bearer " + tok
 		}
 		host, _ := os.Hostname()
 		exp, err := mlflow.NewExporter(mlflow.ExporterConfig{
 			Client:  client,
-			Traces:  mlflowTraces{otlp.NewSender(strings.TrimRight(uri, "/")+"/v1/traces", headers, hc), otlp.Options{Capture: capture}},
+			Traces:  MLflowTraces{Sender: otlp.NewSender(strings.TrimRight(uri, "/")+"/v1/traces", headers, hc), Options: otlp.Options{Capture: capture}},
 			Stats:   store,
 			Host:    host,
 			RunIdle: runIdle,
@@ -64,15 +75,11 @@ func startExports(ctx context.Context, o *serveOptions, store llmscope.Store, m 
 		}
 		exps = append(exps, exp)
 	}
-	endpoint, headers := otlp.ConfigFromEnv(os.Getenv)
-	if o.otlpEndpoint.val != "" {
-		endpoint = o.otlpEndpoint.val
-	}
-	if endpoint != "" {
+	if endpoint, headers := cfg.OTLPEndpoint, cfg.OTLPHeaders; endpoint != "" {
 		exps = append(exps, otlp.NewExporter(otlp.NewSender(endpoint, headers, hc), otlp.Options{Capture: capture},
 			logger.With("exporter", "otlp"), func(kind string) { m.ExportProblem("otlp", kind) }))
 	}
-	var out []*export
+	var out []*Export
 	for _, exp := range exps {
 		name := exp.Name()
 		loop := llmscope.NewExportLoop(store, exp, llmscope.ExportConfig{
@@ -81,7 +88,7 @@ func startExports(ctx context.Context, o *serveOptions, store llmscope.Store, m 
 			OnLag:     func(d time.Duration) { m.ExportLag(name, d) },
 		})
 		lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		ex := &export{name: name, loop: loop, exp: exp, cancel: cancel, done: make(chan struct{})}
+		ex := &Export{Name: name, Loop: loop, exp: exp, cancel: cancel, done: make(chan struct{})}
 		go func() { defer close(ex.done); loop.Run(lctx) }()
 		logger.Info("exporting", "exporter", name)
 		out = append(out, ex)
@@ -89,38 +96,38 @@ func startExports(ctx context.Context, o *serveOptions, store llmscope.Store, m 
 	return out, nil
 }
 
-// stopExports delivers what is left within timeout, then lets each exporter
-// end its runs. What cannot be delivered stays in the store for next time.
-func stopExports(exports []*export, timeout time.Duration, logger *slog.Logger) {
+// Stop delivers what is left within timeout, then lets each exporter end its
+// runs. What cannot be delivered stays in the store for next time.
+func Stop(exports []*Export, timeout time.Duration, logger *slog.Logger) {
 	for _, ex := range exports {
 		ex.cancel()
 		<-ex.done
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		if err := ex.loop.Drain(ctx); err != nil {
-			logger.Warn("calls not yet exported stay in the store for the next start", "exporter", ex.name, "err", err)
+		if err := ex.Loop.Drain(ctx); err != nil {
+			logger.Warn("calls not yet exported stay in the store for the next start", "exporter", ex.Name, "err", err)
 		}
 		if c, ok := ex.exp.(interface{ Close(context.Context) error }); ok {
 			if err := c.Close(ctx); err != nil {
-				logger.Warn("closing exporter", "exporter", ex.name, "err", err)
+				logger.Warn("closing exporter", "exporter", ex.Name, "err", err)
 			}
 		}
 		cancel()
 	}
 }
 
-// mlflowTraces sends traces to MLflow's OTLP endpoint with its experiment and
+// MLflowTraces sends traces to MLflow's OTLP endpoint with its experiment and
 // run headers, translating the sender's errors into the exporter's terms.
-type mlflowTraces struct {
-	s    *otlp.Sender
-	opts otlp.Options
+type MLflowTraces struct {
+	Sender  *otlp.Sender
+	Options otlp.Options
 }
 
-func (t mlflowTraces) WriteTraces(ctx context.Context, experimentID, runID string, calls []*llmscope.Call) error {
+func (t MLflowTraces) WriteTraces(ctx context.Context, experimentID, runID string, calls []*llmscope.Call) error {
 	h := map[string]string{"x-mlflow-experiment-id": experimentID}
 	if runID != "" {
 		h["x-mlflow-run-id"] = runID
 	}
-	err := t.s.Send(ctx, calls, t.opts, h)
+	err := t.Sender.Send(ctx, calls, t.Options, h)
 	var he *otlp.HTTPError
 	var pe *otlp.PartialError
 	switch {
