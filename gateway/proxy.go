@@ -208,29 +208,19 @@ func (g *Gateway) upstreamRequest(r *http.Request, x *exchange) (*http.Request, 
 	return up, nil
 }
 
-// relayBody copies a non-streamed answer to the client as it arrives. It
-// keeps the first keepWhole bytes to read usage from; past that it keeps only
-// the last tailSize bytes, where OpenAI puts the model and usage of large
-// answers, so memory stays bounded whatever the size of the answer.
+// relayBody copies a non-streamed answer to the client as it arrives,
+// keeping (openai.Keeper) what is needed to read its usage.
 func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, resp *http.Response, x *exchange) {
 	kept := bufPool.Get().(*bytes.Buffer)
 	defer putBuf(kept)
 	chunkp := chunkPool.Get().(*[32 << 10]byte)
 	defer chunkPool.Put(chunkp)
 	chunk := chunkp[:]
-	overflow := false
+	keep := openai.Keeper{Buf: kept}
 	for {
 		n, err := resp.Body.Read(chunk)
 		if n > 0 {
-			kept.Write(chunk[:n])
-			if kept.Len() > keepWhole {
-				// Slide: keep only the tail. Copying tailSize bytes per 32 KiB
-				// read is cheap next to the network.
-				overflow = true
-				tail := kept.Bytes()[kept.Len()-tailSize:]
-				copy(kept.Bytes(), tail)
-				kept.Truncate(tailSize)
-			}
+			keep.Write(chunk[:n])
 			if _, werr := w.Write(chunk[:n]); werr != nil {
 				x.call.ErrorType = llmscope.ErrTypeCancelled
 				break
@@ -251,12 +241,8 @@ func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, resp *http.R
 	_ = http.NewResponseController(w).Flush()
 	p0 := time.Now()
 	x.resp.SetTextLimit(g.fin.TextLimit())
-	switch {
-	case resp.Header.Get("Content-Encoding") != "":
-	case overflow:
-		x.resp.ReadTail(kept.Bytes())
-	default:
-		x.resp.ReadBody(x.call.Operation, kept.Bytes())
+	if resp.Header.Get("Content-Encoding") == "" {
+		keep.ReadInto(&x.resp, x.call.Operation)
 	}
 	x.overhead += time.Since(p0)
 	g.finish(x)
@@ -264,12 +250,6 @@ func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, resp *http.R
 		panic(http.ErrAbortHandler) // the client must see the break too
 	}
 }
-
-// Bounds of what relayBody keeps of a non-streamed answer.
-const (
-	keepWhole = 4 << 20
-	tailSize  = 64 << 10
-)
 
 // relayStream forwards an SSE answer event by event, flushing each one, and
 // reads TTFT, usage and finish reason off it on the way.

@@ -23,8 +23,14 @@ const (
 // the call into Response.
 type Stream struct {
 	Response
-	op string
+	op       string
+	finished bool
 }
+
+// Finished reports whether the stream's end marker arrived: data: [DONE], or
+// a final event of the Responses API. A reader that stops there has read the
+// whole answer.
+func (s *Stream) Finished() bool { return s.finished }
 
 // NewStream returns a Stream for operation op.
 func NewStream(op string) *Stream { return &Stream{op: op} }
@@ -36,6 +42,7 @@ func (s *Stream) Event(data []byte) Chunk {
 		return ChunkOther
 	}
 	if bytes.Equal(data, doneMarker) {
+		s.finished = true
 		return ChunkDone
 	}
 	if !validJSON(data) {
@@ -112,6 +119,7 @@ func (s *Stream) responsesEvent(ev gjson.Result) Chunk {
 			s.Model = strings.Clone(m.Str)
 		}
 	case "response.completed", "response.incomplete", "response.failed":
+		s.finished = true
 		s.readResponseObject(ev.Get("response"))
 	case "error":
 		s.ErrorType = strings.Clone(ev.Get("code").String())

@@ -3,6 +3,7 @@
 package prom
 
 import (
+	"fmt"
 	"net/http"
 	"time"
 
@@ -22,6 +23,7 @@ type Metrics struct {
 	exportFailures *prometheus.CounterVec
 	exportProblems *prometheus.CounterVec
 	genai          *genai
+	collectors     []prometheus.Collector
 }
 
 // New registers llmscope's collectors, with Go runtime and process
@@ -32,8 +34,28 @@ func New(queueDepth func() int) *Metrics { return NewCapped(queueDepth, DefaultM
 // NewCapped is New with a cap on distinct model label values.
 func NewCapped(queueDepth func() int, modelCap int) *Metrics {
 	reg := prometheus.NewRegistry()
+	m := build(queueDepth, modelCap)
+	m.reg = reg
+	reg.MustRegister(m.collectors...)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Register registers llmscope's collectors (not the Go runtime ones, which a
+// caller's registry usually has) on reg, for a program that serves its own
+// registry. Handler is then not available.
+func Register(reg prometheus.Registerer, queueDepth func() int, modelCap int) (*Metrics, error) {
+	m := build(queueDepth, modelCap)
+	for _, c := range m.collectors {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("prom: register: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func build(queueDepth func() int, modelCap int) *Metrics {
 	m := &Metrics{
-		reg: reg,
 		costUnknown: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "llmscope_cost_unknown_total",
 			Help: "Calls whose model has no known price (their cost is null).",
@@ -56,15 +78,11 @@ func NewCapped(queueDepth func() int, modelCap int) *Metrics {
 		Help: "Items a remote system refused or answered oddly, by kind.",
 	}, []string{"exporter", "kind"})
 	m.genai = newGenAI(modelCap)
-	reg.MustRegister(m.genai.collectors()...)
-	reg.MustRegister(m.costUnknown, m.dropped, m.exportLag, m.exportFailures, m.exportProblems,
+	m.collectors = append(m.genai.collectors(), m.costUnknown, m.dropped, m.exportLag, m.exportFailures, m.exportProblems,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "llmscope_store_queue_depth",
 			Help: "Calls waiting to be committed to the store.",
-		}, func() float64 { return float64(queueDepth()) }),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
+		}, func() float64 { return float64(queueDepth()) }))
 	return m
 }
 
@@ -93,8 +111,12 @@ func (m *Metrics) ExportProblem(exporter, kind string) {
 	m.exportProblems.WithLabelValues(exporter, kind).Inc()
 }
 
-// Handler serves the metrics in Prometheus's text format.
+// Handler serves the metrics in Prometheus's text format; nil for Metrics
+// made by Register.
 func (m *Metrics) Handler() http.Handler {
+	if m.reg == nil {
+		return nil
+	}
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
