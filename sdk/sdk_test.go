@@ -14,6 +14,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
+	"github.com/prometheus/client_golang/prometheus"
 	goopenai "github.com/sashabaranov/go-openai"
 	"go.uber.org/goleak"
 
@@ -293,5 +294,56 @@ func TestEarlyClosedStreamLeaksNothing(t *testing.T) {
 		if c.ErrorType != llmscope.ErrTypeCancelled {
 			t.Errorf("early-closed stream recorded as %q", c.ErrorType)
 		}
+	}
+}
+
+func TestGoOpenAIEmbeddingsSameAsGateway(t *testing.T) {
+	simURL, gwURL, gw, rec, store := setup(t)
+	for _, base := range []string{gwURL, simURL} {
+		cfg := goopenai.DefaultConfig("k")
+		cfg.BaseURL = base + "/v1"
+		if base == simURL {
+			cfg.HTTPClient = rec.HTTPClient()
+		}
+		if _, err := goopenai.NewClientWithConfig(cfg).CreateEmbeddings(context.Background(), goopenai.EmbeddingRequest{
+			Model: goopenai.SmallEmbedding3, Input: []string{"first", "second"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeRec(t, rec)
+	g, s := gw.all(), store.all()
+	if len(g) != 1 || len(s) != 1 {
+		t.Fatalf("gateway %d, sdk %d calls", len(g), len(s))
+	}
+	s[0].Cost = nil
+	same(t, "embeddings", g[0], s[0])
+}
+
+func TestMetricsInCallersRegistry(t *testing.T) {
+	up := httptest.NewServer(sim.New(sim.Config{}))
+	defer up.Close()
+	reg := prometheus.NewRegistry()
+	rec, err := sdk.New(context.Background(), sdk.Config{Store: &memStore{}, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := openai.NewClient(option.WithBaseURL(up.URL+"/v1/"), option.WithAPIKey("k"), option.WithMaxRetries(0), option.WithHTTPClient(rec.HTTPClient()))
+	if _, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "gpt-4o-mini",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}}); err != nil {
+		t.Fatal(err)
+	}
+	closeRec(t, rec)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range families {
+		if f.GetName() == "llmscope_requests_total" && f.GetMetric()[0].GetCounter().GetValue() == 1 {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("llmscope_requests_total not in the caller's registry")
 	}
 }
