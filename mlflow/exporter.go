@@ -129,11 +129,18 @@ func (e *Exporter) Export(ctx context.Context, calls []*llmscope.Call) error {
 			if err := e.logRunCalls(ctx, g.exp, batch); err != nil {
 				return err
 			}
-		} else if err := e.rollup(ctx, g.exp, batch); err != nil {
-			return err
 		}
 		if err := e.writeTraces(ctx, g.exp, g.run, batch); err != nil {
 			return err
+		}
+	}
+	// Only now, with the whole batch delivered, do unnamed calls count in the
+	// rollups: a retried batch must not be counted twice.
+	for _, g := range order {
+		if g.run == "" {
+			if err := e.rollup(ctx, g.exp, groups[g]); err != nil {
+				e.log.Warn("rollup not logged yet; retried when idle", "err", err)
+			}
 		}
 	}
 	return nil
@@ -231,6 +238,10 @@ func (e *Exporter) logRunCalls(ctx context.Context, expID string, calls []*llmsc
 		var metrics []Metric
 		var params []Param
 		var tags []Tag
+		// New params and varied flags go to rs only once MLflow has them, so
+		// a failed batch sends them again.
+		newParams := map[string]string{}
+		newVaried := map[string]bool{}
 		for _, c := range cs {
 			rs.step++
 			rs.stepAt = c.Seq
@@ -250,31 +261,48 @@ func (e *Exporter) logRunCalls(ctx context.Context, expID string, calls []*llmsc
 				add("cost_usd", c.Cost.TotalUSD)
 			}
 			for k, v := range configOf(c) {
-				switch logged, ok := rs.params[k]; {
+				logged, ok := rs.params[k]
+				if !ok {
+					logged, ok = newParams[k]
+				}
+				switch {
 				case !ok:
-					rs.params[k] = v
+					newParams[k] = v
 					params = append(params, Param{Key: k, Value: v})
-				case logged != v && !rs.varied[k]:
-					rs.varied[k] = true
+				case logged != v && !rs.varied[k] && !newVaried[k]:
+					newVaried[k] = true
 					tags = append(tags, Tag{Key: "llmscope.varied." + k, Value: "true"})
 				}
 			}
 		}
 		sort.Slice(params, func(i, j int) bool { return params[i].Key < params[j].Key })
 		err := e.cfg.Client.LogBatch(ctx, rs.id, metrics, params, tags)
-		if IsCode(err, "INVALID_PARAMETER_VALUE") && len(params) > 0 {
+		if len(params) > 0 && IsCode(err, "INVALID_PARAMETER_VALUE") && strings.Contains(err.Error(), "param") {
 			// A param already holds another value (set outside llmscope):
 			// never fight it; mark it varied and log the rest.
 			e.log.Warn("MLflow refused a param value: marking it varied", "run", name, "err", err)
 			e.cfg.OnProblem("param_conflict")
 			for _, p := range params {
 				tags = append(tags, Tag{Key: "llmscope.varied." + p.Key, Value: "true"})
-				rs.varied[p.Key] = true
+				newVaried[p.Key] = true
+				delete(newParams, p.Key)
+				rs.params[p.Key] = "" // known to MLflow with some value
 			}
 			err = e.cfg.Client.LogBatch(ctx, rs.id, metrics, nil, tags)
 		}
+		if IsCode(err, "RESOURCE_DOES_NOT_EXIST") || IsCode(err, "INVALID_STATE") {
+			// The run was deleted or closed outside llmscope: forget it, so
+			// the retry finds or creates it again instead of failing forever.
+			delete(e.runs, runKey{expID, name})
+		}
 		if err != nil {
 			return fmt.Errorf("log run %q: %w", name, err)
+		}
+		for k, v := range newParams {
+			rs.params[k] = v
+		}
+		for k := range newVaried {
+			rs.varied[k] = true
 		}
 	}
 	return nil
@@ -369,16 +397,15 @@ func (e *Exporter) Idle(ctx context.Context) error {
 	for key, rs := range e.runs {
 		if !rs.ended && !rs.lastCall.IsZero() && time.Since(rs.lastCall) >= e.cfg.RunIdle {
 			if err := e.endRun(ctx, key, rs); err != nil {
-				return err
+				e.log.Warn("ending idle run", "run", key.run, "err", err)
 			}
 		}
 	}
-	for _, r := range e.rollups {
-		if err := r.flush(ctx, e.cfg.Client, time.Now().Add(-time.Minute)); err != nil {
-			return err
-		}
+	var errs []error
+	for expID, r := range e.rollups {
+		errs = append(errs, e.flushRollup(ctx, expID, r, time.Now().Add(-rollupGrace)))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Close ends every open run with its summary and flushes the rollups.
@@ -391,9 +418,11 @@ func (e *Exporter) Close(ctx context.Context) error {
 			errs = append(errs, e.endRun(ctx, key, rs))
 		}
 	}
-	for _, r := range e.rollups {
-		errs = append(errs, r.flush(ctx, e.cfg.Client, time.Now().Add(time.Hour)))
-		errs = append(errs, e.cfg.Client.UpdateRun(ctx, r.id, "FINISHED", time.Now()))
+	for expID, r := range e.rollups {
+		errs = append(errs, e.flushRollup(ctx, expID, r, time.Now().Add(time.Hour)))
+		if r.id != "" {
+			errs = append(errs, e.cfg.Client.UpdateRun(ctx, r.id, "FINISHED", time.Now()))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -2,6 +2,7 @@ package mlflow
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -115,5 +116,76 @@ func TestConfigOf(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("configOf[%s] = %q, want %q", k, got[k], v)
 		}
+	}
+}
+
+// countingTracking records the metrics logged to it.
+func countingTracking(t *testing.T, failBatches int) (*Client, func() map[string][]float64) {
+	t.Helper()
+	var mu sync.Mutex
+	logged := map[string][]float64{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/experiments/get-by-name"):
+			_, _ = w.Write([]byte(`{"experiment":{"experiment_id":"7","name":"e"}}`))
+		case strings.HasSuffix(r.URL.Path, "/runs/create"):
+			_, _ = w.Write([]byte(`{"run":{"info":{"run_id":"r1","experiment_id":"7"}}}`))
+		case strings.HasSuffix(r.URL.Path, "/runs/log-batch"):
+			mu.Lock()
+			defer mu.Unlock()
+			if failBatches > 0 {
+				failBatches--
+				w.WriteHeader(http.StatusBadRequest)
+				_, _ = w.Write([]byte(`{"error_code":"BAD_REQUEST","message":"no"}`))
+				return
+			}
+			var body struct {
+				Metrics []struct {
+					Key   string
+					Value float64
+				}
+			}
+			_ = json.NewDecoder(r.Body).Decode(&body)
+			for _, m := range body.Metrics {
+				logged[m.Key] = append(logged[m.Key], m.Value)
+			}
+			_, _ = w.Write([]byte(`{}`))
+		default:
+			_, _ = w.Write([]byte(`{}`))
+		}
+	}))
+	t.Cleanup(srv.Close)
+	c, err := NewClient(Config{TrackingURI: srv.URL, MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, func() map[string][]float64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return logged
+	}
+}
+
+func TestRollupCountsRetriedBatchOnce(t *testing.T) {
+	client, logged := countingTracking(t, 0)
+	traces := &refusingTraces{down: true}
+	exp, _ := NewExporter(ExporterConfig{Client: client, Traces: traces, Stats: zeroStats{}})
+	calls := testCalls(3)
+	for _, c := range calls {
+		c.Start = time.Now().Add(-time.Hour) // a minute long over
+	}
+	if err := exp.Export(context.Background(), calls); err == nil {
+		t.Fatal("export with traces down succeeded")
+	}
+	traces.down = false
+	if err := exp.Export(context.Background(), calls); err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.Idle(context.Background()); err != nil { // the minute is long over
+		t.Fatal(err)
+	}
+	if got := logged()["requests"]; len(got) != 1 || got[0] != 3 {
+		t.Errorf("rollup requests logged %v, want [3] (a retried batch counted once)", got)
 	}
 }

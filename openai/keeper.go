@@ -28,6 +28,9 @@ func (k *Keeper) Write(p []byte) {
 	}
 }
 
+// Overflowed reports whether the body outgrew KeepWhole (only its tail is kept).
+func (k *Keeper) Overflowed() bool { return k.overflow }
+
 // ReadInto reads what was kept of a body of operation op into res.
 func (k *Keeper) ReadInto(res *Response, op string) {
 	if k.overflow {

@@ -2,6 +2,7 @@ package prom
 
 import (
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -121,8 +122,15 @@ func (g *genai) lookup(c *llmscope.Call) *series {
 	if key.model == "" {
 		key.model = c.ResponseModel
 	}
+	// Label values must be valid UTF-8; a request can name any bytes.
+	key.model = strings.ToValidUTF8(key.model, "\uFFFD")
+	key.provider = strings.ToValidUTF8(key.provider, "\uFFFD")
+	key.errType = strings.ToValidUTF8(key.errType, "\uFFFD")
+	// Only a call that succeeded may take a place under the cap, so made-up
+	// model names that the upstream refuses cannot crowd real models out.
+	admit := c.Status < 400 && c.ErrorType == ""
 	g.mu.RLock()
-	if _, known := g.models[key.model]; !known && len(g.models) >= g.cap {
+	if _, known := g.models[key.model]; !known && (len(g.models) >= g.cap || !admit) {
 		key.model = OtherModel
 		g.overflow.Inc()
 	}

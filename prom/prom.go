@@ -54,6 +54,13 @@ func Register(reg prometheus.Registerer, queueDepth func() int, modelCap int) (*
 	return m, nil
 }
 
+// Unregister removes the collectors Register added to reg.
+func (m *Metrics) Unregister(reg prometheus.Registerer) {
+	for _, c := range m.collectors {
+		reg.Unregister(c)
+	}
+}
+
 func build(queueDepth func() int, modelCap int) *Metrics {
 	m := &Metrics{
 		costUnknown: prometheus.NewCounter(prometheus.CounterOpts{

@@ -85,6 +85,19 @@ func TestModelLabelCap(t *testing.T) {
 	}
 }
 
+func TestHostileModelNames(t *testing.T) {
+	m := NewCapped(func() int { return 0 }, 2)
+	m.Record(call("gpt-\xff", 200, false)) // invalid UTF-8 must not panic
+	for i := range 50 {                    // refused made-up models do not fill the cap
+		m.Record(call("made-up-"+strings.Repeat("x", i), 404, false))
+	}
+	m.Record(call("gpt-4o", 200, false))
+	body := scrape(t, m)
+	if !strings.Contains(body, `gen_ai_request_model="gpt-4o",status_code="200"} 1`) || strings.Contains(body, "made-up") {
+		t.Errorf("cap filled by failing calls or made-up names leaked:\n%s", body)
+	}
+}
+
 func TestPromtoolAcceptsMetrics(t *testing.T) {
 	promtool := needs.Binary(t, "promtool", "run scripts/test-deps.sh (Debian package prometheus)")
 	m := New(func() int { return 0 })

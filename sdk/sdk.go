@@ -69,6 +69,8 @@ type Recorder struct {
 	exports   []*wire.Export
 	log       *slog.Logger
 	client    *http.Client
+	// unregister removes llmscope's collectors from the caller's registry.
+	unregister func()
 }
 
 // New starts a Recorder. Close must be called to flush it.
@@ -108,16 +110,21 @@ func New(ctx context.Context, cfg Config) (*Recorder, error) {
 		return nil, fmt.Errorf("sdk: %w", err)
 	}
 	var metrics *prom.Metrics
-	depth := func() int { return r.rec.QueueDepth() }
+	var dropped func(string)
+	r.rec = llmscope.NewRecorder(r.store, llmscope.RecorderConfig{QueueSize: cfg.QueueSize, Logger: r.log,
+		OnDrop: func(reason string) { dropped(reason) }})
+	depth := r.rec.QueueDepth
 	if cfg.Registerer != nil {
 		if metrics, err = prom.Register(cfg.Registerer, depth, prom.DefaultModelCap); err != nil {
+			_ = r.rec.Close(ctx)
 			r.closeStore()
 			return nil, fmt.Errorf("sdk: %w", err)
 		}
+		r.unregister = func() { metrics.Unregister(cfg.Registerer) }
 	} else {
 		metrics = prom.New(depth)
 	}
-	r.rec = llmscope.NewRecorder(r.store, llmscope.RecorderConfig{QueueSize: cfg.QueueSize, Logger: r.log, OnDrop: metrics.Dropped})
+	dropped = metrics.Dropped
 	r.fin = &openai.Finisher{
 		Sink: llmscope.Sinks{metrics, r.rec}, Pricer: prices, OnCostUnknown: func(string) { metrics.CostUnknown() },
 		Capture: cfg.Capture, CaptureMax: cfg.CaptureMaxBytes,
@@ -129,6 +136,9 @@ func New(ctx context.Context, cfg Config) (*Recorder, error) {
 	if err != nil {
 		_ = r.rec.Close(ctx)
 		r.closeStore()
+		if r.unregister != nil {
+			r.unregister()
+		}
 		return nil, fmt.Errorf("sdk: %w", err)
 	}
 	r.client = &http.Client{Transport: r.Transport(nil)}
@@ -148,6 +158,10 @@ func (r *Recorder) Transport(base http.RoundTripper) http.RoundTripper {
 // HTTPClient returns an *http.Client whose transport records calls.
 func (r *Recorder) HTTPClient() *http.Client { return r.client }
 
+// Flush waits until every call finished so far has been recorded (usage
+// estimates included).
+func (r *Recorder) Flush(ctx context.Context) error { return r.fin.Wait(ctx) }
+
 // Close waits for calls still being finished, commits every recorded call,
 // exports what it can within ctx, ends named runs, and closes the store it
 // opened. Calls not exported in time stay in the store for the next start.
@@ -161,6 +175,9 @@ func (r *Recorder) Close(ctx context.Context) error {
 	wire.Stop(r.exports, timeout, r.log)
 	errs = append(errs, r.closeStore())
 	r.own.CloseIdleConnections()
+	if r.unregister != nil {
+		r.unregister()
+	}
 	return errors.Join(errs...)
 }
 

@@ -332,7 +332,9 @@ func TestMetricsInCallersRegistry(t *testing.T) {
 		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}}); err != nil {
 		t.Fatal(err)
 	}
-	closeRec(t, rec)
+	if err := rec.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -346,4 +348,11 @@ func TestMetricsInCallersRegistry(t *testing.T) {
 	if !found {
 		t.Error("llmscope_requests_total not in the caller's registry")
 	}
+	closeRec(t, rec)
+	// Close took the collectors out again: a new Recorder can register.
+	again, err := sdk.New(context.Background(), sdk.Config{Store: &memStore{}, Registerer: reg})
+	if err != nil {
+		t.Fatalf("second Recorder on the same registry: %v", err)
+	}
+	closeRec(t, again)
 }

@@ -3,6 +3,7 @@ package sdk
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -54,7 +55,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 	var body []byte
 	var readTime time.Duration
-	if req.Body != nil && req.Body != http.NoBody {
+	// Only generation requests are read (to parse and maybe inject); other
+	// bodies (file uploads) pass through untouched and unbuffered.
+	if openai.Estimable(op) && req.Body != nil && req.Body != http.NoBody {
 		rt := time.Now()
 		b, err := io.ReadAll(req.Body)
 		req.Body.Close()
@@ -79,7 +82,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	out := req.Clone(req.Context())
-	if body != nil {
+	if openai.Estimable(op) && body != nil {
 		out.Body = io.NopCloser(bytes.NewReader(body))
 		out.ContentLength = int64(len(body))
 		sent := body
@@ -148,6 +151,8 @@ type sseBody struct {
 }
 
 func (b *sseBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	for len(b.pending) == 0 {
 		if b.err != nil {
 			return 0, b.err
@@ -163,10 +168,8 @@ func (b *sseBody) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// end records how the stream ended.
+// end records how the stream ended; b.mu is held.
 func (b *sseBody) end(err error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.err != nil {
 		return
 	}
@@ -187,7 +190,9 @@ func (b *sseBody) end(err error) {
 // Close ends the stream; closed before its end, the call is recorded as
 // cancelled.
 func (b *sseBody) Close() error {
-	err := b.src.Close()
+	err := b.src.Close() // first: it unblocks a Read in progress
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.end(errClosed)
 	return err
 }
@@ -230,7 +235,10 @@ func (b *jsonBody) end(err error) {
 	}
 	b.done = true
 	c := b.x.c
-	if err != io.EOF && c.ErrorType == "" {
+	// A client may decode the answer and close without reading to EOF: a
+	// whole JSON document is a complete answer.
+	complete := err == io.EOF || err == errClosed && !b.keep.Overflowed() && json.Valid(b.keep.Buf.Bytes())
+	if !complete && c.ErrorType == "" {
 		if contextDone(err) {
 			c.ErrorType = llmscope.ErrTypeCancelled
 		} else {

@@ -4,6 +4,7 @@ package wire
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,8 +56,11 @@ func Start(ctx context.Context, cfg Config, store llmscope.Store, m *prom.Metric
 			return nil, fmt.Errorf("mlflow: %w", err)
 		}
 		headers := map[string]string{}
-		if tok := cfg.MLflowToken; tok != "" {
-			headers["Authorization"] = "Bearer " + tok
+		switch {
+		case cfg.MLflowToken != "":
+			headers["Authorization"] = "Bearer " + cfg.MLflowToken
+		case cfg.MLflowUsername != "":
+			headers["Authorization"] = "Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.MLflowUsername+":"+cfg.MLflowPassword))
 		}
 		host, _ := os.Hostname()
 		exp, err := mlflow.NewExporter(mlflow.ExporterConfig{
