@@ -59,7 +59,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.TraceID = llmscope.TraceIDFor(c.ID)
 	x.call = c
-	readLabels(r.Header, c)
+	openai.ReadLabels(r.Header, c)
 	w.Header().Set(HeaderCallID, c.ID)
 	defer func() { putBuf(x.body) }()
 

@@ -338,6 +338,13 @@ func configOf(c *llmscope.Call) map[string]string {
 	if c.RequestModel == "" {
 		delete(out, "model")
 	}
+	// Callers can add configuration of their own as tags "param.<key>" (the
+	// chat sends its system prompt's hash this way).
+	for k, v := range c.Tags {
+		if p, ok := strings.CutPrefix(k, "param."); ok && p != "" {
+			out[p] = v
+		}
+	}
 	return out
 }
 

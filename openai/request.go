@@ -291,3 +291,52 @@ func Truncate(s string, max int) string {
 	}
 	return strings.Clone(s[:cut])
 }
+
+// Request headers llmscope reads and strips before the upstream.
+const (
+	HeaderExperiment = "X-Llmscope-Experiment"
+	HeaderRun        = "X-Llmscope-Run"
+	HeaderUser       = "X-Llmscope-User"
+	HeaderSession    = "X-Llmscope-Session"
+	HeaderTags       = "X-Llmscope-Tags"
+)
+
+// ReadLabels copies the X-Llmscope-* labels of a request onto c; a header
+// that is absent leaves c's value as it is. c.Tags is never nil afterwards.
+func ReadLabels(h http.Header, c *llmscope.Call) {
+	for _, l := range [...]struct {
+		name string
+		dst  *string
+	}{{HeaderExperiment, &c.Experiment}, {HeaderRun, &c.Run}, {HeaderUser, &c.User}, {HeaderSession, &c.Session}} {
+		if v := h.Get(l.name); v != "" {
+			*l.dst = v
+		}
+	}
+	if tags := ParseTags(h.Get(HeaderTags)); tags != nil {
+		if c.Tags == nil {
+			c.Tags = map[string]string{}
+		}
+		for k, v := range tags {
+			c.Tags[k] = v
+		}
+	}
+	if c.Tags == nil {
+		c.Tags = map[string]string{}
+	}
+}
+
+// ParseTags reads "k=v,k2=v2" into a map. Items without "=" get an empty
+// value; blank keys are ignored. It returns nil for an empty string.
+func ParseTags(s string) map[string]string {
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	tags := make(map[string]string)
+	for item := range strings.SplitSeq(s, ",") {
+		k, v, _ := strings.Cut(item, "=")
+		if k = strings.TrimSpace(k); k != "" {
+			tags[k] = strings.TrimSpace(v)
+		}
+	}
+	return tags
+}

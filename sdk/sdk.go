@@ -56,6 +56,8 @@ type Config struct {
 	RunIdle                                     time.Duration
 	QueueSize                                   int
 	Logger                                      *slog.Logger
+	// OnCall, when set, sees every finished call (before it is stored).
+	OnCall func(*llmscope.Call)
 }
 
 // Recorder records the calls that go through its transports.
@@ -125,8 +127,12 @@ func New(ctx context.Context, cfg Config) (*Recorder, error) {
 		metrics = prom.New(depth)
 	}
 	dropped = metrics.Dropped
+	sinks := llmscope.Sinks{metrics, r.rec}
+	if cfg.OnCall != nil {
+		sinks = append(llmscope.Sinks{llmscope.SinkFunc(cfg.OnCall)}, sinks...)
+	}
 	r.fin = &openai.Finisher{
-		Sink: llmscope.Sinks{metrics, r.rec}, Pricer: prices, OnCostUnknown: func(string) { metrics.CostUnknown() },
+		Sink: sinks, Pricer: prices, OnCostUnknown: func(string) { metrics.CostUnknown() },
 		Capture: cfg.Capture, CaptureMax: cfg.CaptureMaxBytes,
 	}
 	r.exports, err = wire.Start(ctx, wire.Config{

@@ -43,13 +43,25 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	l := from(req.Context())
 	c := &llmscope.Call{
 		ID: llmscope.NewID(), Start: t0, Operation: op, Provider: cfg.Provider, Endpoint: path,
-		Experiment: cfg.Experiment, Run: l.run, User: l.user, Session: l.session, Tags: l.tags,
+		Experiment: cfg.Experiment, Run: l.run, User: l.user, Session: l.session,
+	}
+	// Labels come from the context, and from X-Llmscope-* request headers
+	// as the gateway reads them (the context wins).
+	ctxLabels := *c
+	openai.ReadLabels(req.Header, c)
+	for _, v := range [...]struct {
+		dst *string
+		ctx string
+	}{{&c.Run, ctxLabels.Run}, {&c.User, ctxLabels.User}, {&c.Session, ctxLabels.Session}} {
+		if v.ctx != "" {
+			*v.dst = v.ctx
+		}
 	}
 	if l.experiment != "" {
 		c.Experiment = l.experiment
 	}
-	if c.Tags == nil {
-		c.Tags = map[string]string{}
+	for k, v := range l.tags {
+		c.Tags[k] = v
 	}
 	c.TraceID = llmscope.TraceIDFor(c.ID)
 
@@ -82,6 +94,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	out := req.Clone(req.Context())
+	for k := range out.Header {
+		if strings.HasPrefix(k, "X-Llmscope-") {
+			out.Header.Del(k)
+		}
+	}
 	if openai.Estimable(op) && body != nil {
 		out.Body = io.NopCloser(bytes.NewReader(body))
 		out.ContentLength = int64(len(body))
@@ -103,6 +120,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	c.Status = resp.StatusCode
+	resp.Header.Set("X-Llmscope-Call-Id", c.ID) // as the gateway does
 	if resp.StatusCode >= 400 {
 		c.ErrorType = strconv.Itoa(resp.StatusCode)
 	}

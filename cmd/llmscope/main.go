@@ -20,6 +20,7 @@ Usage: llmscope <command> [flags]
 Commands:
   serve     gateway + dashboard + JSON API on one address
   sim       run the simulated OpenAI-compatible upstream alone
+  chat      interactive chat showing what every answer costs
   calls     list recorded calls, newest first
   tokens    print the token count of stdin's text under a model's encoding
   cost      print the US dollar cost of tokens on a model
@@ -30,7 +31,11 @@ Run "llmscope <command> --help" for a command's flags.
 `
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if len(os.Args) > 1 && os.Args[1] == "chat" {
+		sigs = sigs[1:] // in the chat, Ctrl-C stops a reply, not the program
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
@@ -44,6 +49,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	cmds := map[string]func(context.Context, []string, io.Reader, io.Writer, io.Writer) error{
 		"serve":   runServe,
 		"sim":     runSim,
+		"chat":    runChat,
 		"calls":   runCalls,
 		"tokens":  runTokens,
 		"cost":    runCost,

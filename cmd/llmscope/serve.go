@@ -300,6 +300,9 @@ func startInProcessSim(o *serveOptions, logger *slog.Logger) (string, func(), er
 	if err != nil {
 		return "", nil, fmt.Errorf("start simulator: %w", err)
 	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	srv := &http.Server{Handler: sim.New(sim.Config{TTFT: ttft, TokensPerSecond: tps, Logger: logger.With("component", "sim")})}
 	go func() { _ = srv.Serve(ln) }()
 	return "http://" + ln.Addr().String() + "/v1", func() { _ = srv.Close() }, nil
