@@ -56,6 +56,7 @@ type Session struct {
 	cfg     Config
 	client  openai.Client
 	history []openai.ChatCompletionMessageParamUnion
+	resetAt int // Turns before this index are no longer in the conversation
 	Turns   []Turn
 }
 
@@ -148,14 +149,17 @@ func describe(err error) string {
 	return "request failed: " + err.Error()
 }
 
-// Reset forgets the conversation (settings stay).
-func (s *Session) Reset() { s.history = nil }
+// Reset forgets the conversation (settings and the stats of past turns stay).
+func (s *Session) Reset() { s.history, s.resetAt = nil, len(s.Turns) }
 
-// History returns the conversation as (role, text) pairs.
+// History returns the conversation the model sees, as (role, text) pairs:
+// the turns since the last Reset that produced a reply.
 func (s *Session) History() [][2]string {
 	var out [][2]string
-	for _, t := range s.Turns {
-		out = append(out, [2]string{"user", t.Prompt}, [2]string{"assistant", t.Reply})
+	for _, t := range s.Turns[s.resetAt:] {
+		if t.Error == "" || t.Reply != "" {
+			out = append(out, [2]string{"user", t.Prompt}, [2]string{"assistant", t.Reply})
+		}
 	}
 	return out
 }
