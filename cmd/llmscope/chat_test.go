@@ -122,9 +122,16 @@ func TestChatTerminal(t *testing.T) {
 	waitFor("temperature = 0.2", 1)
 	fmt.Fprint(tty, "/stats\r")
 	waitFor("TURN", 1)
+	before := len(screen.String())
 	fmt.Fprint(tty, "Another long story please\r")
-	time.Sleep(700 * time.Millisecond) // a few tokens in
-	fmt.Fprint(tty, "\x03")            // Ctrl-C
+	deadline := time.Now().Add(20 * time.Second)
+	for len(screen.String()) < before+len("Another long story please")+40 { // a few tokens in
+		if time.Now().After(deadline) {
+			t.Fatalf("the reply did not start; screen:\n%s", screen.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Fprint(tty, "\x03") // Ctrl-C
 	waitFor("cancelled", 1)
 	fmt.Fprint(tty, "And a last one\r")
 	waitFor("[in ", 3)
