@@ -22,6 +22,8 @@ Commands:
   sim       run the simulated OpenAI-compatible upstream alone
   chat      interactive chat showing what every answer costs
   calls     list recorded calls, newest first
+  stats     summary table per model: calls, errors, tokens, cost, latency
+  export    every call as CSV or JSONL, for pandas
   tokens    print the token count of stdin's text under a model's encoding
   cost      print the US dollar cost of tokens on a model
   prices    list the price table
@@ -51,6 +53,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"sim":     runSim,
 		"chat":    runChat,
 		"calls":   runCalls,
+		"stats":   runStats,
+		"export":  runExport,
 		"tokens":  runTokens,
 		"cost":    runCost,
 		"prices":  runPrices,

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"llmscope"
+	"llmscope/web"
+)
+
+// filterOptions are the filter flags shared by stats and export.
+type filterOptions struct{ since, experiment, run, model *option }
+
+func addFilters(s *settings) filterOptions {
+	return filterOptions{
+		since:      s.str("since", "", "", "only calls since this RFC 3339 time or this long ago (e.g. 24h)"),
+		experiment: s.str("experiment", "", "", "only calls of this experiment"),
+		run:        s.str("run", "", "", "only calls of this run"),
+		model:      s.str("model", "", "", "only calls of this model"),
+	}
+}
+
+func (f filterOptions) filter() (llmscope.Filter, error) {
+	return web.ParseFilter(map[string][]string{"since": {f.since.val}, "experiment": {f.experiment.val}, "run": {f.run.val}, "model": {f.model.val}}, time.Now())
+}
+
+// runStats prints a table per model: calls, errors, tokens, cost, latency
+// percentiles and TTFT.
+func runStats(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	s := newSettings("stats", stderr)
+	db := s.str("db", "LLMSCOPE_DB", "llmscope.db", "store: a SQLite file path")
+	fo := addFilters(s)
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	f, err := fo.filter()
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, db.val)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	st, err := store.Stats(ctx, f)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "MODEL\tCALLS\tERRORS\tIN_TOKENS\tOUT_TOKENS\tCOST_USD\tP50_MS\tP95_MS\tP99_MS\tTTFT_P50_MS\t")
+	row := func(name string, g llmscope.Summary) {
+		cost := strconv.FormatFloat(g.CostUSD, 'f', 6, 64)
+		if g.CostUnknown > 0 {
+			cost += fmt.Sprintf(" (+%d unpriced)", g.CostUnknown)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t\n", name, g.Calls, g.Errors, g.InputTokens, g.OutputTokens, cost,
+			g.LatencyP50MS, g.LatencyP95MS, g.LatencyP99MS, g.TTFTP50MS)
+	}
+	for _, g := range st.Groups {
+		row(g.Key, g)
+	}
+	row("total", st.Totals)
+	return tw.Flush()
+}
+
+// csvHeader is the column list of `export --format csv`.
+var csvHeader = []string{
+	"id", "trace_id", "start", "duration_ms", "ttft_ms", "operation", "provider", "endpoint", "request_model", "response_model",
+	"stream", "status", "error_type", "finish_reason",
+	"temperature", "top_p", "max_tokens", "max_completion_tokens", "max_output_tokens", "n", "seed", "presence_penalty", "frequency_penalty",
+	"response_format", "tools", "tool_choice", "reasoning_effort", "params_json",
+	"input_tokens", "output_tokens", "total_tokens", "cached_input_tokens", "reasoning_tokens", "usage_source",
+	"cost_input_usd", "cost_output_usd", "cost_total_usd", "price_source",
+	"experiment", "run", "user", "session", "tags_json", "overhead_ms", "input", "output",
+}
+
+func csvRow(c *llmscope.Call) []string {
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	pf := func(v *float64) string {
+		if v == nil {
+			return ""
+		}
+		return f(*v)
+	}
+	pi := func(v *int64) string {
+		if v == nil {
+			return ""
+		}
+		return strconv.FormatInt(*v, 10)
+	}
+	i := func(v int64) string { return strconv.FormatInt(v, 10) }
+	params, _ := json.Marshal(c.Params)
+	tags, _ := json.Marshal(c.Tags)
+	var cin, cout, ctot, csrc string
+	if c.Cost != nil {
+		cin, cout, ctot, csrc = f(c.Cost.InputUSD), f(c.Cost.OutputUSD), f(c.Cost.TotalUSD), c.Cost.PriceSource
+	}
+	p := c.Params
+	return []string{
+		c.ID, c.TraceID, c.Start.UTC().Format(time.RFC3339Nano), f(c.DurationMS), f(c.TTFTMS), c.Operation, c.Provider, c.Endpoint,
+		c.RequestModel, c.ResponseModel, strconv.FormatBool(c.Stream), strconv.Itoa(c.Status), c.ErrorType, c.FinishReason,
+		pf(p.Temperature), pf(p.TopP), pi(p.MaxTokens), pi(p.MaxCompletionTokens), pi(p.MaxOutputTokens), pi(p.N), pi(p.Seed),
+		pf(p.PresencePenalty), pf(p.FrequencyPenalty), p.ResponseFormat, pi(p.Tools), p.ToolChoice, p.ReasoningEffort, string(params),
+		i(c.Usage.InputTokens), i(c.Usage.OutputTokens), i(c.Usage.TotalTokens), i(c.Usage.CachedInputTokens), i(c.Usage.ReasoningTokens), c.Usage.Source,
+		cin, cout, ctot, csrc, c.Experiment, c.Run, c.User, c.Session, string(tags), f(c.OverheadMS), c.Input, c.Output,
+	}
+}
+
+// runExport writes every matching call, one row or line each, oldest first.
+func runExport(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	s := newSettings("export", stderr)
+	db := s.str("db", "LLMSCOPE_DB", "llmscope.db", "store: a SQLite file path")
+	format := s.str("format", "", "csv", "csv or jsonl")
+	outPath := s.str("out", "", "", "write to this file instead of stdout")
+	fo := addFilters(s)
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	if format.val != "csv" && format.val != "jsonl" {
+		return fmt.Errorf("--format: %q is not csv or jsonl", format.val)
+	}
+	f, err := fo.filter()
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, db.val)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	w := stdout
+	if outPath.val != "" {
+		file, err := os.Create(outPath.val)
+		if err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		defer file.Close()
+		w = file
+	}
+	cw := csv.NewWriter(w)
+	enc := json.NewEncoder(w)
+	if format.val == "csv" {
+		if err := cw.Write(csvHeader); err != nil {
+			return err
+		}
+	}
+	// Page through the store in commit order; memory stays bounded.
+	for seq := int64(0); ; {
+		calls, err := store.After(ctx, seq, 1000)
+		if err != nil {
+			return err
+		}
+		if len(calls) == 0 {
+			break
+		}
+		for _, c := range calls {
+			seq = c.Seq
+			if !matches(f, c) {
+				continue
+			}
+			if format.val == "csv" {
+				err = cw.Write(csvRow(c))
+			} else {
+				err = enc.Encode(c)
+			}
+			if err != nil {
+				return fmt.Errorf("export: %w", err)
+			}
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// matches reports whether c passes f (Limit aside).
+func matches(f llmscope.Filter, c *llmscope.Call) bool {
+	switch {
+	case !f.Since.IsZero() && c.Start.Before(f.Since),
+		!f.Until.IsZero() && !c.Start.Before(f.Until),
+		f.Model != "" && c.RequestModel != f.Model && c.ResponseModel != f.Model,
+		f.Run != "" && c.Run != f.Run,
+		f.Experiment != "" && c.Experiment != f.Experiment:
+		return false
+	}
+	return true
+}
