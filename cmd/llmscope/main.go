@@ -24,6 +24,7 @@ Commands:
   calls     list recorded calls, newest first
   stats     summary table per model: calls, errors, tokens, cost, latency
   export    every call as CSV or JSONL, for pandas
+  report    charts (PNG and SVG) and summary.md
   tokens    print the token count of stdin's text under a model's encoding
   cost      print the US dollar cost of tokens on a model
   prices    list the price table
@@ -55,6 +56,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"calls":   runCalls,
 		"stats":   runStats,
 		"export":  runExport,
+		"report":  runReport,
 		"tokens":  runTokens,
 		"cost":    runCost,
 		"prices":  runPrices,
