@@ -36,6 +36,7 @@ func New(store llmscope.Store, health map[string]Health, logger *slog.Logger) *H
 	h.mux.HandleFunc("GET /api/stats", h.stats)
 	h.mux.HandleFunc("GET /healthz", h.healthz)
 	h.mux.HandleFunc("GET /{$}", h.dashboard)
+	h.mux.HandleFunc("GET /assets/", h.asset)
 	h.mux.HandleFunc("/", h.notFound)
 	return h
 }

@@ -1,0 +1,323 @@
+// llmscope dashboard. Reads only the JSON API: /api/stats, /api/calls,
+// /api/calls/{id}. Numbers shown in the overview tiles are also exposed raw
+// in data-value attributes (tests compare them with /api/stats).
+'use strict';
+(function () {
+  const SAMPLE = 2000;   // calls fetched for the distributions
+  const RECENT = 50;     // rows in the recent calls table
+  const EVERY = 5000;    // live refresh period, ms
+  const $ = (s, root) => (root || document).querySelector(s);
+  const main = $('#main');
+  const statusEl = $('#status');
+
+  function el(tag, text, cls) {
+    const e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
+  }
+  const nf = (d) => new Intl.NumberFormat('en-US', { maximumFractionDigits: d, minimumFractionDigits: 0 });
+  const fmt0 = nf(0), fmt1 = nf(1), fmt2 = nf(2);
+  const ms = (v) => (v >= 100 ? fmt0 : fmt1).format(v);
+  const usd = (v) => '$' + (v === 0 ? '0' : v < 0.01 ? v.toFixed(6) : v < 1 ? v.toFixed(4) : v.toFixed(2));
+
+  // ---- filters -------------------------------------------------------------
+  const fSince = $('#f-since'), fExp = $('#f-experiment'), fRun = $('#f-run'), fModel = $('#f-model'), fLive = $('#f-live');
+  function filters(withModel) {
+    const q = new URLSearchParams();
+    q.set('since', fSince.value);
+    if (fExp.value.trim()) q.set('experiment', fExp.value.trim());
+    if (fRun.value.trim()) q.set('run', fRun.value.trim());
+    if (withModel && fModel.value) q.set('model', fModel.value);
+    return q;
+  }
+  const windowMinutes = () => Number(fSince.selectedOptions[0].dataset.minutes);
+  $('#filters').addEventListener('submit', (e) => { e.preventDefault(); refresh(); });
+  for (const x of [fSince, fModel, fExp, fRun]) x.addEventListener('change', () => refresh());
+  let timer = null;
+  function schedule() {
+    clearInterval(timer);
+    timer = fLive.checked ? setInterval(() => { if (!document.hidden) refresh(); }, EVERY) : null;
+  }
+  fLive.addEventListener('change', schedule);
+
+  async function getJSON(url) {
+    const r = await fetch(url, { headers: { Accept: 'application/json' } });
+    const body = await r.json().catch(() => null);
+    if (!r.ok) throw new Error((body && body.error && body.error.message) || (url + ': HTTP ' + r.status));
+    return body;
+  }
+
+  // ---- tiles ---------------------------------------------------------------
+  function tile(key, value, text, note) {
+    const t = $('[data-tile="' + key + '"]');
+    const v = $('.v', t);
+    v.dataset.value = String(value);
+    v.textContent = text;
+    const n = $('.n', t);
+    if (n) n.textContent = note || '';
+  }
+  function renderTiles(s) {
+    const t = s.totals, mins = windowMinutes();
+    tile('calls', t.calls, fmt0.format(t.calls));
+    const rpm = t.calls / mins;
+    tile('rpm', rpm, fmt2.format(rpm));
+    const er = t.calls ? t.errors / t.calls : 0;
+    tile('error_rate', er, fmt1.format(er * 100) + ' %', t.errors + ' of ' + t.calls + ' failed');
+    tile('p50', t.latency_p50_ms, ms(t.latency_p50_ms) + ' ms');
+    tile('p95', t.latency_p95_ms, ms(t.latency_p95_ms) + ' ms');
+    tile('p99', t.latency_p99_ms, ms(t.latency_p99_ms) + ' ms');
+    tile('ttft_p50', t.ttft_p50_ms, t.ttft_p50_ms ? ms(t.ttft_p50_ms) + ' ms' : '–');
+    const tpm = t.total_tokens / mins;
+    tile('tpm', tpm, fmt1.format(tpm));
+    tile('cost', t.cost_usd, usd(t.cost_usd), t.cost_unknown ? t.cost_unknown + ' call(s) with unknown price not included' : 'priced calls only');
+    $('#window-label').textContent = '(' + fSince.selectedOptions[0].textContent + ')';
+  }
+
+  // ---- per-model table and model filter --------------------------------------
+  function renderModels(s) {
+    const body = $('#models tbody');
+    body.replaceChildren();
+    for (const g of s.groups) {
+      const tr = document.createElement('tr');
+      tr.dataset.model = g.key;
+      const th = el('th', g.key || '(none)'); th.scope = 'row'; tr.append(th);
+      for (const v of [fmt0.format(g.calls), fmt0.format(g.errors), fmt0.format(g.input_tokens), fmt0.format(g.output_tokens),
+        usd(g.cost_usd) + (g.cost_unknown ? ' +' + g.cost_unknown + ' unpriced' : ''), ms(g.latency_p50_ms), ms(g.latency_p95_ms),
+        g.ttft_p50_ms ? ms(g.ttft_p50_ms) : '–']) tr.append(el('td', v));
+      body.append(tr);
+    }
+    if (!s.groups.length) { const tr = document.createElement('tr'); const td = el('td', 'no calls in this window', 'empty'); td.colSpan = 9; tr.append(td); body.append(tr); }
+  }
+  function renderModelOptions(s) {
+    const want = fModel.value;
+    const keys = s.groups.map((g) => g.key).filter(Boolean);
+    if (want && !keys.includes(want)) keys.push(want);
+    keys.sort();
+    const have = [...fModel.options].slice(1).map((o) => o.value);
+    if (have.join('\n') === keys.join('\n')) return;
+    fModel.replaceChildren(el('option', 'all models'));
+    fModel.options[0].value = '';
+    for (const k of keys) { const o = el('option', k); o.value = k; fModel.append(o); }
+    fModel.value = want;
+  }
+  function renderDatalists(calls) {
+    for (const [id, field, input] of [['#dl-experiment', 'experiment', fExp], ['#dl-run', 'run', fRun]]) {
+      const vals = [...new Set(calls.map((c) => c[field]).filter(Boolean))].sort();
+      if (input.value && !vals.includes(input.value)) vals.push(input.value);
+      $(id).replaceChildren(...vals.map((v) => { const o = document.createElement('option'); o.value = v; return o; }));
+    }
+  }
+
+  // ---- recent calls --------------------------------------------------------
+  function renderCalls(calls) {
+    const body = $('#calls tbody');
+    const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.id : null;
+    body.replaceChildren();
+    for (const c of calls.slice(0, RECENT)) {
+      const tr = document.createElement('tr');
+      tr.tabIndex = 0;
+      tr.dataset.id = c.id;
+      const failed = c.error_type !== '' || c.status >= 400;
+      if (failed) tr.className = 'failed';
+      tr.setAttribute('aria-label', 'call ' + c.id + ', ' + (c.request_model || c.response_model) + ', status ' + c.status + '; press Enter for details');
+      const cells = [new Date(c.start).toLocaleString(), c.operation, c.request_model || c.response_model,
+        c.status + (c.error_type && String(c.error_type) !== String(c.status) ? ' ' + c.error_type : ''), c.stream ? 'yes' : 'no',
+        fmt0.format(c.usage.input_tokens), fmt0.format(c.usage.output_tokens), ms(c.duration_ms),
+        c.ttft_ms ? ms(c.ttft_ms) : '–', c.cost ? usd(c.cost.total_usd) : 'unknown'];
+      for (const v of cells) tr.append(el('td', v));
+      body.append(tr);
+      if (c.id === focused) tr.focus();
+    }
+    if (!calls.length) { const tr = document.createElement('tr'); const td = el('td', 'no calls in this window', 'empty'); td.colSpan = 10; tr.append(td); body.append(tr); }
+  }
+  const callsBody = $('#calls tbody');
+  callsBody.addEventListener('click', (e) => { const tr = e.target.closest('tr[data-id]'); if (tr) openCall(tr.dataset.id, tr); });
+  callsBody.addEventListener('keydown', (e) => {
+    const tr = e.target.closest('tr[data-id]');
+    if (!tr) return;
+    if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); openCall(tr.dataset.id, tr); }
+    else if (e.key === 'ArrowDown' && tr.nextElementSibling) { e.preventDefault(); tr.nextElementSibling.focus(); }
+    else if (e.key === 'ArrowUp' && tr.previousElementSibling) { e.preventDefault(); tr.previousElementSibling.focus(); }
+  });
+
+  // ---- drill-down ----------------------------------------------------------
+  const dialog = $('#drill');
+  let returnFocus = null;
+  dialog.addEventListener('close', () => { const id = returnFocus; returnFocus = null; const tr = id && $('#calls tr[data-id="' + CSS.escape(id) + '"]'); if (tr) tr.focus(); });
+  function dl(pairs) {
+    const d = document.createElement('dl');
+    for (const [k, v] of pairs) { if (v === undefined || v === null || v === '') continue; d.append(el('dt', k), el('dd', v)); }
+    return d;
+  }
+  function block(title, content) { const s = document.createElement('section'); s.append(el('h3', title), content); return s; }
+  async function openCall(id, tr) {
+    returnFocus = id;
+    const body = $('#drill-body');
+    $('#drill-title').textContent = 'Call ' + id;
+    dialog.dataset.callId = '';
+    body.replaceChildren(el('p', 'loading…'));
+    if (!dialog.open) dialog.showModal();
+    body.focus(); // not the Close button: a stray Enter must not close it
+    let c;
+    try { c = await getJSON('/api/calls/' + encodeURIComponent(id)); } catch (err) { body.replaceChildren(el('p', String(err.message || err))); return; }
+    const u = c.usage;
+    const params = Object.fromEntries(Object.entries(c.params || {}).filter(([, v]) => v !== null && v !== ''));
+    const parts = [
+      block('Call', dl([['id', c.id], ['trace id', c.trace_id], ['start', new Date(c.start).toISOString()], ['operation', c.operation],
+        ['provider', c.provider], ['endpoint', c.endpoint], ['request model', c.request_model], ['response model', c.response_model],
+        ['stream', c.stream ? 'yes' : 'no'], ['status', c.status], ['error', c.error_type], ['finish reason', c.finish_reason],
+        ['experiment', c.experiment], ['run', c.run], ['user', c.user], ['session', c.session],
+        ['tags', c.tags && Object.keys(c.tags).length ? Object.entries(c.tags).map(([k, v]) => k + '=' + v).join(', ') : '']])),
+      block('Timing', dl([['latency', ms(c.duration_ms) + ' ms'], ['time to first token', c.ttft_ms ? ms(c.ttft_ms) + ' ms' : '–'],
+        ['llmscope overhead', c.overhead_ms ? ms(c.overhead_ms) + ' ms' : '']])),
+      block('Usage', dl([['input tokens', u.input_tokens], ['cached input tokens', u.cached_input_tokens], ['output tokens', u.output_tokens],
+        ['reasoning tokens', u.reasoning_tokens], ['total tokens', u.total_tokens], ['source', u.source]])),
+      block('Cost', c.cost ? dl([['input', usd(c.cost.input_usd)], ['output', usd(c.cost.output_usd)], ['total', usd(c.cost.total_usd)], ['price source', c.cost.price_source]])
+        : el('p', 'unknown: no price for this model')),
+      block('Parameters', Object.keys(params).length ? el('pre', JSON.stringify(params, null, 2)) : el('p', 'none recorded')),
+    ];
+    if (c.input) parts.push(block('Input', el('pre', c.input)));
+    if (c.output) parts.push(block('Output', el('pre', c.output)));
+    if (!c.input && !c.output) parts.push(el('p', 'Input and output were not captured for this call.', 'sub'));
+    body.replaceChildren(...parts);
+    dialog.dataset.callId = c.id;
+    body.focus();
+  }
+
+  // ---- charts --------------------------------------------------------------
+  const C = window.Chart;
+  if (C) {
+    C.defaults.animation = false;
+    C.defaults.maintainAspectRatio = false;
+    C.defaults.font.family = getComputedStyle(document.body).fontFamily;
+  }
+  const charts = {};
+  // markers draws vertical percentile lines on a histogram; opts.markers is
+  // [{label, value}] in data units, opts.bins = {min, width}.
+  const markerPlugin = {
+    id: 'markers',
+    afterDatasetsDraw(chart, _args, opts) {
+      const m = opts && opts.list, b = opts && opts.bins;
+      if (!m || !b || !b.width) return;
+      const x = chart.scales.x, area = chart.chartArea, ctx = chart.ctx;
+      const p0 = x.getPixelForValue(0), p1 = b.count > 1 ? x.getPixelForValue(1) : p0 + area.width;
+      const colors = ['#2e7d32', '#ef6c00', '#c62828'];
+      ctx.save();
+      m.forEach((mk, i) => {
+        const px = p0 + ((mk.value - b.min) / b.width - 0.5) * (p1 - p0);
+        ctx.strokeStyle = colors[i % colors.length]; ctx.lineWidth = 2; ctx.setLineDash([5, 3]);
+        ctx.beginPath(); ctx.moveTo(px, area.top); ctx.lineTo(px, area.bottom); ctx.stroke();
+        ctx.setLineDash([]); ctx.fillStyle = colors[i % colors.length]; ctx.font = '11px sans-serif';
+        const label = mk.label + ' ' + ms(mk.value), w = ctx.measureText(label).width;
+        const tx = px + 3 + w > area.right ? px - 3 - w : px + 3;
+        ctx.fillStyle = 'rgba(255,255,255,.85)'; ctx.fillRect(tx - 1, area.top + 2 + 13 * i, w + 2, 12);
+        ctx.fillStyle = colors[i % colors.length];
+        ctx.fillText(label, tx, area.top + 12 + 13 * i);
+      });
+      ctx.restore();
+    },
+  };
+  function chart(id, type, data, options) {
+    if (!C) return;
+    if (charts[id]) {
+      charts[id].data = data;
+      Object.assign(charts[id].options.plugins, options.plugins || {});
+      charts[id].update('none');
+      return;
+    }
+    charts[id] = new C($('#' + id), {
+      type, data, plugins: [markerPlugin],
+      options: Object.assign({ responsive: true, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } }, options),
+    });
+  }
+  // histogram bins values into at most n bins of equal width.
+  function histogram(series, n) {
+    const all = series.flat();
+    if (!all.length) return { labels: [], counts: series.map(() => []), min: 0, width: 0, count: 0 };
+    let min = Math.min(...all), max = Math.max(...all);
+    if (max === min) { max = min + 1; }
+    const nb = Math.max(1, Math.min(n, all.length));
+    let width = (max - min) / nb;
+    const digits = width >= 10 ? 0 : width >= 1 ? 1 : 2;
+    const counts = series.map((vals) => {
+      const c = new Array(nb).fill(0);
+      for (const v of vals) c[Math.min(nb - 1, Math.floor((v - min) / width))]++;
+      return c;
+    });
+    const labels = [];
+    for (let i = 0; i < nb; i++) labels.push((min + i * width).toFixed(digits) + '–' + (min + (i + 1) * width).toFixed(digits));
+    return { labels, counts, min, width, count: nb };
+  }
+  function renderCharts(calls, s) {
+    const mins = windowMinutes(), now = Date.now(), from = now - mins * 60000;
+    // requests over time: 30 buckets across the window.
+    const nb = 30, bw = (mins * 60000) / nb, ok = new Array(nb).fill(0), bad = new Array(nb).fill(0), labels = [];
+    for (let i = 0; i < nb; i++) {
+      const d = new Date(from + i * bw);
+      labels.push(mins > 1440 ? d.toLocaleDateString([], { month: 'short', day: 'numeric' }) + ' ' + d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }));
+    }
+    for (const c of calls) {
+      const i = Math.floor((Date.parse(c.start) - from) / bw);
+      if (i < 0 || i >= nb) continue;
+      (c.error_type !== '' || c.status >= 400 ? bad : ok)[i]++;
+    }
+    chart('c-time', 'bar', { labels, datasets: [
+      { label: 'ok', data: ok, backgroundColor: '#1f6feb' },
+      { label: 'errors', data: bad, backgroundColor: '#c62828' }] },
+    { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } } });
+
+    const t = s.totals;
+    const lat = histogram([calls.map((c) => c.duration_ms)], 20);
+    chart('c-latency', 'bar', { labels: lat.labels, datasets: [{ label: 'calls', data: lat.counts[0], backgroundColor: '#5c6bc0' }] },
+      { plugins: { legend: { display: false }, markers: { bins: lat, list: t.calls ? [
+        { label: 'p50', value: t.latency_p50_ms }, { label: 'p95', value: t.latency_p95_ms }, { label: 'p99', value: t.latency_p99_ms }] : [] } } });
+
+    const streamed = calls.filter((c) => c.stream && c.ttft_ms > 0).map((c) => c.ttft_ms);
+    const tt = histogram([streamed], 20);
+    chart('c-ttft', 'bar', { labels: tt.labels, datasets: [{ label: 'streamed calls', data: tt.counts[0], backgroundColor: '#00897b' }] },
+      { plugins: { legend: { display: false }, markers: { bins: tt, list: t.ttft_p50_ms ? [
+        { label: 'p50', value: t.ttft_p50_ms }, { label: 'p95', value: t.ttft_p95_ms }] : [] } } });
+
+    const tk = histogram([calls.map((c) => c.usage.input_tokens), calls.map((c) => c.usage.output_tokens)], 16);
+    chart('c-tokens', 'bar', { labels: tk.labels, datasets: [
+      { label: 'input tokens', data: tk.counts[0], backgroundColor: '#1f6feb' },
+      { label: 'output tokens', data: tk.counts[1], backgroundColor: '#f9a825' }] }, { plugins: { markers: { list: [] } } });
+
+    const capped = calls.length >= SAMPLE;
+    $('#sample-label').textContent = capped ? '(latest ' + calls.length + ' of ' + t.calls + ' calls; percentile lines over all ' + t.calls + ')'
+      : '(' + calls.length + ' calls)';
+  }
+
+  // ---- refresh -------------------------------------------------------------
+  let seq = 0;
+  async function refresh() {
+    const my = ++seq;
+    const q = filters(true), qNoModel = filters(false);
+    const statsQ = new URLSearchParams(q); statsQ.set('group_by', 'model');
+    const optsQ = new URLSearchParams(qNoModel); optsQ.set('group_by', 'model');
+    const callsQ = new URLSearchParams(q); callsQ.set('limit', String(SAMPLE));
+    try {
+      const [s, opts, list] = await Promise.all([
+        getJSON('/api/stats?' + statsQ), getJSON('/api/stats?' + optsQ), getJSON('/api/calls?' + callsQ)]);
+      if (my !== seq) return; // a newer refresh started; drop this one
+      renderModelOptions(opts);
+      renderTiles(s);
+      renderModels(s);
+      renderCalls(list.calls);
+      renderDatalists(list.calls);
+      renderCharts(list.calls, s);
+      statusEl.classList.remove('bad');
+      statusEl.textContent = 'updated ' + new Date().toLocaleTimeString();
+      main.dataset.query = q.toString();
+      main.dataset.refreshes = String(Number(main.dataset.refreshes) + 1);
+    } catch (err) {
+      if (my !== seq) return;
+      statusEl.classList.add('bad');
+      statusEl.textContent = 'refresh failed: ' + (err.message || err);
+    }
+  }
+  window.llmscopeRefresh = refresh;
+  refresh();
+  schedule();
+})();
