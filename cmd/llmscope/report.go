@@ -33,20 +33,8 @@ func runReport(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	}
 	defer store.Close()
 	var calls []*llmscope.Call
-	for seq := int64(0); ; {
-		page, err := store.After(ctx, seq, 1000)
-		if err != nil {
-			return err
-		}
-		if len(page) == 0 {
-			break
-		}
-		for _, c := range page {
-			seq = c.Seq
-			if matches(f, c) {
-				calls = append(calls, c)
-			}
-		}
+	if err := eachCall(ctx, store, f, func(c *llmscope.Call) error { calls = append(calls, c); return nil }); err != nil {
+		return err
 	}
 	stats, err := store.Stats(ctx, f)
 	if err != nil {

@@ -151,32 +151,39 @@ func runExport(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 			return err
 		}
 	}
-	// Page through the store in commit order; memory stays bounded.
-	for seq := int64(0); ; {
-		calls, err := store.After(ctx, seq, 1000)
-		if err != nil {
-			return err
+	err = eachCall(ctx, store, f, func(c *llmscope.Call) error {
+		if format.val == "csv" {
+			return cw.Write(csvRow(c))
 		}
-		if len(calls) == 0 {
-			break
-		}
-		for _, c := range calls {
-			seq = c.Seq
-			if !matches(f, c) {
-				continue
-			}
-			if format.val == "csv" {
-				err = cw.Write(csvRow(c))
-			} else {
-				err = enc.Encode(c)
-			}
-			if err != nil {
-				return fmt.Errorf("export: %w", err)
-			}
-		}
+		return enc.Encode(c)
+	})
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// eachCall calls fn for every stored call f matches, oldest first, paging
+// through the store in commit order so memory stays bounded.
+func eachCall(ctx context.Context, store llmscope.Store, f llmscope.Filter, fn func(*llmscope.Call) error) error {
+	for seq := int64(0); ; {
+		page, err := store.After(ctx, seq, 1000)
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		for _, c := range page {
+			seq = c.Seq
+			if matches(f, c) {
+				if err := fn(c); err != nil {
+					return err
+				}
+			}
+		}
+	}
 }
 
 // matches reports whether c passes f (Limit aside).
