@@ -5,14 +5,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"llmscope"
 	"llmscope/internal/mlflowtest"
@@ -37,28 +34,9 @@ func TestStatsAndExport(t *testing.T) {
 		}
 		body := fmt.Sprintf(`{"model":%q,"stream":%t,"temperature":0.5,"messages":[{"role":"user","content":"call %d, with \"quotes\", commas\\nand a newline"}]}`,
 			[]string{"gpt-4o-mini", "gpt-4o", "mystery-model"}[i%3], i%2 == 0, i)
-		req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		for k, v := range h {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		sendJSON(t, base+"/v1/chat/completions", body, h)
 	}
-	var stats llmscope.Stats
-	eventually(t, "all calls stored", 30*time.Second, func() bool {
-		r, err := http.Get(base + "/api/stats")
-		if err != nil {
-			return false
-		}
-		defer r.Body.Close()
-		_ = json.NewDecoder(r.Body).Decode(&stats)
-		return stats.Totals.Calls == n
-	})
+	stats := waitStats(t, base, n)
 
 	out, errs, code := runCmd(t, "", "stats", "--db", db)
 	if code != 0 || !strings.Contains(out, "gpt-4o-mini") || !strings.Contains(out, "mystery-model") {

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"llmscope"
 	"llmscope/internal/needs"
 )
 
@@ -119,27 +118,9 @@ func TestPrometheusScrapesServe(t *testing.T) {
 		if strings.Contains(body, "text-embedding") {
 			path = "/v1/embeddings"
 		}
-		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		for k, v := range h {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		sendJSON(t, base+path, body, h)
 	}
-	var stats llmscope.Stats
-	eventually(t, "all calls stored", 30*time.Second, func() bool {
-		r, err := http.Get(base + "/api/stats")
-		if err != nil {
-			return false
-		}
-		defer r.Body.Close()
-		_ = json.NewDecoder(r.Body).Decode(&stats)
-		return stats.Totals.Calls == k
-	})
+	stats := waitStats(t, base, k)
 	eventually(t, "Prometheus to see every call", 60*time.Second, func() bool {
 		v, _, err := promQuery(prom, "sum(llmscope_requests_total)")
 		return err == nil && v == k

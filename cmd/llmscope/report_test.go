@@ -1,19 +1,14 @@
 package main
 
 import (
-	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"image/png"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"llmscope"
 	"llmscope/report"
 )
 
@@ -25,28 +20,13 @@ func TestReport(t *testing.T) {
 	for i := range n {
 		body := fmt.Sprintf(`{"model":%q,"stream":%t,"max_tokens":%d,"messages":[{"role":"user","content":"call %d"}]}`,
 			[]string{"gpt-4o-mini", "gpt-4o", "o4-mini"}[i%3], i%2 == 0, 20+i*3, i)
-		req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
+		h := map[string]string{}
 		if i%10 == 9 {
-			req.Header.Set("X-Sim-Fault", "status=500")
+			h["X-Sim-Fault"] = "status=500"
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		sendJSON(t, base+"/v1/chat/completions", body, h)
 	}
-	var stats llmscope.Stats
-	eventually(t, "calls stored", 30*time.Second, func() bool {
-		r, err := http.Get(base + "/api/stats")
-		if err != nil {
-			return false
-		}
-		defer r.Body.Close()
-		_ = jsonDecode(r.Body, &stats)
-		return stats.Totals.Calls == n
-	})
+	stats := waitStats(t, base, n)
 	dir := os.Getenv("LLMSCOPE_ARTIFACTS")
 	if dir == "" {
 		dir = t.TempDir()
@@ -95,5 +75,3 @@ func TestReport(t *testing.T) {
 		}
 	}
 }
-
-func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }

@@ -258,3 +258,38 @@ func TestServeAPIAndCallsCommand(t *testing.T) {
 		t.Errorf("calls table (exit %d):\n%s", code, out.String())
 	}
 }
+
+// sendJSON posts body to url with headers, reads the whole answer and
+// returns its status.
+func sendJSON(t *testing.T, url, body string, headers map[string]string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// waitStats waits until serve at base has stored n calls and returns its
+// /api/stats.
+func waitStats(t *testing.T, base string, n int64) llmscope.Stats {
+	t.Helper()
+	var stats llmscope.Stats
+	eventually(t, "all calls stored", 30*time.Second, func() bool {
+		r, err := http.Get(base + "/api/stats")
+		if err != nil {
+			return false
+		}
+		defer r.Body.Close()
+		_ = json.NewDecoder(r.Body).Decode(&stats)
+		return stats.Totals.Calls == n
+	})
+	return stats
+}
