@@ -25,6 +25,7 @@ Commands:
   stats     summary table per model: calls, errors, tokens, cost, latency
   export    every call as CSV or JSONL, for pandas
   report    charts (PNG and SVG) and summary.md
+  sweep     run a prompt set over a parameter grid, one MLflow run per configuration
   tokens    print the token count of stdin's text under a model's encoding
   cost      print the US dollar cost of tokens on a model
   prices    list the price table
@@ -57,6 +58,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"stats":   runStats,
 		"export":  runExport,
 		"report":  runReport,
+		"sweep":   runSweep,
 		"tokens":  runTokens,
 		"cost":    runCost,
 		"prices":  runPrices,

@@ -1,0 +1,428 @@
+package sweep
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"golang.org/x/time/rate"
+
+	"llmscope"
+	oai "llmscope/openai"
+)
+
+// Tags every call of a sweep carries (besides the run name).
+const (
+	TagSweep  = "sweep"
+	TagItem   = "sweep.item"
+	TagRepeat = "sweep.repeat"
+)
+
+// Reader reads back what the store recorded; llmscope.Store is one.
+type Reader interface {
+	List(ctx context.Context, f llmscope.Filter) ([]*llmscope.Call, error)
+	Stats(ctx context.Context, f llmscope.Filter) (*llmscope.Stats, error)
+}
+
+// Progress hears about a sweep as it goes. Calls come from many goroutines
+// and are serialised by the Runner.
+type Progress interface {
+	// Start announces the units to send now and those already done.
+	Start(total, skipped int)
+	// Done reports one finished unit.
+	Done(o Outcome)
+	// Finish ends the report.
+	Finish()
+}
+
+// Outcome is what became of one unit: one item under one configuration,
+// one repeat.
+type Outcome struct {
+	Run      string   `json:"run"`
+	Item     string   `json:"item"`
+	Repeat   int      `json:"repeat"`
+	CallID   string   `json:"call_id,omitempty"`
+	Answer   string   `json:"answer"`
+	Score    *float64 `json:"score,omitempty"`
+	Error    string   `json:"error,omitempty"`
+	Attempts int      `json:"attempts"`
+}
+
+// Runner sends a sweep's units and records what became of them.
+type Runner struct {
+	Spec  *Spec
+	Items []Item
+	// BaseURL is an OpenAI-style base URL with its /v1: a gateway's, or the
+	// upstream's when HTTPClient records the calls itself (sdk).
+	BaseURL    string
+	APIKey     string
+	HTTPClient *http.Client
+	// Reader finds units already done, so a re-run resumes.
+	Reader   Reader
+	Progress Progress
+	Log      *slog.Logger
+	// Backoff is the first wait before a retry (default 500ms); it doubles
+	// per attempt up to 30 s, unless the answer says how long to wait.
+	Backoff time.Duration
+
+	mu    sync.Mutex
+	items *os.File // items.jsonl in the results directory
+}
+
+type unit struct {
+	cfg    Config
+	run    string
+	item   Item
+	repeat int
+}
+
+// ItemsFile is the name of the per-unit log in the results directory.
+const ItemsFile = "items.jsonl"
+
+// Run sends every unit not done yet, at most Spec.Concurrency at a time
+// and within the rate limits, and returns the outcomes of this run (not of
+// units done before). It stops early, returning ctx's error, when ctx is
+// cancelled; units in flight then count as not done.
+func (r *Runner) Run(ctx context.Context) ([]Outcome, error) {
+	if r.Log == nil {
+		r.Log = slog.New(slog.DiscardHandler)
+	}
+	if r.Backoff <= 0 {
+		r.Backoff = 500 * time.Millisecond
+	}
+	s := r.Spec
+	done, err := Finished(ctx, r.Reader, s)
+	if err != nil {
+		return nil, err
+	}
+	var todo []unit
+	skipped := 0
+	configs := s.Configs()
+	for rep := 1; rep <= s.Repeats; rep++ {
+		for _, it := range r.Items {
+			for _, c := range configs {
+				u := unit{cfg: c, run: s.RunName(c), item: it, repeat: rep}
+				if done[unitKey{u.run, it.ID, rep}] {
+					skipped++
+					continue
+				}
+				todo = append(todo, u)
+			}
+		}
+	}
+	if err := os.MkdirAll(s.OutDir(), 0o755); err != nil {
+		return nil, fmt.Errorf("results directory: %w", err)
+	}
+	if r.items, err = os.OpenFile(filepath.Join(s.OutDir(), ItemsFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err != nil {
+		return nil, fmt.Errorf("results: %w", err)
+	}
+	defer r.items.Close()
+	if r.Progress != nil {
+		r.Progress.Start(len(todo), skipped)
+		defer r.Progress.Finish()
+	}
+	opts := []option.RequestOption{option.WithBaseURL(strings.TrimRight(r.BaseURL, "/") + "/"), option.WithAPIKey(r.APIKey), option.WithMaxRetries(0)}
+	if r.HTTPClient != nil {
+		opts = append(opts, option.WithHTTPClient(r.HTTPClient))
+	}
+	for k, v := range s.Headers {
+		opts = append(opts, option.WithHeader(k, v))
+	}
+	client := openai.NewClient(opts...)
+	reqs, toks := limiter(s.RateLimit.RequestsPerMinute), limiter(s.RateLimit.TokensPerMinute)
+
+	var outcomes []Outcome
+	work := make(chan unit)
+	var wg sync.WaitGroup
+	for range min(s.Concurrency, max(len(todo), 1)) {
+		wg.Go(func() {
+			for u := range work {
+				o := r.send(ctx, client, u, reqs, toks)
+				if ctx.Err() != nil && o.Error != "" {
+					return // interrupted, not failed: the unit stays to do
+				}
+				r.mu.Lock()
+				outcomes = append(outcomes, o)
+				r.record(o)
+				if r.Progress != nil {
+					r.Progress.Done(o)
+				}
+				r.mu.Unlock()
+			}
+		})
+	}
+feed:
+	for _, u := range todo {
+		select {
+		case work <- u:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	return outcomes, ctx.Err()
+}
+
+// record appends o to items.jsonl; r.mu is held.
+func (r *Runner) record(o Outcome) {
+	b, _ := json.Marshal(o)
+	if _, err := r.items.Write(append(b, '\n')); err != nil {
+		r.Log.Warn("writing the items log", "err", err)
+	}
+}
+
+// limiter returns a limiter of perMinute events, or nil for no limit. Its
+// burst is ten seconds' worth, so the rate holds over any minute.
+func limiter(perMinute float64) *rate.Limiter {
+	if perMinute <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(perMinute/60), max(1, int(perMinute/6)))
+}
+
+// send sends one unit, retrying 429s, 5xxs and network errors.
+func (r *Runner) send(ctx context.Context, client openai.Client, u unit, reqs, toks *rate.Limiter) Outcome {
+	s := r.Spec
+	o := Outcome{Run: u.run, Item: u.item.ID, Repeat: u.repeat}
+	body := u.cfg.Body(u.item, s.Stream)
+	need := int(oai.EstimateInputTokens(llmscope.OpChat, u.cfg.Model, body))
+	if u.cfg.MaxTokens != nil {
+		need += int(*u.cfg.MaxTokens)
+	}
+	tags := []string{TagSweep + "=" + s.Name, TagItem + "=" + u.item.ID, TagRepeat + "=" + strconv.Itoa(u.repeat),
+		"param.sweep=" + s.Name, "param.scorer=" + s.Scorer.Type}
+	if u.cfg.System != nil {
+		tags = append(tags, "param.system_prompt_hash="+SystemHash(*u.cfg.System))
+	}
+	headers := []option.RequestOption{
+		option.WithHeader("X-Llmscope-Experiment", s.ExperimentName()),
+		option.WithHeader("X-Llmscope-Run", u.run),
+		option.WithHeader("X-Llmscope-Tags", strings.Join(tags, ",")),
+	}
+	params := u.cfg.params(u.item)
+	for attempt := 1; ; attempt++ {
+		o.Attempts = attempt
+		if err := wait(ctx, reqs, 1); err != nil {
+			o.Error = err.Error()
+			return o
+		}
+		if err := wait(ctx, toks, need); err != nil {
+			o.Error = err.Error()
+			return o
+		}
+		var raw *http.Response
+		answer, err := complete(ctx, client, params, s.Stream, append(headers, option.WithResponseInto(&raw)))
+		if raw != nil {
+			o.CallID = raw.Header.Get("X-Llmscope-Call-Id")
+		}
+		if err == nil {
+			o.Answer, o.Error = answer, ""
+			if sc, ok := s.Scorer.score(answer, u.item.Expected); ok {
+				o.Score = &sc
+			}
+			return o
+		}
+		o.Error = describe(err)
+		delay, retry := retryAfter(err, r.Backoff, attempt)
+		if !retry || attempt >= s.attempts() || ctx.Err() != nil {
+			return o
+		}
+		r.Log.Debug("retrying", "run", u.run, "item", u.item.ID, "attempt", attempt, "wait", delay, "err", o.Error)
+		select {
+		case <-ctx.Done():
+			return o
+		case <-time.After(delay):
+		}
+	}
+}
+
+// wait takes n events from l (nil: no limit); n beyond the burst waits for
+// the whole burst.
+func wait(ctx context.Context, l *rate.Limiter, n int) error {
+	if l == nil {
+		return nil
+	}
+	return l.WaitN(ctx, min(max(n, 1), l.Burst()))
+}
+
+// params builds the request of item under c.
+func (c Config) params(it Item) openai.ChatCompletionNewParams {
+	p := openai.ChatCompletionNewParams{Model: c.Model}
+	for _, m := range c.Messages(it) {
+		switch m.Role {
+		case "system":
+			p.Messages = append(p.Messages, openai.SystemMessage(m.Content))
+		case "developer":
+			p.Messages = append(p.Messages, openai.DeveloperMessage(m.Content))
+		case "assistant":
+			p.Messages = append(p.Messages, openai.AssistantMessage(m.Content))
+		default:
+			p.Messages = append(p.Messages, openai.UserMessage(m.Content))
+		}
+	}
+	if c.Temperature != nil {
+		p.Temperature = openai.Float(*c.Temperature)
+	}
+	if c.TopP != nil {
+		p.TopP = openai.Float(*c.TopP)
+	}
+	if c.MaxTokens != nil {
+		p.MaxTokens = openai.Int(*c.MaxTokens)
+	}
+	return p
+}
+
+// complete sends one chat completion and returns the answer's text.
+func complete(ctx context.Context, client openai.Client, p openai.ChatCompletionNewParams, stream bool, opts []option.RequestOption) (string, error) {
+	if !stream {
+		resp, err := client.Chat.Completions.New(ctx, p, opts...)
+		if err != nil {
+			return "", err
+		}
+		if len(resp.Choices) == 0 {
+			return "", errors.New("the answer has no choices")
+		}
+		return resp.Choices[0].Message.Content, nil
+	}
+	st := client.Chat.Completions.NewStreaming(ctx, p, opts...)
+	defer st.Close()
+	var text strings.Builder
+	for st.Next() {
+		if ch := st.Current().Choices; len(ch) > 0 {
+			text.WriteString(ch[0].Delta.Content)
+		}
+	}
+	return text.String(), st.Err()
+}
+
+// retryAfter says whether err is worth another attempt and how long to
+// wait first: the answer's Retry-After when it gives one, else an
+// exponential backoff with jitter.
+func retryAfter(err error, base time.Duration, attempt int) (time.Duration, bool) {
+	var apiErr *openai.Error
+	if errors.As(err, &apiErr) {
+		code := apiErr.StatusCode
+		if code != http.StatusTooManyRequests && code != http.StatusRequestTimeout && code < 500 {
+			return 0, false
+		}
+		if apiErr.Response != nil {
+			if d, ok := headerDelay(apiErr.Response.Header); ok {
+				return d, true
+			}
+		}
+	}
+	d := base << min(attempt-1, 6)
+	d = min(d, 30*time.Second)
+	return d/2 + rand.N(d/2+1), true
+}
+
+// headerDelay reads retry-after-ms or Retry-After (seconds or a date),
+// capped at a minute.
+func headerDelay(h http.Header) (time.Duration, bool) {
+	if ms, err := strconv.ParseFloat(h.Get("Retry-After-Ms"), 64); err == nil && ms >= 0 {
+		return min(time.Duration(ms*float64(time.Millisecond)), time.Minute), true
+	}
+	v := h.Get("Retry-After")
+	if secs, err := strconv.ParseFloat(v, 64); err == nil && secs >= 0 {
+		return min(time.Duration(secs*float64(time.Second)), time.Minute), true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(time.Until(t), 0), time.Minute), true
+	}
+	return 0, false
+}
+
+// describe says what went wrong in one line.
+func describe(err error) string {
+	var apiErr *openai.Error
+	if errors.As(err, &apiErr) {
+		msg := apiErr.Message
+		if msg == "" {
+			msg = http.StatusText(apiErr.StatusCode)
+		}
+		return fmt.Sprintf("%d: %s", apiErr.StatusCode, msg)
+	}
+	return err.Error()
+}
+
+type unitKey struct {
+	run, item string
+	repeat    int
+}
+
+// listLimit bounds the calls read back per run.
+const listLimit = 10000
+
+// Finished returns the units of s that already have a successful call in
+// the store.
+func Finished(ctx context.Context, rd Reader, s *Spec) (map[unitKey]bool, error) {
+	done := map[unitKey]bool{}
+	for _, c := range s.Configs() {
+		calls, err := runCalls(ctx, rd, s, s.RunName(c))
+		if err != nil {
+			return nil, err
+		}
+		for _, call := range calls {
+			if k, ok := keyOf(call); ok && !call.Failed() {
+				done[k] = true
+			}
+		}
+	}
+	return done, nil
+}
+
+// runCalls returns the calls of one run of s, newest first.
+func runCalls(ctx context.Context, rd Reader, s *Spec, run string) ([]*llmscope.Call, error) {
+	calls, err := rd.List(ctx, llmscope.Filter{Experiment: s.ExperimentName(), Run: run, Limit: listLimit})
+	if err != nil {
+		return nil, fmt.Errorf("read calls of run %q: %w", run, err)
+	}
+	return calls, nil
+}
+
+// keyOf returns the unit a call belongs to, from its tags.
+func keyOf(c *llmscope.Call) (unitKey, bool) {
+	item, ok := c.Tags[TagItem]
+	rep, err := strconv.Atoi(c.Tags[TagRepeat])
+	if !ok || err != nil {
+		return unitKey{}, false
+	}
+	return unitKey{c.Run, item, rep}, true
+}
+
+// ReadAnswers reads the answers logged in a results directory's items.jsonl
+// by call id: the scores of calls whose text the store did not capture. A
+// torn last line (a crash mid-write) is skipped.
+func ReadAnswers(dir string) (map[string]string, error) {
+	f, err := os.Open(filepath.Join(dir, ItemsFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]string{}, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("results: %w", err)
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), maxRow)
+	for sc.Scan() {
+		var o Outcome
+		if json.Unmarshal(sc.Bytes(), &o) == nil && o.CallID != "" && o.Error == "" {
+			out[o.CallID] = o.Answer
+		}
+	}
+	return out, sc.Err()
+}

@@ -1,0 +1,374 @@
+// Package sweep runs a prompt set over a grid of model configurations,
+// scores every answer, and compares the configurations on quality, cost
+// and latency. Each configuration is one named run: its calls are recorded
+// like any other (store, metrics, MLflow) and tagged so an interrupted
+// sweep resumes where it stopped.
+package sweep
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Spec describes a sweep. The zero value of a field means its default.
+type Spec struct {
+	// Name names the sweep; run names and tags start with it.
+	Name string `yaml:"name"`
+	// Experiment is the experiment of every run (default "llmscope").
+	Experiment string `yaml:"experiment"`
+	// Dataset is a JSONL file of items, relative to the spec's directory.
+	Dataset string `yaml:"dataset"`
+	Grid    Grid   `yaml:"grid"`
+	// Repeats sends every item this many times per configuration (default 1).
+	Repeats int `yaml:"repeats"`
+	// Concurrency bounds the requests in flight (default 4).
+	Concurrency int       `yaml:"concurrency"`
+	RateLimit   RateLimit `yaml:"rate_limit"`
+	Scorer      Scorer    `yaml:"scorer"`
+	// Stream asks for streamed answers, so time to first token is measured.
+	Stream bool `yaml:"stream"`
+	// Retries is how often a request is tried again after a 429, a 5xx or
+	// a network error (default 4); negative means never.
+	Retries int `yaml:"retries"`
+	// SortBy orders the comparison table: accuracy (best first), cost,
+	// latency_p50, latency_p95, ttft_p50 or tokens (lowest first).
+	SortBy string `yaml:"sort_by"`
+	// Out is the directory of the results (default "sweep-<name>").
+	Out string `yaml:"out"`
+	// Headers are sent with every request (e.g. X-Sim-Fault for a demo).
+	Headers map[string]string `yaml:"headers"`
+
+	dir string // the spec file's directory; Dataset is relative to it
+}
+
+// ExperimentName is the experiment of the sweep's runs: Experiment, or
+// "llmscope".
+func (s *Spec) ExperimentName() string {
+	if s.Experiment == "" {
+		return "llmscope"
+	}
+	return s.Experiment
+}
+
+// OutDir is the results directory: Out, or "sweep-<name>".
+func (s *Spec) OutDir() string {
+	if s.Out == "" {
+		return "sweep-" + s.Name
+	}
+	return s.Out
+}
+
+// attempts is how many times one item is tried at most.
+func (s *Spec) attempts() int {
+	switch {
+	case s.Retries < 0:
+		return 1
+	case s.Retries == 0:
+		return 5
+	}
+	return 1 + s.Retries
+}
+
+// Grid lists the values of each parameter; every combination is one
+// configuration. An empty list leaves the parameter out of the requests.
+type Grid struct {
+	Model       []string  `yaml:"model"`
+	Temperature []float64 `yaml:"temperature"`
+	TopP        []float64 `yaml:"top_p"`
+	MaxTokens   []int64   `yaml:"max_tokens"`
+	System      []string  `yaml:"system"`
+}
+
+// RateLimit caps what the sweep sends; zero means no cap.
+type RateLimit struct {
+	RequestsPerMinute float64 `yaml:"requests_per_minute"`
+	TokensPerMinute   float64 `yaml:"tokens_per_minute"`
+}
+
+// Scorer says how an answer is compared with the item's expected text.
+type Scorer struct {
+	// Type is exact, contains, regex or json_valid (default exact).
+	Type string `yaml:"type"`
+	// Pattern is the regex of the regex scorer; when empty, each item's
+	// expected text is the pattern.
+	Pattern string `yaml:"pattern"`
+	// IgnoreCase compares without regard to case.
+	IgnoreCase bool `yaml:"ignore_case"`
+}
+
+// SortKeys are the values SortBy accepts.
+var SortKeys = []string{"accuracy", "cost", "latency_p50", "latency_p95", "ttft_p50", "tokens"}
+
+// ScorerTypes are the values Scorer.Type accepts.
+var ScorerTypes = []string{"exact", "contains", "regex", "json_valid"}
+
+// SpecError is an invalid spec: the file, the line and the field at fault.
+type SpecError struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (e *SpecError) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc = fmt.Sprintf("%s:%d", e.File, e.Line)
+	}
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s: %s", loc, e.Field, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", loc, e.Msg)
+}
+
+// LoadSpec reads and checks a spec file. Every error names the file, the
+// line and the field at fault.
+func LoadSpec(path string) (*Spec, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("sweep spec: %w", err)
+	}
+	return ParseSpec(b, path)
+}
+
+// ParseSpec reads a spec from b; path names it in errors and anchors the
+// dataset path.
+func ParseSpec(b []byte, path string) (*Spec, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&doc); err != nil {
+		return nil, &SpecError{File: path, Msg: "not YAML: " + err.Error()}
+	}
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, &SpecError{File: path, Line: 1, Msg: "want a mapping of settings (name, dataset, grid, …)"}
+	}
+	root := doc.Content[0]
+	if err := checkFields(path, root, "", specFields); err != nil {
+		return nil, err
+	}
+	var s Spec
+	if err := root.Decode(&s); err != nil {
+		return nil, decodeError(path, root, err)
+	}
+	s.dir = filepath.Dir(path)
+	if s.Name == "" {
+		s.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	}
+	if err := s.check(); err != nil {
+		var se *SpecError
+		if errors.As(err, &se) {
+			se.File = path
+			se.Line = lineOf(root, se.Field)
+		}
+		return nil, err
+	}
+	return &s, nil
+}
+
+// specFields are the keys a spec may hold, nested keys after a dot.
+var specFields = map[string][]string{
+	"":           {"name", "experiment", "dataset", "grid", "repeats", "concurrency", "rate_limit", "scorer", "stream", "retries", "sort_by", "out", "headers"},
+	"grid":       {"model", "temperature", "top_p", "max_tokens", "system"},
+	"rate_limit": {"requests_per_minute", "tokens_per_minute"},
+	"scorer":     {"type", "pattern", "ignore_case"},
+}
+
+// checkFields rejects keys the spec does not know, naming the closest
+// place: a typo must not silently drop a setting.
+func checkFields(path string, n *yaml.Node, prefix string, known map[string][]string) error {
+	allowed, ok := known[prefix]
+	if !ok {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return &SpecError{File: path, Line: n.Line, Field: prefix, Msg: "want a mapping"}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		field := k.Value
+		if prefix != "" {
+			field = prefix + "." + k.Value
+		}
+		if !slices.Contains(allowed, k.Value) {
+			return &SpecError{File: path, Line: k.Line, Field: field, Msg: "unknown field (known: " + strings.Join(allowed, ", ") + ")"}
+		}
+		if err := checkFields(path, n.Content[i+1], field, known); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+): `)
+
+// decodeError turns a YAML type error into a SpecError at its line, naming
+// the field found there.
+func decodeError(path string, root *yaml.Node, err error) error {
+	msg := err.Error()
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		msg = te.Errors[0]
+	}
+	e := &SpecError{File: path, Msg: msg}
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		fmt.Sscan(m[1], &e.Line)
+		e.Msg = strings.Replace(msg, m[0], "", 1)
+		e.Field = fieldAt(root, "", e.Line)
+	}
+	return e
+}
+
+// fieldAt returns the dotted name of the deepest key whose value spans line.
+func fieldAt(n *yaml.Node, prefix string, line int) string {
+	if n.Kind != yaml.MappingNode {
+		return prefix
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		name := k.Value
+		if prefix != "" {
+			name = prefix + "." + name
+		}
+		if k.Line == line || contains(v, line) {
+			return fieldAt(v, name, line)
+		}
+	}
+	return prefix
+}
+
+func contains(n *yaml.Node, line int) bool {
+	if n.Line == line {
+		return true
+	}
+	for _, c := range n.Content {
+		if contains(c, line) {
+			return true
+		}
+	}
+	return false
+}
+
+// lineOf returns the line of the dotted field in root, or of its closest
+// existing parent, or 0.
+func lineOf(root *yaml.Node, field string) int {
+	n, line := root, 0
+	for _, part := range strings.Split(field, ".") {
+		found := false
+		for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == part {
+				line, n, found = n.Content[i].Line, n.Content[i+1], true
+				break
+			}
+		}
+		if !found {
+			break
+		}
+	}
+	return line
+}
+
+// check validates s and fills in defaults. Errors are SpecErrors naming the
+// field (the file and line are added by the caller that knows them).
+func (s *Spec) check() error {
+	bad := func(field, format string, a ...any) error {
+		return &SpecError{Field: field, Msg: fmt.Sprintf(format, a...)}
+	}
+	if s.Name == "" {
+		return bad("name", "missing")
+	}
+	if strings.ContainsAny(s.Name, ",=\r\n") {
+		return bad("name", "%q: a name cannot hold ',', '=' or a line break", s.Name)
+	}
+	if s.Dataset == "" {
+		return bad("dataset", "missing: the JSONL file of items")
+	}
+	if len(s.Grid.Model) == 0 {
+		return bad("grid.model", "missing: at least one model")
+	}
+	for _, m := range s.Grid.Model {
+		if m == "" || strings.ContainsAny(m, "\r\n") {
+			return bad("grid.model", "%q is not a model name", m)
+		}
+	}
+	for _, t := range s.Grid.Temperature {
+		if t < 0 || t > 2 {
+			return bad("grid.temperature", "%g is outside 0 to 2", t)
+		}
+	}
+	for _, p := range s.Grid.TopP {
+		if p < 0 || p > 1 {
+			return bad("grid.top_p", "%g is outside 0 to 1", p)
+		}
+	}
+	for _, m := range s.Grid.MaxTokens {
+		if m <= 0 {
+			return bad("grid.max_tokens", "%d is not a positive number of tokens", m)
+		}
+	}
+	switch {
+	case s.Repeats < 0:
+		return bad("repeats", "%d is negative", s.Repeats)
+	case s.Repeats == 0:
+		s.Repeats = 1
+	}
+	switch {
+	case s.Concurrency < 0:
+		return bad("concurrency", "%d is negative", s.Concurrency)
+	case s.Concurrency == 0:
+		s.Concurrency = 4
+	}
+	if s.RateLimit.RequestsPerMinute < 0 {
+		return bad("rate_limit.requests_per_minute", "%g is negative", s.RateLimit.RequestsPerMinute)
+	}
+	if s.RateLimit.TokensPerMinute < 0 {
+		return bad("rate_limit.tokens_per_minute", "%g is negative", s.RateLimit.TokensPerMinute)
+	}
+	if s.Scorer.Type == "" {
+		s.Scorer.Type = "exact"
+	}
+	if !slices.Contains(ScorerTypes, s.Scorer.Type) {
+		return bad("scorer.type", "%q is not one of %s", s.Scorer.Type, strings.Join(ScorerTypes, ", "))
+	}
+	if s.Scorer.Pattern != "" {
+		if s.Scorer.Type != "regex" {
+			return bad("scorer.pattern", "only the regex scorer takes a pattern")
+		}
+		if _, err := regexp.Compile(s.Scorer.Pattern); err != nil {
+			return bad("scorer.pattern", "%v", err)
+		}
+	}
+	if s.SortBy == "" {
+		s.SortBy = "accuracy"
+	}
+	if !slices.Contains(SortKeys, s.SortBy) {
+		return bad("sort_by", "%q is not one of %s", s.SortBy, strings.Join(SortKeys, ", "))
+	}
+	for k := range s.Headers {
+		if strings.HasPrefix(strings.ToLower(k), "x-llmscope-") {
+			return bad("headers", "%s is set by the sweep itself", k)
+		}
+	}
+	return nil
+}
+
+// Check validates a spec built or changed in code and fills in its
+// defaults. A relative dataset path stays anchored at the spec file's
+// directory (the working directory for a spec not read from a file).
+func (s *Spec) Check() error { return s.check() }
+
+// DatasetPath returns the dataset's path, resolved against the spec's
+// directory.
+func (s *Spec) DatasetPath() string {
+	if filepath.IsAbs(s.Dataset) || s.dir == "" {
+		return s.Dataset
+	}
+	return filepath.Join(s.dir, s.Dataset)
+}
