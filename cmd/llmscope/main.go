@@ -30,6 +30,7 @@ Commands:
   cost      print the US dollar cost of tokens on a model
   prices    list the price table
   version   print version and build info
+  bench     load harness: gateway overhead against direct and a bare reverse proxy
 
 Run "llmscope <command> --help" for a command's flags.
 `
@@ -63,6 +64,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"cost":    runCost,
 		"prices":  runPrices,
 		"version": runVersion,
+		"bench":   runBench,
 	}
 	name := args[0]
 	if name == "help" || name == "-h" || name == "--help" {

@@ -1,0 +1,60 @@
+package loadtest
+
+import (
+	"io"
+	"net/http"
+	"sync/atomic"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// OTLPSink is a discarding OTLP/HTTP traces receiver: it answers every POST
+// with 200 and an empty protobuf ExportTraceServiceResponse, and counts the
+// requests, body bytes and spans it was sent. The zero value is ready.
+type OTLPSink struct {
+	requests, bytes, spans, bad atomic.Uint64
+}
+
+// ServeHTTP implements http.Handler.
+func (s *OTLPSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		s.bad.Add(1)
+		http.Error(w, "read body", http.StatusBadRequest)
+		return
+	}
+	s.requests.Add(1)
+	s.bytes.Add(uint64(len(b)))
+	var req coltracepb.ExportTraceServiceRequest
+	if err := proto.Unmarshal(b, &req); err != nil {
+		s.bad.Add(1)
+	} else {
+		var n int
+		for _, rs := range req.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				n += len(ss.Spans)
+			}
+		}
+		s.spans.Add(uint64(n))
+	}
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	w.WriteHeader(http.StatusOK) // an empty body is the empty ExportTraceServiceResponse
+}
+
+// SinkStats is what an OTLPSink received.
+type SinkStats struct {
+	Requests  uint64 `json:"requests"`
+	Spans     uint64 `json:"spans"`
+	Bytes     uint64 `json:"bytes"`
+	Malformed uint64 `json:"malformed"`
+}
+
+// Stats returns what s has received so far.
+func (s *OTLPSink) Stats() SinkStats {
+	return SinkStats{Requests: s.requests.Load(), Spans: s.spans.Load(), Bytes: s.bytes.Load(), Malformed: s.bad.Load()}
+}
