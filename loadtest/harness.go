@@ -59,6 +59,9 @@ type Result struct {
 	// during it (since its start when PeakSinceStart).
 	FrontMemory    *Memory `json:"front_memory,omitempty"`
 	PeakSinceStart bool    `json:"peak_since_start,omitempty"`
+	// OtherCPU is the CPU the rest of the machine used during the phase and
+	// the settling after it, in cores: a measure of how noisy the phase was.
+	OtherCPU float64 `json:"other_cpu_cores"`
 	// ExportedSpans is what the OTLP sink received during the phase.
 	ExportedSpans *uint64 `json:"exported_spans,omitempty"`
 }
@@ -142,6 +145,11 @@ func runPhase(ctx context.Context, cfg Config, t Target, hc *http.Client, kind K
 	if err != nil {
 		return nil, err
 	}
+	sys0, err := SystemCPU()
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
 	peakReset := true
 	if t.Front != nil {
 		peakReset = ResetPeak(t.Front.PID) == nil
@@ -161,6 +169,15 @@ func runPhase(ctx context.Context, cfg Config, t Target, hc *http.Client, kind K
 	if err != nil {
 		return nil, err
 	}
+	sys1, err := SystemCPU()
+	if err != nil {
+		return nil, err
+	}
+	other := sys1 - sys0
+	for i := range pids {
+		other -= after[i] - before[i]
+	}
+	wall := time.Since(t0)
 	if err := t.alive(); err != nil {
 		return nil, err
 	}
@@ -181,6 +198,7 @@ func runPhase(ctx context.Context, cfg Config, t Target, hc *http.Client, kind K
 		s := st.TTFT.Summarize()
 		res.TTFT = &s
 	}
+	res.OtherCPU = math.Round(max(other.Seconds(), 0)/wall.Seconds()*100) / 100
 	per1k := func(i int) float64 {
 		if st.Requests == 0 {
 			return 0

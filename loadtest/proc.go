@@ -138,3 +138,30 @@ func Settle(ctx context.Context, limit time.Duration, pids ...int) error {
 		}
 	}
 }
+
+// SystemCPU returns the CPU time every core of the machine has spent busy
+// (user, nice, system, irq, softirq, steal) since boot, from /proc/stat.
+func SystemCPU() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("system cpu: %w", err)
+	}
+	return parseSystemStat(b)
+}
+
+func parseSystemStat(b []byte) (time.Duration, error) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 9 || string(f[0]) != "cpu" {
+		return 0, fmt.Errorf("malformed /proc/stat line %q", line)
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system (idle iowait) irq softirq steal
+		n, err := strconv.ParseInt(string(f[i]), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("malformed /proc/stat: %w", err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * clockTick, nil
+}

@@ -173,9 +173,9 @@ func (r *Report) Markdown() string {
 		fmt.Fprintf(&b, "Settings: %s.\n", keys)
 	}
 	if len(r.Results) > 0 {
-		b.WriteString("\nLatency from the intended send time (open loop) or the send (closed loops), to the last byte; TTFT to the first content event. CPU is seconds per 1,000 requests of the process in front of the simulator (front) and of the simulator; RSS is the front process's peak during the phase.\n\n")
-		b.WriteString("| load | kind | scenario | req/s | p50 | p90 | p99 | p99.9 | errors | TTFT p50 | TTFT p99 | front CPU s/1k | sim CPU s/1k | peak RSS MB |\n")
-		b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		b.WriteString("\nLatency from the intended send time (open loop) or the send (closed loops), to the last byte; TTFT to the first content event. CPU is seconds per 1,000 requests of the process in front of the simulator (front) and of the simulator; RSS is the front process's peak during the phase. Other load is the CPU the rest of the machine used meanwhile, in cores (the machine is shared).\n\n")
+		b.WriteString("| load | kind | scenario | req/s | p50 | p90 | p99 | p99.9 | errors | TTFT p50 | TTFT p99 | front CPU s/1k | sim CPU s/1k | peak RSS MB | other load |\n")
+		b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for i := range r.Results {
 			x := &r.Results[i]
 			ttft50, ttft99 := "", ""
@@ -193,9 +193,9 @@ func (r *Report) Markdown() string {
 			if x.Unsent > 0 {
 				errs += fmt.Sprintf(" (+%d unsent)", x.Unsent)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %.3f | %s |\n",
+			fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %.3f | %s | %.2f |\n",
 				x.Label(), x.Kind, x.Scenario, x.Throughput, FormatMicros(x.Latency.P50), FormatMicros(x.Latency.P90),
-				FormatMicros(x.Latency.P99), FormatMicros(x.Latency.P999), errs, ttft50, ttft99, frontCPU, x.SimCPUPer1k, rss)
+				FormatMicros(x.Latency.P99), FormatMicros(x.Latency.P999), errs, ttft50, ttft99, frontCPU, x.SimCPUPer1k, rss, x.OtherCPU)
 		}
 	}
 	if len(r.Comparisons) > 0 {

@@ -1,0 +1,94 @@
+package loadtest
+
+import (
+	"strings"
+	"testing"
+)
+
+func result(scn string, p50, p99 float64) Result {
+	return Result{Scenario: scn, Kind: "stream-small", Mode: Open, Rate: 1000, Throughput: 1000,
+		Latency: Summary{P50: p50, P90: p50, P99: p99, P999: p99},
+		TTFT:    &Summary{P50: p50 / 2, P90: p50 / 2, P99: p99 / 2, P999: p99 / 2}}
+}
+
+func TestCompare(t *testing.T) {
+	res := []Result{
+		result("direct", 100, 1000),
+		result("gateway", 400, 1600),
+		result("reverseproxy", 200, 1000), // the proxy adds nothing at p99
+		{Scenario: "gateway", Kind: "stream-small", Mode: Closed, Concurrency: 16}, // no direct to compare with
+	}
+	cs := Compare(res)
+	if len(cs) != 2 {
+		t.Fatalf("%d comparisons, want 2: %+v", len(cs), cs)
+	}
+	gw := cs[0]
+	if gw.Scenario != "gateway" || gw.AddedLatency.P50 != 300 || gw.AddedLatency.P99 != 600 {
+		t.Errorf("gateway added %+v", gw.AddedLatency)
+	}
+	if gw.AddedTTFT == nil || gw.AddedTTFT.P50 != 150 {
+		t.Errorf("gateway added TTFT %+v", gw.AddedTTFT)
+	}
+	if gw.RatioToProxy == nil || gw.RatioToProxy.P50 == nil || *gw.RatioToProxy.P50 != 3 {
+		t.Errorf("ratio to proxy %+v, want p50 3", gw.RatioToProxy)
+	}
+	if gw.RatioToProxy.P99 != nil {
+		t.Errorf("ratio at p99 %v, want none: the proxy added nothing there", *gw.RatioToProxy.P99)
+	}
+	if cs[1].Scenario != "reverseproxy" || cs[1].RatioToProxy != nil || cs[1].ThroughputRatio != 1 {
+		t.Errorf("proxy comparison %+v", cs[1])
+	}
+}
+
+func TestMarkdown(t *testing.T) {
+	front := 0.25
+	res := []Result{result("direct", 100, 1000), result("gateway", 400, 1600), result("reverseproxy", 200, 1100)}
+	res[1].FrontCPUPer1k = &front
+	rep := &Report{Results: res, Comparisons: Compare(res), Settings: map[string]any{"rate": 1000.0},
+		Soak: &SoakReport{Scenario: "gateway", Kinds: []string{"stream-small"}, Rate: 1000,
+			Samples: []SoakSample{{Seconds: 0, RSSMB: 30}, {Seconds: 5, RSSMB: 31}}, SlopeMBPerMin: 12}}
+	md := rep.Markdown()
+	for _, want := range []string{
+		"| open 1000/s | stream-small | gateway | 1000 | 400 µs |",
+		"| open 1000/s | stream-small | gateway | +300 µs |",
+		"| 3.00× | 6.00× |",
+		"Soak: gateway", "+12.000 MB/min", "| 5 | 31.0 |", "rate 1000",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	// every table row has as many cells as its header
+	cells := 0
+	for _, line := range strings.Split(md, "\n") {
+		if !strings.HasPrefix(line, "|") {
+			cells = 0
+			continue
+		}
+		n := strings.Count(line, "|")
+		if cells == 0 {
+			cells = n
+		} else if n != cells {
+			t.Errorf("row with %d cells under a header of %d: %s", n-1, cells-1, line)
+		}
+	}
+}
+
+func TestFormatMicros(t *testing.T) {
+	for us, want := range map[float64]string{12.4: "12 µs", 999: "999 µs", 4210: "4.21 ms", 52345: "52.3 ms", 1_234_000: "1.23 s", -300: "-300 µs"} {
+		if got := FormatMicros(us); got != want {
+			t.Errorf("FormatMicros(%g) = %q, want %q", us, got, want)
+		}
+	}
+}
+
+func TestSlope(t *testing.T) {
+	xs := []float64{0, 1, 2, 3, 4}
+	ys := []float64{10, 12, 14, 16, 18}
+	if got := Slope(xs, ys); got != 2 {
+		t.Errorf("slope %g, want 2", got)
+	}
+	if Slope(xs[:1], ys[:1]) != 0 || Slope([]float64{1, 1}, []float64{1, 5}) != 0 {
+		t.Error("slope of fewer than two distinct xs is not 0")
+	}
+}
