@@ -78,7 +78,8 @@ func (c Config) Label() string {
 	return strings.Join(c.parts(nil), " ")
 }
 
-// Short names the configuration by the values that vary in the grid.
+// Short names the configuration by the values that vary in the grid, a
+// system prompt by its first words.
 func (c Config) Short(vary map[string]bool) string {
 	parts := c.parts(vary)
 	if len(parts) == 0 {
@@ -105,9 +106,22 @@ func (c Config) parts(only map[string]bool) []string {
 		add("max_tokens", strconv.FormatInt(*c.MaxTokens, 10))
 	}
 	if c.System != nil {
-		add("system", SystemHash(*c.System))
+		if only == nil {
+			add("system", SystemHash(*c.System))
+		} else {
+			add("system", strconv.Quote(snippet(*c.System, 24)))
+		}
 	}
 	return parts
+}
+
+// snippet returns the first n runes of s, with an ellipsis when cut.
+func snippet(s string, n int) string {
+	r := []rune(strings.Join(strings.Fields(s), " "))
+	if len(r) <= n {
+		return string(r)
+	}
+	return string(r[:n]) + "…"
 }
 
 // Varying returns the grid's parameters that take more than one value.

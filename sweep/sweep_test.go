@@ -183,7 +183,7 @@ func TestCollectScoresTheFinalCallOfEachUnit(t *testing.T) {
 	rd := &fakeReader{calls: []*llmscope.Call{
 		call(ra, "1", 429, ""), call(ra, "1", 200, "yes indeed"), // retried, then right
 		call(ra, "2", 200, "no"),
-		notCaptured, // answered, text only in the items log
+		notCaptured,            // answered, text only in the items log
 		call(rb, "1", 500, ""), // failed for good
 		call(rb, "2", 200, "yes"),
 		{ID: "x", Run: rb, Status: 200, Tags: map[string]string{}}, // not a sweep call

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -310,5 +311,55 @@ headers:
 		if row.Done != 20 || row.Accuracy == nil || *row.Accuracy != want {
 			t.Errorf("row %s: done %d, accuracy %v; want 20 and %v", row.Run, row.Done, row.Accuracy, want)
 		}
+	}
+}
+
+func TestSweepThroughAGateway(t *testing.T) {
+	_, base, _, _ := startServe(t) // no --capture: the answers come from the items log
+	dir := t.TempDir()
+	writeDataset(t, filepath.Join(dir, "items.jsonl"), 5, 3)
+	out := filepath.Join(dir, "out")
+	stdout, stderr, code := runCmd(t, "", "sweep", "--dataset", filepath.Join(dir, "items.jsonl"), "--grid", "model=gpt-4o-mini",
+		"--grid", "temperature=0.2,0.4", "--gateway", base, "--out", out, "--experiment", "gw-sweep")
+	if code != 0 {
+		t.Fatalf("sweep exited %d\n%s\n%s", code, stdout, stderr)
+	}
+	var res sweep.Results
+	b, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rows) != 2 {
+		t.Fatalf("%d rows, want 2", len(res.Rows))
+	}
+	for _, row := range res.Rows {
+		if row.Done != 5 || row.Accuracy == nil || *row.Accuracy != 0.6 {
+			t.Errorf("row %s: done %d, accuracy %v; want 5 and 0.6", row.Run, row.Done, row.Accuracy)
+		}
+		var st llmscope.Stats
+		resp, err := http.Get(base + "/api/stats?experiment=gw-sweep&run=" + url.QueryEscape(row.Run))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil || st.Totals != row.Calls || st.Totals.Calls != 5 {
+			t.Errorf("row %s: %+v; the gateway's stats: %+v (%v)", row.Run, row.Calls, st.Totals, err)
+		}
+	}
+}
+
+// TestSweepExampleSpec keeps the README's example valid: its plan covers
+// 8 configurations of 10 items, each priced.
+func TestSweepExampleSpec(t *testing.T) {
+	stdout, stderr, code := runCmd(t, "", "sweep", "--spec", "../../examples/sweep/sweep.yaml", "--dry-run")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "8 configurations × 10 items × 1 repeats = 80 requests") || strings.Contains(stdout, "unknown price") {
+		t.Errorf("plan:\n%s", stdout)
 	}
 }
