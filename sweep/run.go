@@ -365,7 +365,7 @@ type unitKey struct {
 }
 
 // listLimit bounds the calls read back per run.
-const listLimit = 10000
+const listLimit = 1 << 20
 
 // Finished returns the units of s that already have a successful call in
 // the store.

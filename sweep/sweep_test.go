@@ -407,3 +407,23 @@ func FuzzParseSpec(f *testing.F) {
 		}
 	})
 }
+
+func TestRunStreams(t *testing.T) {
+	srv := httptest.NewServer(sim.New(sim.Config{}))
+	defer srv.Close()
+	s := &Spec{Name: "s", Dataset: "d", Grid: Grid{Model: []string{"m"}, MaxTokens: []int64{5}}, Out: t.TempDir(), Stream: true,
+		RateLimit: RateLimit{RequestsPerMinute: 6000, TokensPerMinute: 60}} // a budget smaller than one request must not stall
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+	r := &Runner{Spec: s, Items: []Item{{ID: "1", Messages: []Message{{Role: "user", Content: "tell me a long story"}}}},
+		BaseURL: srv.URL + "/v1", Reader: &fakeReader{}}
+	outs, err := r.Run(context.Background())
+	if err != nil || len(outs) != 1 || outs[0].Error != "" || outs[0].Answer == "" {
+		t.Fatalf("outcomes %+v, err %v", outs, err)
+	}
+	// The simulator honours max_tokens: the streamed answer is short.
+	if n := len(strings.Fields(outs[0].Answer)); n > 5 {
+		t.Errorf("answer %q has %d words under max_tokens 5", outs[0].Answer, n)
+	}
+}

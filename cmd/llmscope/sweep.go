@@ -364,8 +364,13 @@ func (a *apiReader) List(ctx context.Context, f llmscope.Filter) ([]*llmscope.Ca
 	var out struct {
 		Calls []*llmscope.Call `json:"calls"`
 	}
-	err := a.get(ctx, "/api/calls", filterQuery(f), &out)
-	return out.Calls, err
+	if err := a.get(ctx, "/api/calls", filterQuery(f), &out); err != nil {
+		return nil, err
+	}
+	if len(out.Calls) >= web.MaxLimit && f.Limit > web.MaxLimit {
+		return nil, fmt.Errorf("run %q has more than %d calls, more than the gateway API lists: read its results in direct mode (--db of the gateway)", f.Run, web.MaxLimit)
+	}
+	return out.Calls, nil
 }
 
 // Stats implements sweep.Reader.
