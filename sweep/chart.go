@@ -11,6 +11,13 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 )
 
+// palette colours the models of a chart.
+var palette = []color.Color{
+	color.NRGBA{R: 31, G: 119, B: 180, A: 210}, color.NRGBA{R: 255, G: 127, B: 14, A: 210},
+	color.NRGBA{R: 44, G: 160, B: 44, A: 210}, color.NRGBA{R: 214, G: 39, B: 40, A: 210},
+	color.NRGBA{R: 148, G: 103, B: 189, A: 210}, color.NRGBA{R: 140, G: 86, B: 75, A: 210},
+}
+
 // ChartFile is the chart's file name without extension; Chart writes it as
 // .png and .svg.
 const ChartFile = "cost_vs_accuracy"
@@ -26,9 +33,13 @@ func (res *Results) Chart(dir string) error {
 			useCost = true
 		}
 	}
-	var xys plotter.XYs
-	var labels []string
-	var lat []float64
+	type point struct {
+		xy    plotter.XY
+		label string
+		lat   float64
+	}
+	byModel := map[string][]point{}
+	var models []string
 	maxLat := 0.0
 	for _, r := range res.Rows {
 		if r.Accuracy == nil {
@@ -38,9 +49,11 @@ func (res *Results) Chart(dir string) error {
 		if useCost {
 			x = r.Calls.CostUSD
 		}
-		xys = append(xys, plotter.XY{X: finite(x), Y: *r.Accuracy * 100})
-		labels = append(labels, fmt.Sprintf("%s · p50 %.0f ms", r.Config, r.Calls.LatencyP50MS))
-		lat = append(lat, r.Calls.LatencyP50MS)
+		if _, ok := byModel[r.Model]; !ok {
+			models = append(models, r.Model)
+		}
+		byModel[r.Model] = append(byModel[r.Model], point{plotter.XY{X: finite(x), Y: *r.Accuracy * 100},
+			fmt.Sprintf("%s · p50 %.0f ms", r.Config, r.Calls.LatencyP50MS), r.Calls.LatencyP50MS})
 		maxLat = max(maxLat, r.Calls.LatencyP50MS)
 	}
 	p := plot.New()
@@ -51,34 +64,48 @@ func (res *Results) Chart(dir string) error {
 	}
 	p.Y.Label.Text = "accuracy (%)"
 	p.Y.Min, p.Y.Max = 0, 105
+	p.Legend.Top = true
 	p.Add(plotter.NewGrid())
-	if len(xys) > 0 {
+	// Configurations with the same cost and accuracy share a point: their
+	// labels are stacked below one another instead of drawn over each other.
+	stacked := map[plotter.XY]int{}
+	for i, m := range models {
+		pts := byModel[m]
+		xys := make(plotter.XYs, len(pts))
+		for j, pt := range pts {
+			xys[j] = pt.xy
+		}
 		sc, err := plotter.NewScatter(xys)
 		if err != nil {
 			return fmt.Errorf("chart: %w", err)
 		}
-		sc.GlyphStyleFunc = func(i int) draw.GlyphStyle {
+		col := palette[i%len(palette)]
+		sc.GlyphStyleFunc = func(j int) draw.GlyphStyle {
 			r := vg.Points(4)
 			if maxLat > 0 {
-				r += vg.Points(10 * lat[i] / maxLat)
+				r += vg.Points(10 * pts[j].lat / maxLat)
 			}
-			return draw.GlyphStyle{Color: color.RGBA{R: 31, G: 119, B: 180, A: 200}, Radius: r, Shape: draw.CircleGlyph{}}
+			return draw.GlyphStyle{Color: col, Radius: r, Shape: draw.CircleGlyph{}}
 		}
-		lb, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: labels})
-		if err != nil {
-			return fmt.Errorf("chart: %w", err)
+		sc.GlyphStyle = draw.GlyphStyle{Color: col, Radius: vg.Points(5), Shape: draw.CircleGlyph{}}
+		p.Add(sc)
+		p.Legend.Add(m, sc)
+		for _, pt := range pts {
+			lb, err := plotter.NewLabels(plotter.XYLabels{XYs: plotter.XYs{pt.xy}, Labels: []string{pt.label}})
+			if err != nil {
+				return fmt.Errorf("chart: %w", err)
+			}
+			k := stacked[pt.xy]
+			stacked[pt.xy]++
+			lb.TextStyle[0].XAlign = draw.XLeft
+			lb.Offset = vg.Point{X: vg.Points(16), Y: vg.Points(4 - 12*float64(k))}
+			p.Add(lb)
 		}
-		for i := range lb.TextStyle {
-			lb.TextStyle[i].XAlign = draw.XLeft
-			lb.Offset = vg.Point{X: vg.Points(8), Y: vg.Points(4)}
-		}
-		p.Add(sc, lb)
+	}
+	if len(models) > 0 {
 		// Room on the right for the labels of the rightmost points.
 		p.X.Min = 0
-		p.X.Max = p.X.Max * 1.35
-		if p.X.Max == 0 {
-			p.X.Max = 1
-		}
+		p.X.Max = max(p.X.Max*1.4, 1e-9)
 	}
 	for _, ext := range []string{".png", ".svg"} {
 		if err := p.Save(9*vg.Inch, 5*vg.Inch, filepath.Join(dir, ChartFile+ext)); err != nil {
