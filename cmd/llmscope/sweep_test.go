@@ -100,14 +100,7 @@ sort_by: accuracy
 		t.Fatal(err)
 	}
 	defer store.Close()
-	var res sweep.Results
-	b, err := os.ReadFile(filepath.Join(out, "results.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &res); err != nil {
-		t.Fatal(err)
-	}
+	res := readResults(t, filepath.Join(out, "results.json"))
 	if len(res.Rows) != 4 {
 		t.Fatalf("%d result rows, want 4 configurations", len(res.Rows))
 	}
@@ -210,6 +203,20 @@ sort_by: accuracy
 	}
 }
 
+// readResults reads a sweep's results.json.
+func readResults(t *testing.T, path string) sweep.Results {
+	t.Helper()
+	var res sweep.Results
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 // squeeze collapses runs of spaces, so a test can match a table row
 // whatever its alignment.
 func squeeze(s string) string { return strings.Join(strings.Fields(s), " ") }
@@ -295,14 +302,7 @@ headers:
 			t.Errorf("unit %s was answered %d times, want once", k, n)
 		}
 	}
-	var res sweep.Results
-	b, err := os.ReadFile(filepath.Join(dir, "sweep-resume", "results.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &res); err != nil {
-		t.Fatal(err)
-	}
+	res := readResults(t, filepath.Join(dir, "sweep-resume", "results.json"))
 	for _, row := range res.Rows {
 		want := 0.0
 		if row.Model == "gpt-4o-mini" {
@@ -324,14 +324,7 @@ func TestSweepThroughAGateway(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("sweep exited %d\n%s\n%s", code, stdout, stderr)
 	}
-	var res sweep.Results
-	b, err := os.ReadFile(filepath.Join(out, "results.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &res); err != nil {
-		t.Fatal(err)
-	}
+	res := readResults(t, filepath.Join(out, "results.json"))
 	if len(res.Rows) != 2 {
 		t.Fatalf("%d rows, want 2", len(res.Rows))
 	}
