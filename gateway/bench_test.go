@@ -3,68 +3,265 @@ package gateway_test
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"llmscope"
 	"llmscope/gateway"
+	"llmscope/pricing"
+	"llmscope/prom"
 	"llmscope/sim"
 )
 
-// BenchmarkProxy measures one request through the gateway against the same
-// request sent to the simulator directly, over loopback HTTP, with a
-// zero-latency simulator. The difference is what the gateway adds; allocs/op
-// counts client, gateway and simulator together (all run in this process).
-func BenchmarkProxy(b *testing.B) {
+// benchBodies are the request kinds of the proxy benchmarks.
+var benchBodies = map[string]string{
+	"nonstream": `{"model":"gpt-4o-mini","temperature":0.7,"messages":[{"role":"user","content":"Say something short."}]}`,
+	"stream":    `{"model":"gpt-4o-mini","stream":true,"temperature":0.7,"messages":[{"role":"user","content":"Say something short."}]}`,
+	// The client asks for usage itself: no injection, the same upstream work on every path.
+	"stream_usage": `{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"temperature":0.7,"messages":[{"role":"user","content":"Say something short."}]}`,
+}
+
+var benchKinds = []string{"nonstream", "stream", "stream_usage"}
+
+// discardWriter is a store that accepts every batch and keeps nothing.
+type discardWriter struct{}
+
+func (discardWriter) Write(context.Context, []*llmscope.Call) error { return nil }
+
+// benchTarget is one server a benchmark sends requests to.
+type benchTarget struct{ name, url string }
+
+// benchTargets starts a zero-latency simulator and the servers in front of
+// it: "direct" (the simulator itself), "reverseproxy" (a bare
+// httputil.ReverseProxy that records nothing: the floor of one extra hop),
+// "gateway" (llmscope's gateway with a sink that drops every call) and
+// "recorded" (the gateway as serve wires it: Prometheus metrics, pricing and
+// a Recorder queueing to a store that discards the batches).
+//
+// rpTransport is the reverse proxy's transport: nil keeps
+// http.DefaultTransport (2 idle connections per host), which is fine for one
+// client at a time; a concurrent benchmark passes gateway.NewTransport() so
+// the floor does not churn connections.
+func benchTargets(b *testing.B, rpTransport http.RoundTripper) []benchTarget {
 	up := httptest.NewServer(sim.New(sim.Config{}))
-	defer up.Close()
-	sink := llmscope.SinkFunc(func(*llmscope.Call) {})
-	gw, err := gateway.New(gateway.Config{Upstream: up.URL + "/v1", Sink: sink})
+	b.Cleanup(up.Close)
+	gw, err := gateway.New(gateway.Config{Upstream: up.URL + "/v1", Sink: llmscope.SinkFunc(func(*llmscope.Call) {})})
 	if err != nil {
 		b.Fatal(err)
 	}
 	front := httptest.NewServer(gw)
-	defer front.Close()
-	// The floor: a bare reverse proxy that records nothing.
+	b.Cleanup(front.Close)
+
+	var rec *llmscope.Recorder
+	metrics := prom.New(func() int { return rec.QueueDepth() })
+	rec = llmscope.NewRecorder(discardWriter{}, llmscope.RecorderConfig{OnDrop: metrics.Dropped})
+	b.Cleanup(func() { _ = rec.Close(context.Background()) })
+	rgw, err := gateway.New(gateway.Config{Upstream: up.URL + "/v1", Pricer: pricing.Default(),
+		OnCostUnknown: func(string) { metrics.CostUnknown() }, Sink: llmscope.Sinks{metrics, rec}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	recorded := httptest.NewServer(rgw)
+	b.Cleanup(recorded.Close)
+	b.Cleanup(func() {
+		if n := rec.Dropped(); n > 0 {
+			b.Errorf("recorder dropped %d calls", n)
+		}
+	})
+
 	upURL, _ := url.Parse(up.URL)
 	rp := httputil.NewSingleHostReverseProxy(upURL)
 	rp.FlushInterval = -1
+	rp.Transport = rpTransport
 	bare := httptest.NewServer(rp)
-	defer bare.Close()
-	bodies := map[string]string{
-		"nonstream": `{"model":"gpt-4o-mini","temperature":0.7,"messages":[{"role":"user","content":"Say something short."}]}`,
-		"stream":    `{"model":"gpt-4o-mini","stream":true,"temperature":0.7,"messages":[{"role":"user","content":"Say something short."}]}`,
-		// The client asks for usage itself: no injection, the same upstream work on every path.
-		"stream_usage": `{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"temperature":0.7,"messages":[{"role":"user","content":"Say something short."}]}`,
+	b.Cleanup(bare.Close)
+	return []benchTarget{{"direct", up.URL}, {"reverseproxy", bare.URL}, {"gateway", front.URL}, {"recorded", recorded.URL}}
+}
+
+func benchClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}}
+}
+
+// fetch sends one chat request and reads the answer to its end.
+func fetch(hc *http.Client, target string, body []byte) error {
+	resp, err := hc.Post(target+"/v1/chat/completions", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
 	}
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
-	for _, kind := range []string{"nonstream", "stream", "stream_usage"} {
-		for _, target := range []struct{ name, url string }{{"direct", up.URL}, {"reverseproxy", bare.URL}, {"gateway", front.URL}} {
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode != 200 {
+		err = fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return err
+}
+
+// reportPercentiles reports the 50th and 99th percentile of d as metrics
+// named prefix+"p50-ns" and prefix+"p99-ns".
+func reportPercentiles(b *testing.B, prefix string, d []time.Duration) {
+	if len(d) == 0 {
+		return
+	}
+	b.ReportMetric(pct(d, 0.50), prefix+"p50-ns")
+	b.ReportMetric(pct(d, 0.99), prefix+"p99-ns")
+}
+
+// BenchmarkProxy measures one request through the gateway against the same
+// request sent to the simulator directly, over loopback HTTP, with a
+// zero-latency simulator, one client at a time. The difference is what the
+// gateway adds; allocs/op counts client, gateway and simulator together (all
+// run in this process). p50-ns and p99-ns are percentiles of the requests'
+// own durations.
+func BenchmarkProxy(b *testing.B) {
+	targets := benchTargets(b, nil)
+	hc := benchClient()
+	for _, kind := range benchKinds {
+		for _, target := range targets {
 			b.Run(kind+"/"+target.name, func(b *testing.B) {
-				body := []byte(bodies[kind])
+				body := []byte(benchBodies[kind])
+				lat := make([]time.Duration, 0, 4096)
 				b.ReportAllocs()
 				for b.Loop() {
-					resp, err := hc.Post(target.url+"/v1/chat/completions", "application/json", bytes.NewReader(body))
-					if err != nil {
+					t := time.Now()
+					if err := fetch(hc, target.url, body); err != nil {
 						b.Fatal(err)
 					}
-					if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-						b.Fatal(err)
-					}
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						b.Fatalf("status %d", resp.StatusCode)
-					}
+					lat = append(lat, time.Since(t))
 				}
+				reportPercentiles(b, "", lat)
 			})
 		}
 	}
+}
+
+// BenchmarkProxyParallel measures throughput with 16 concurrent clients
+// (ns/op is the inverse of it; req/s says it directly) for the same targets
+// as BenchmarkProxy. The reverse proxy gets the gateway's transport here, so
+// the floor keeps its connections alive as the gateway does.
+func BenchmarkProxyParallel(b *testing.B) {
+	const clients = 16
+	targets := benchTargets(b, gateway.NewTransport())
+	hc := benchClient()
+	par := (clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0)
+	for _, kind := range benchKinds {
+		for _, target := range targets {
+			b.Run(kind+"/"+target.name, func(b *testing.B) {
+				body := []byte(benchBodies[kind])
+				b.ReportAllocs()
+				b.SetParallelism(par)
+				start := time.Now()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := fetch(hc, target.url, body); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+			})
+		}
+	}
+}
+
+// BenchmarkProxyLatency sends each request to every target in turn (the
+// first target rotating), so that the noise of a shared machine falls on all
+// of them alike, and reports percentiles per target: latency for every kind,
+// and for streams the time to the first content event too. The ratios are
+// the targets' own figures: added-p50-x and added-p99-x are the latency the
+// recorded gateway adds over the direct call divided by what the bare
+// reverse proxy adds; ttft-added-us is how much more time to first content
+// the recorded gateway adds than the reverse proxy, at the median.
+func BenchmarkProxyLatency(b *testing.B) {
+	targets := benchTargets(b, nil)
+	hc := benchClient()
+	for _, kind := range benchKinds {
+		b.Run(kind, func(b *testing.B) {
+			body := []byte(benchBodies[kind])
+			lat := make([][]time.Duration, len(targets))
+			ttft := make([][]time.Duration, len(targets))
+			n := 0
+			for b.Loop() {
+				for j := range targets {
+					i := (n + j) % len(targets)
+					start := time.Now()
+					first, err := fetchFirst(hc, targets[i].url, body)
+					if err != nil {
+						b.Fatal(err)
+					}
+					lat[i] = append(lat[i], time.Since(start))
+					ttft[i] = append(ttft[i], first)
+				}
+				n++
+			}
+			p50 := func(d []time.Duration) float64 { return pct(d, 0.50) }
+			p99 := func(d []time.Duration) float64 { return pct(d, 0.99) }
+			for i, t := range targets {
+				b.ReportMetric(p50(lat[i]), t.name+"-p50-ns")
+				b.ReportMetric(p99(lat[i]), t.name+"-p99-ns")
+			}
+			direct, rp, rec := 0, 1, 3
+			b.ReportMetric((p50(lat[rec])-p50(lat[direct]))/(p50(lat[rp])-p50(lat[direct])), "added-p50-x")
+			b.ReportMetric((p99(lat[rec])-p99(lat[direct]))/(p99(lat[rp])-p99(lat[direct])), "added-p99-x")
+			if kind != "nonstream" {
+				for i, t := range targets {
+					b.ReportMetric(p50(ttft[i]), t.name+"-ttft-p50-ns")
+				}
+				b.ReportMetric((p50(ttft[rec])-p50(ttft[rp]))/1e3, "ttft-added-us")
+			}
+		})
+	}
+}
+
+// fetchFirst is fetch that also returns the time to the first content event
+// of a stream (to the end of the answer for other answers).
+func fetchFirst(hc *http.Client, target string, body []byte) (time.Duration, error) {
+	start := time.Now()
+	resp, err := hc.Post(target+"/v1/chat/completions", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return 0, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	var first time.Duration
+	r := bufio.NewReaderSize(resp.Body, 16<<10)
+	for {
+		line, err := r.ReadSlice('\n')
+		if first == 0 && bytes.Contains(line, []byte(`"content":"`)) && !bytes.Contains(line, []byte(`"content":""`)) {
+			first = time.Since(start)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			return 0, err
+		}
+	}
+	if first == 0 {
+		first = time.Since(start)
+	}
+	return first, nil
+}
+
+// pct returns the q-quantile of d in nanoseconds (d is sorted in place).
+func pct(d []time.Duration, q float64) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return float64(d[min(len(d)-1, int(q*float64(len(d))))].Nanoseconds())
 }
 
 // BenchmarkStreamTTFT measures the client-side time to the first content
@@ -73,6 +270,7 @@ func BenchmarkProxy(b *testing.B) {
 // tokenizer). The estimate runs after the stream ends, so ttft-ns must not
 // differ between the two. Each iteration waits (untimed) until the call is
 // recorded, so an estimate never competes with the next request for CPU.
+// The reverseproxy cases are the floor of one extra hop.
 func BenchmarkStreamTTFT(b *testing.B) {
 	up := httptest.NewServer(sim.New(sim.Config{}))
 	defer up.Close()
@@ -83,14 +281,21 @@ func BenchmarkStreamTTFT(b *testing.B) {
 	}
 	front := httptest.NewServer(gw)
 	defer front.Close()
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
+	upURL, _ := url.Parse(up.URL)
+	rp := httputil.NewSingleHostReverseProxy(upURL)
+	rp.FlushInterval = -1
+	bare := httptest.NewServer(rp)
+	defer bare.Close()
+	hc := benchClient()
 	body := []byte(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"` + strings.Repeat("Tell me about observability. ", 40) + `"}]}`)
 	for _, c := range []struct{ name, target, fault string }{
 		{"direct/usage=reported", up.URL, ""}, {"direct/usage=none", up.URL, "no_usage"},
+		{"reverseproxy/usage=reported", bare.URL, ""}, {"reverseproxy/usage=none", bare.URL, "no_usage"},
 		{"gateway/usage=reported", front.URL, ""}, {"gateway/usage=estimated", front.URL, "no_usage"},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			var ttft time.Duration
+			lat := make([]time.Duration, 0, 4096)
 			for b.Loop() {
 				req, _ := http.NewRequest(http.MethodPost, c.target+"/v1/chat/completions", bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
@@ -109,7 +314,9 @@ func BenchmarkStreamTTFT(b *testing.B) {
 						b.Fatal(err)
 					}
 					if strings.Contains(line, `"content":"`) && !strings.Contains(line, `"content":""`) {
-						ttft += time.Since(start)
+						d := time.Since(start)
+						ttft += d
+						lat = append(lat, d)
 						break
 					}
 				}
@@ -124,6 +331,7 @@ func BenchmarkStreamTTFT(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(ttft.Nanoseconds())/float64(b.N), "ttft-ns")
+			reportPercentiles(b, "ttft-", lat)
 		})
 	}
 }
