@@ -19,6 +19,8 @@ type Relay struct {
 	first    time.Duration // first event of any kind
 	content  time.Duration // first content event
 	work     time.Duration // time spent in Next on llmscope's own work
+	out      []byte        // an event with its usage member cut out
+	ms       []member      // scratch for usageCut
 }
 
 // NewRelay returns a Relay over body for operation op. start is when the
@@ -51,7 +53,11 @@ func (r *Relay) Next() (out []byte, err error) {
 		if kind == ChunkUsageOnly {
 			out = nil
 		} else {
-			out = StripUsage(raw)
+			var from, to int
+			if from, to, r.ms = usageCut(raw, r.Stream, r.ms); from >= 0 {
+				r.out = append(append(r.out[:0], raw[:from]...), raw[to:]...)
+				out = r.out
+			}
 		}
 	}
 	r.work += time.Since(now)

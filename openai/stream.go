@@ -23,8 +23,16 @@ const (
 // the call into Response.
 type Stream struct {
 	Response
-	op       string
-	finished bool
+	op           string
+	finished     bool
+	ms, cms, dms []member // scratch: members of an event, a choice, a delta
+	scratch      [24]member
+	// When Event's last event was a JSON object it scanned, data is the
+	// data it was given, and ms the members of data[off:], where the
+	// object starts after white space was trimmed.
+	scanned bool
+	data    []byte
+	off     int
 }
 
 // Finished reports whether the stream's end marker arrived: data: [DONE], or
@@ -33,10 +41,16 @@ type Stream struct {
 func (s *Stream) Finished() bool { return s.finished }
 
 // NewStream returns a Stream for operation op.
-func NewStream(op string) *Stream { return &Stream{op: op} }
+func NewStream(op string) *Stream {
+	s := &Stream{op: op}
+	s.ms, s.cms, s.dms = s.scratch[:0:12], s.scratch[12:12:18], s.scratch[18:18:24]
+	return s
+}
 
 // Event reads the data payload of one SSE event and says what it was.
 func (s *Stream) Event(data []byte) Chunk {
+	s.scanned = false
+	given := data
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
 		return ChunkOther
@@ -45,6 +59,171 @@ func (s *Stream) Event(data []byte) Chunk {
 		s.finished = true
 		return ChunkDone
 	}
+	// The usual event is a small JSON object: one pass validates it and
+	// finds its members, and only the members read are looked at again.
+	if len(data) < shallowSize && data[0] == '{' {
+		ms, ok := scanObject(data, s.ms[:0])
+		s.ms = ms
+		if ok {
+			// TrimSpace returned a subslice of given: the caps tell where.
+			s.scanned, s.data, s.off = true, given, cap(given)-cap(data)
+			if s.op == llmscope.OpResponses {
+				return s.responsesMembers(data, ms)
+			}
+			return s.chatMembers(data, ms)
+		}
+	}
+	return s.eventGJSON(data)
+}
+
+// chatMembers reads one chunk of a chat or text completion stream, given
+// its top-level members. It does what eventGJSON does, member by member.
+func (s *Stream) chatMembers(data []byte, ms []member) Chunk {
+	var errv, model, usage, choices []byte // first of each, as gjson's Get finds
+	for i := range ms {
+		m := &ms[i]
+		v := data[m.v0:m.v1]
+		switch m.name(data) {
+		case "error":
+			errv = first(errv, v)
+		case "model":
+			model = first(model, v)
+		case "usage":
+			usage = first(usage, v)
+		case "choices":
+			choices = first(choices, v)
+		}
+	}
+	if isObject(errv) {
+		ev := gjson.Parse(str(errv))
+		s.ErrorType = strings.Clone(ev.Get("type").String())
+		s.ErrorCode = strings.Clone(ev.Get("code").String())
+		return ChunkOther
+	}
+	if s.Model == "" && len(model) > 0 && model[0] == '"' {
+		s.Model = strings.Clone(stringValue(model))
+	}
+	if isObject(usage) {
+		s.readUsage(gjson.Result{Type: gjson.JSON, Raw: str(usage)})
+	}
+	if !isArray(choices) {
+		if isObject(usage) {
+			return ChunkUsageOnly
+		}
+		return ChunkOther
+	}
+	kind := ChunkOther
+	n := 0
+	for v0, v1, next, ok := nextElement(choices, 1); ok; v0, v1, next, ok = nextElement(choices, next) {
+		n++
+		if c := choices[v0:v1]; c[0] == '{' {
+			s.choiceMembers(c, &kind)
+		} else {
+			s.choice(gjson.Parse(str(c)), &kind)
+		}
+	}
+	if n == 0 && isObject(usage) {
+		return ChunkUsageOnly
+	}
+	return kind
+}
+
+// first returns v unless a value was already found.
+func first(found, v []byte) []byte {
+	if found != nil {
+		return found
+	}
+	return v
+}
+
+// choiceMembers reads one element of choices that is a JSON object; it does
+// what choice does.
+func (s *Stream) choiceMembers(c []byte, kind *Chunk) {
+	cms := members(c, s.cms[:0])
+	s.cms = cms
+	var fr, text, delta, index []byte
+	for i := range cms {
+		m := &cms[i]
+		v := c[m.v0:m.v1]
+		switch m.name(c) {
+		case "finish_reason":
+			fr = first(fr, v)
+		case "text":
+			text = first(text, v)
+		case "delta":
+			delta = first(delta, v)
+		case "index":
+			index = first(index, v)
+		}
+	}
+	if len(fr) > 0 && fr[0] == '"' && s.FinishReason == "" {
+		s.FinishReason = strings.Clone(stringValue(fr))
+	}
+	var t string
+	if s.op == llmscope.OpTextCompletion {
+		t = stringValue(text)
+	} else if isObject(delta) {
+		t = s.deltaMembers(delta, kind)
+	} else {
+		t = deltaGJSON(gjson.Parse(str(delta)), kind)
+	}
+	if t != "" {
+		*kind = ChunkContent
+		if index == nil || string(index) == "0" || gjson.Parse(str(index)).Int() == 0 {
+			s.addText(t)
+		}
+	}
+}
+
+// deltaMembers reads a delta that is a JSON object; it does what deltaGJSON
+// does.
+func (s *Stream) deltaMembers(d []byte, kind *Chunk) string {
+	dms := members(d, s.dms[:0])
+	s.dms = dms
+	var content, toolCalls, refusal, reasoning, functionCall []byte
+	for i := range dms {
+		m := &dms[i]
+		v := d[m.v0:m.v1]
+		switch m.name(d) {
+		case "content":
+			content = first(content, v)
+		case "tool_calls":
+			toolCalls = first(toolCalls, v)
+		case "refusal":
+			refusal = first(refusal, v)
+		case "reasoning_content":
+			reasoning = first(reasoning, v)
+		case "function_call":
+			functionCall = first(functionCall, v)
+		}
+	}
+	text := stringValue(content)
+	if text != "" || isArray(toolCalls) || stringValue(refusal) != "" || stringValue(reasoning) != "" || isObject(functionCall) {
+		*kind = ChunkContent
+	}
+	return text
+}
+
+// responsesMembers reads one event of the Responses API, given its
+// top-level members: deltas here, anything else by responsesEvent.
+func (s *Stream) responsesMembers(data []byte, ms []member) Chunk {
+	switch stringValue(find(data, ms, "type")) {
+	case "response.output_text.delta":
+		s.addText(stringValue(find(data, ms, "delta")))
+		return ChunkContent
+	case "response.refusal.delta", "response.function_call_arguments.delta",
+		"response.reasoning_summary_text.delta", "response.reasoning_text.delta":
+		return ChunkContent
+	}
+	return s.responsesEvent(gjson.Parse(str(data)))
+}
+
+func isObject(v []byte) bool { return len(v) > 0 && v[0] == '{' }
+func isArray(v []byte) bool  { return len(v) > 0 && v[0] == '[' }
+
+// eventGJSON reads an event with gjson: the way for events that are not a
+// small JSON object, and the reference the fast way is tested against.
+func (s *Stream) eventGJSON(data []byte) Chunk {
 	if !validJSON(data) {
 		return ChunkOther
 	}
@@ -75,32 +254,43 @@ func (s *Stream) Event(data []byte) Chunk {
 	n := 0
 	choices.ForEach(func(_, c gjson.Result) bool {
 		n++
-		if fr := c.Get("finish_reason"); fr.Type == gjson.String && s.FinishReason == "" {
-			s.FinishReason = strings.Clone(fr.Str)
-		}
-		var text string
-		if s.op == llmscope.OpTextCompletion {
-			text = c.Get("text").Str
-		} else {
-			d := c.Get("delta")
-			text = d.Get("content").Str
-			if text != "" || d.Get("tool_calls").IsArray() || d.Get("refusal").Str != "" ||
-				d.Get("reasoning_content").Str != "" || d.Get("function_call").IsObject() {
-				kind = ChunkContent
-			}
-		}
-		if text != "" {
-			kind = ChunkContent
-			if c.Get("index").Int() == 0 {
-				s.addText(text)
-			}
-		}
+		s.choice(c, &kind)
 		return true
 	})
 	if n == 0 && usage.IsObject() {
 		return ChunkUsageOnly
 	}
 	return kind
+}
+
+// choice reads one element of choices.
+func (s *Stream) choice(c gjson.Result, kind *Chunk) {
+	if fr := c.Get("finish_reason"); fr.Type == gjson.String && s.FinishReason == "" {
+		s.FinishReason = strings.Clone(fr.Str)
+	}
+	var text string
+	if s.op == llmscope.OpTextCompletion {
+		text = c.Get("text").Str
+	} else {
+		text = deltaGJSON(c.Get("delta"), kind)
+	}
+	if text != "" {
+		*kind = ChunkContent
+		if c.Get("index").Int() == 0 {
+			s.addText(text)
+		}
+	}
+}
+
+// deltaGJSON reads the delta of a chat choice: it returns its text and marks
+// kind as content when the delta carries any.
+func deltaGJSON(d gjson.Result, kind *Chunk) string {
+	text := d.Get("content").Str
+	if text != "" || d.Get("tool_calls").IsArray() || d.Get("refusal").Str != "" ||
+		d.Get("reasoning_content").Str != "" || d.Get("function_call").IsObject() {
+		*kind = ChunkContent
+	}
+	return text
 }
 
 // responsesEvent reads one typed event of the Responses API.
@@ -136,28 +326,53 @@ var doneMarker = []byte("[DONE]")
 // the JSON object on the data line of one raw SSE event. It returns raw
 // itself when there is no such member or no JSON object to edit.
 func StripUsage(raw []byte) []byte {
-	start, end := dataLine(raw)
-	if start < 0 {
-		return raw
-	}
-	payload := raw[start:end]
-	if !bytes.Contains(payload, []byte(`"usage"`)) || !validJSON(payload) {
-		return raw
-	}
-	root := gjson.Parse(str(payload))
-	if !root.IsObject() {
-		return raw
-	}
-	from, to := -1, -1
-	root.ForEach(func(key, v gjson.Result) bool {
-		if key.Str != "usage" {
-			return true
-		}
-		from, to = key.Index, v.Index+len(v.Raw)
-		return false
-	})
+	from, to, _ := usageCut(raw, nil, nil)
 	if from < 0 {
 		return raw
+	}
+	out := make([]byte, 0, len(raw)-(to-from))
+	out = append(out, raw[:from]...)
+	return append(out, raw[to:]...)
+}
+
+// usageCut returns the bounds in raw of what StripUsage removes (the usage
+// member with a neighbouring comma), or -1, -1. ms is scratch space. When s
+// is not nil and the last event it read is raw's only data field, its scan
+// is used rather than a new one.
+func usageCut(raw []byte, s *Stream, ms []member) (from, to int, _ []member) {
+	start, end := dataLine(raw)
+	if start < 0 {
+		return -1, -1, ms
+	}
+	payload := raw[start:end]
+	if !bytes.Contains(payload, []byte(`"usage"`)) {
+		return -1, -1, ms
+	}
+	from, to = -1, -1
+	var found []member // the members of payload[off:], when scanned
+	off, scanned := 0, false
+	// payload is the event's only data field when it holds the same bytes
+	// as the data Event read.
+	if s != nil && s.scanned && bytes.Equal(s.data, payload) {
+		found, off, scanned = s.ms, s.off, true
+	} else if len(payload) < shallowSize {
+		if ms, scanned = scanObject(payload, ms[:0]); !scanned {
+			return -1, -1, ms
+		}
+		found = ms
+	}
+	if scanned {
+		for i := range found {
+			if found[i].keyIs(payload[off:], "usage") {
+				from, to = off+found[i].k0, off+found[i].v1
+				break
+			}
+		}
+	} else {
+		from, to = usageMemberGJSON(payload)
+	}
+	if from < 0 {
+		return -1, -1, ms
 	}
 	// Take a neighbouring comma with the member: the one before it, or the
 	// one after it when it is the first member.
@@ -169,9 +384,29 @@ func StripUsage(raw []byte) []byte {
 			to++
 		}
 	}
-	out := make([]byte, 0, len(raw)-(to-from))
-	out = append(out, raw[:start+from]...)
-	return append(out, raw[start+to:]...)
+	return start + from, start + to, ms
+}
+
+// usageMemberGJSON returns the bounds of the first top-level "usage" member
+// of the JSON object payload (key to end of value), or -1, -1, with gjson:
+// the way for large payloads, and the reference for usageCut's own scan.
+func usageMemberGJSON(payload []byte) (from, to int) {
+	from, to = -1, -1
+	if !validJSON(payload) {
+		return
+	}
+	root := gjson.Parse(str(payload))
+	if !root.IsObject() {
+		return
+	}
+	root.ForEach(func(key, v gjson.Result) bool {
+		if key.Str != "usage" {
+			return true
+		}
+		from, to = key.Index, v.Index+len(v.Raw)
+		return false
+	})
+	return
 }
 
 // dataLine returns the bounds of the value of the first "data:" line of an
