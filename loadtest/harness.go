@@ -27,6 +27,9 @@ type Config struct {
 	Loads   []Load
 	// Warmup is an untimed run of the same load before each phase (0: none).
 	Warmup time.Duration
+	// Repeat runs the whole matrix this many times (default 1), each round
+	// of every phase before the next; fold the results with Median.
+	Repeat int
 	// SettleLimit bounds the wait for the processes to go idle before and
 	// after each phase (default 10s).
 	SettleLimit time.Duration
@@ -36,6 +39,7 @@ type Config struct {
 // Result is one phase: one target under one load of one kind.
 type Result struct {
 	Scenario     string   `json:"scenario"`
+	Runs         int      `json:"runs,omitempty"` // set by Median: how many runs were folded in
 	Kind         string   `json:"kind"`
 	Mode         Mode     `json:"mode"`
 	Rate         float64  `json:"rate,omitempty"`
@@ -56,8 +60,11 @@ type Result struct {
 	SimCPUPer1k    float64  `json:"sim_cpu_s_per_1k"`
 	ClientCPUPer1k float64  `json:"client_cpu_s_per_1k"`
 	// FrontMemory is the front process's RSS after the phase and its peak
-	// during it (since its start when PeakSinceStart).
+	// during it (since its start when PeakSinceStart). The peak is at least
+	// FrontRSSStart, the RSS when the phase started, which holds what the
+	// Go runtime kept from earlier phases.
 	FrontMemory    *Memory `json:"front_memory,omitempty"`
+	FrontRSSStart  uint64  `json:"front_rss_start_bytes,omitempty"`
 	PeakSinceStart bool    `json:"peak_since_start,omitempty"`
 	// OtherCPU is the CPU the rest of the machine used during the phase and
 	// the settling after it, in cores: a measure of how noisy the phase was.
@@ -82,7 +89,8 @@ func loadLabel(m Mode, rate float64, conc int) string {
 // RunMatrix measures every Load × Kind × Target of cfg. Phases are
 // interleaved so a noisy machine hurts every target alike: for each load
 // and kind, every target runs its phase (each round starting with the next
-// target) before the next kind. It stops at the first error, such as a
+// target) before the next kind, and with Repeat the whole matrix again
+// after that. It stops at the first error, such as a
 // target process that died, returning the results so far.
 func RunMatrix(ctx context.Context, cfg Config) ([]Result, error) {
 	if cfg.SettleLimit <= 0 {
@@ -101,25 +109,28 @@ func RunMatrix(ctx context.Context, cfg Config) ([]Result, error) {
 		clients[i] = NewClient(conns)
 		defer clients[i].CloseIdleConnections()
 	}
-	total := len(cfg.Loads) * len(cfg.Kinds) * len(cfg.Targets)
+	cfg.Repeat = max(cfg.Repeat, 1)
+	total := cfg.Repeat * len(cfg.Loads) * len(cfg.Kinds) * len(cfg.Targets)
 	var results []Result
 	start := time.Now()
 	round := 0
-	for _, load := range cfg.Loads {
-		for _, kind := range cfg.Kinds {
-			for j := range cfg.Targets {
-				ti := (round + j) % len(cfg.Targets)
-				res, err := runPhase(ctx, cfg, cfg.Targets[ti], clients[ti], kind, load)
-				if err != nil {
-					return results, fmt.Errorf("%s %s %s: %w", loadLabel(load.Mode, load.Rate, load.Concurrency), kind.Name, cfg.Targets[ti].Scenario, err)
+	for range cfg.Repeat {
+		for _, load := range cfg.Loads {
+			for _, kind := range cfg.Kinds {
+				for j := range cfg.Targets {
+					ti := (round + j) % len(cfg.Targets)
+					res, err := runPhase(ctx, cfg, cfg.Targets[ti], clients[ti], kind, load)
+					if err != nil {
+						return results, fmt.Errorf("%s %s %s: %w", loadLabel(load.Mode, load.Rate, load.Concurrency), kind.Name, cfg.Targets[ti].Scenario, err)
+					}
+					results = append(results, *res)
+					log.Info("phase", "n", fmt.Sprintf("%d/%d", len(results), total), "load", res.Label(),
+						"kind", kind.Name, "scenario", res.Scenario, "rps", math.Round(res.Throughput),
+						"p50", FormatMicros(res.Latency.P50), "p99", FormatMicros(res.Latency.P99),
+						"errors", res.Errors, "elapsed", time.Since(start).Round(time.Second))
 				}
-				results = append(results, *res)
-				log.Info("phase", "n", fmt.Sprintf("%d/%d", len(results), total), "load", res.Label(),
-					"kind", kind.Name, "scenario", res.Scenario, "rps", math.Round(res.Throughput),
-					"p50", FormatMicros(res.Latency.P50), "p99", FormatMicros(res.Latency.P99),
-					"errors", res.Errors, "elapsed", time.Since(start).Round(time.Second))
+				round++
 			}
-			round++
 		}
 	}
 	return results, nil
@@ -151,8 +162,14 @@ func runPhase(ctx context.Context, cfg Config, t Target, hc *http.Client, kind K
 	}
 	t0 := time.Now()
 	peakReset := true
+	var rssStart uint64
 	if t.Front != nil {
 		peakReset = ResetPeak(t.Front.PID) == nil
+		m, err := ReadMemory(t.Front.PID)
+		if err != nil {
+			return nil, err
+		}
+		rssStart = m.RSS
 	}
 	var spans0 uint64
 	if t.Sink != nil {
@@ -216,6 +233,7 @@ func runPhase(ctx context.Context, cfg Config, t Target, hc *http.Client, kind K
 			return nil, err
 		}
 		res.FrontMemory = &m
+		res.FrontRSSStart = rssStart
 		res.PeakSinceStart = !peakReset
 	}
 	if t.Sink != nil {

@@ -28,11 +28,14 @@ type Process struct {
 // StartProcess runs bin with args in dir under env and waits up to 30 s for
 // a line on its standard output that contains marker and an http:// URL,
 // which becomes the Process's URL. Its standard error is kept (the last
-// 16 KiB) for error messages. The process is killed if ctx ends.
+// 16 KiB) for error messages. ctx bounds only the wait for the address:
+// the process runs until Stop, or until this process dies (it then gets
+// SIGTERM from the kernel).
 func StartProcess(ctx context.Context, name, bin string, args []string, dir string, env []string, marker string) (*Process, error) {
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	cmd.WaitDelay = 5 * time.Second
 	p := &Process{Name: name, cmd: cmd, stderr: &tail{max: 16 << 10}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr

@@ -21,9 +21,11 @@ type Report struct {
 	Machine     Machine        `json:"machine"`
 	Settings    map[string]any `json:"settings"`
 	Results     []Result       `json:"results,omitempty"`
-	Comparisons []Comparison   `json:"comparisons,omitempty"`
-	OTLP        *SinkStats     `json:"otlp_sink,omitempty"`
-	Soak        *SoakReport    `json:"soak,omitempty"`
+	// Runs holds every run's own results when Results are their medians.
+	Runs        []Result     `json:"runs,omitempty"`
+	Comparisons []Comparison `json:"comparisons,omitempty"`
+	OTLP        *SinkStats   `json:"otlp_sink,omitempty"`
+	Soak        *SoakReport  `json:"soak,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -172,6 +174,9 @@ func (r *Report) Markdown() string {
 	if keys := settingKeys(r.Settings); keys != "" {
 		fmt.Fprintf(&b, "Settings: %s.\n", keys)
 	}
+	if len(r.Results) > 0 && r.Results[0].Runs > 1 {
+		fmt.Fprintf(&b, "Each figure is the median of %d runs (requests and errors are summed, peak RSS is the largest).\n", r.Results[0].Runs)
+	}
 	if len(r.Results) > 0 {
 		b.WriteString("\nLatency from the intended send time (open loop) or the send (closed loops), to the last byte; TTFT to the first content event. CPU is seconds per 1,000 requests of the process in front of the simulator (front) and of the simulator; RSS is the front process's peak during the phase. Other load is the CPU the rest of the machine used meanwhile, in cores (the machine is shared).\n\n")
 		b.WriteString("| load | kind | scenario | req/s | p50 | p90 | p99 | p99.9 | errors | TTFT p50 | TTFT p99 | front CPU s/1k | sim CPU s/1k | peak RSS MB | other load |\n")
@@ -226,7 +231,7 @@ func (r *Report) Markdown() string {
 }
 
 func settingKeys(m map[string]any) string {
-	order := []string{"duration", "warmup", "rate", "concurrency", "sequential", "kinds", "scenarios", "sim_ttft", "sim_tps", "mlflow", "soak"}
+	order := []string{"duration", "warmup", "repeat", "rate", "concurrency", "sequential", "kinds", "scenarios", "sim_ttft", "sim_tps", "mlflow", "soak"}
 	var parts []string
 	for _, k := range order {
 		if v, ok := m[k]; ok && v != nil && fmt.Sprint(v) != "" {

@@ -92,3 +92,38 @@ func TestSlope(t *testing.T) {
 		t.Error("slope of fewer than two distinct xs is not 0")
 	}
 }
+
+func TestMedian(t *testing.T) {
+	cpu := func(v float64) *float64 { return &v }
+	spans := func(v uint64) *uint64 { return &v }
+	mk := func(p50, thr float64, front float64, peak uint64, errs uint64) Result {
+		r := result("gateway", p50, p50*10)
+		r.Throughput, r.Requests, r.Errors = thr, 100, errs
+		r.Latency.Count, r.TTFT.Count = 100, 100
+		r.FrontCPUPer1k = cpu(front)
+		r.FrontMemory = &Memory{RSS: peak / 2, Peak: peak}
+		r.ExportedSpans = spans(100)
+		if errs > 0 {
+			r.ErrorSamples = []string{"status 502"}
+		}
+		return r
+	}
+	other := result("direct", 1, 10)
+	out := Median([]Result{mk(300, 900, 0.3, 50, 0), other, mk(100, 1000, 0.1, 70, 2), mk(200, 800, 0.2, 60, 0)})
+	if len(out) != 2 || out[0].Scenario != "gateway" || out[1].Scenario != "direct" || out[1].Runs != 1 {
+		t.Fatalf("median groups %+v", out)
+	}
+	m := out[0]
+	if m.Runs != 3 || m.Latency.P50 != 200 || m.Latency.P99 != 2000 || m.Throughput != 900 || *m.FrontCPUPer1k != 0.2 {
+		t.Errorf("medians: runs %d p50 %g p99 %g rps %g cpu %g", m.Runs, m.Latency.P50, m.Latency.P99, m.Throughput, *m.FrontCPUPer1k)
+	}
+	if m.Requests != 300 || m.Errors != 2 || m.Latency.Count != 300 || *m.ExportedSpans != 300 || len(m.ErrorSamples) != 1 {
+		t.Errorf("sums: requests %d errors %d timed %d spans %d samples %q", m.Requests, m.Errors, m.Latency.Count, *m.ExportedSpans, m.ErrorSamples)
+	}
+	if m.FrontMemory.Peak != 70 {
+		t.Errorf("peak %d, want the largest, 70", m.FrontMemory.Peak)
+	}
+	if m.TTFT == nil || m.TTFT.P50 != 100 {
+		t.Errorf("ttft %+v", m.TTFT)
+	}
+}

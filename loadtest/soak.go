@@ -164,6 +164,9 @@ func Soak(ctx context.Context, cfg SoakConfig) (*SoakReport, error) {
 	rep.SlopeMBPerMin = round3(Slope(xs, ys))
 	h := len(xs) / 2
 	rep.SecondHalfSlopeMBPerMin = round3(Slope(xs[h:], ys[h:]))
+	if err := ctx.Err(); err != nil {
+		return rep, fmt.Errorf("soak cut short after %v: %w", time.Since(start).Round(time.Second), err)
+	}
 	return rep, nil
 }
 

@@ -35,7 +35,7 @@ var benchScenarios = []string{scnDirect, scnGateway, scnGatewayExp, scnReversePr
 type benchOptions struct {
 	duration, warmup, settle, timeout time.Duration
 	rate                              float64
-	concurrency, maxInFlight          int
+	concurrency, maxInFlight, repeat  int
 	sequential                        bool
 	kinds                             []loadtest.Kind
 	scenarios                         []string
@@ -52,7 +52,8 @@ func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
 	rate := s.str("rate", "", "1000", "open-loop phase: requests per second (0 = no open-loop phase)")
 	conc := s.str("concurrency", "", "16", "closed-loop phase: requests in flight (0 = no closed-loop phase)")
 	seq := s.boolean("sequential", "", true, "run a sequential phase (one request at a time)")
-	kinds := s.str("kinds", "", kindNames(), "comma-separated request kinds")
+	kinds := s.str("kinds", "", "", "comma-separated request kinds among "+kindNames()+" (default: all; for --soak the small ones)")
+	repeat := s.str("repeat", "", "1", "run the whole matrix this many times and report the median of each figure")
 	scenarios := s.str("scenarios", "", strings.Join(benchScenarios, ","), "comma-separated scenarios")
 	soak := s.str("soak", "", "0s", "instead of the matrix: an open-loop run this long at --rate against one gateway, sampling its RSS")
 	soakInterval := s.str("soak-interval", "", "5s", "soak: time between RSS samples")
@@ -89,11 +90,22 @@ func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.concurrency, o.maxInFlight = int(c), int(m)
+	rp, err := repeat.Int()
+	if err != nil {
+		return nil, err
+	}
+	o.concurrency, o.maxInFlight, o.repeat = int(c), int(m), int(rp)
 	if o.sequential, err = seq.Bool(); err != nil {
 		return nil, err
 	}
-	for _, name := range splitList(kinds.val) {
+	kindList := kinds.val
+	if kindList == "" {
+		kindList = kindNames()
+		if o.soak > 0 {
+			kindList = "nonstream-small,stream-small" // at 1000/s the 50 KB kinds overload a small machine: a soak measures queues, not leaks
+		}
+	}
+	for _, name := range splitList(kindList) {
 		k, err := loadtest.KindByName(name)
 		if err != nil {
 			return nil, fmt.Errorf("--kinds: %w", err)
@@ -111,6 +123,8 @@ func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
 		return nil, errors.New("--kinds and --scenarios must name at least one each")
 	case o.duration <= 0:
 		return nil, errors.New("--duration must be positive")
+	case o.repeat < 1:
+		return nil, errors.New("--repeat must be at least 1")
 	case o.soak > 0 && o.soakScenario != scnGateway && o.soakScenario != scnGatewayExp:
 		return nil, fmt.Errorf("--soak-scenario must be %s or %s", scnGateway, scnGatewayExp)
 	case o.soak > 0 && o.rate <= 0:
@@ -175,10 +189,15 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		})
 	} else {
 		loads := o.loads()
-		logger.Info("bench", "phases", len(loads)*len(o.kinds)*len(env.targets), "per_phase", o.duration+o.warmup)
-		rep.Results, runErr = loadtest.RunMatrix(ctx, loadtest.Config{
-			Targets: env.targets, Kinds: o.kinds, Loads: loads, Warmup: o.warmup, SettleLimit: o.settle, Logger: logger,
+		logger.Info("bench", "phases", o.repeat*len(loads)*len(o.kinds)*len(env.targets), "per_phase", o.duration+o.warmup)
+		var runs []loadtest.Result
+		runs, runErr = loadtest.RunMatrix(ctx, loadtest.Config{
+			Targets: env.targets, Kinds: o.kinds, Loads: loads, Warmup: o.warmup, Repeat: o.repeat, SettleLimit: o.settle, Logger: logger,
 		})
+		rep.Results = loadtest.Median(runs)
+		if o.repeat > 1 {
+			rep.Runs = runs
+		}
 		rep.Comparisons = loadtest.Compare(rep.Results)
 	}
 	if env.sink != nil {
@@ -222,7 +241,7 @@ func (o *benchOptions) settings() map[string]any {
 		names[i] = k.Name
 	}
 	m := map[string]any{
-		"duration": o.duration.String(), "warmup": o.warmup.String(), "rate": o.rate, "concurrency": o.concurrency,
+		"duration": o.duration.String(), "warmup": o.warmup.String(), "repeat": o.repeat, "rate": o.rate, "concurrency": o.concurrency,
 		"sequential": o.sequential, "kinds": strings.Join(names, ","), "scenarios": strings.Join(o.scenarios, ","),
 		"sim_ttft": o.simTTFT, "sim_tps": o.simTPS, "max_inflight": o.maxInFlight, "mlflow": o.mlflow,
 	}
