@@ -18,6 +18,7 @@ import (
 
 	"llmscope"
 	"llmscope/gateway"
+	"llmscope/openai"
 	"llmscope/pricing"
 	"llmscope/prom"
 	"llmscope/sim"
@@ -197,7 +198,7 @@ func BenchmarkProxyLatency(b *testing.B) {
 					start := time.Now()
 					first, err := fetchFirst(hc, targets[i].url, body)
 					if err != nil {
-						b.Fatal(err)
+						b.Fatalf("%s: %v", targets[i].name, err)
 					}
 					lat[i] = append(lat[i], time.Since(start))
 					ttft[i] = append(ttft[i], first)
@@ -333,5 +334,99 @@ func BenchmarkStreamTTFT(b *testing.B) {
 			b.ReportMetric(float64(ttft.Nanoseconds())/float64(b.N), "ttft-ns")
 			reportPercentiles(b, "ttft-", lat)
 		})
+	}
+}
+
+// cannedUpstream answers every request with the simulator's answer to the
+// same body, recorded once: an in-memory upstream, so a benchmark of the
+// handler alone measures CPU, not the network.
+type cannedUpstream struct {
+	answers map[string]canned // by request body
+}
+
+type canned struct {
+	header http.Header
+	body   []byte
+}
+
+func newCannedUpstream(b *testing.B, bodies ...string) *cannedUpstream {
+	up := httptest.NewServer(sim.New(sim.Config{}))
+	defer up.Close()
+	c := &cannedUpstream{answers: map[string]canned{}}
+	for _, body := range bodies {
+		resp, err := http.Post(up.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.answers[body] = canned{resp.Header, got}
+	}
+	return c
+}
+
+func (c *cannedUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	a, ok := c.answers[string(body)]
+	if !ok {
+		return nil, fmt.Errorf("no canned answer for %s", body)
+	}
+	return &http.Response{StatusCode: 200, Header: a.header.Clone(), Body: io.NopCloser(bytes.NewReader(a.body)),
+		ContentLength: -1, Request: r}, nil
+}
+
+// discardResponse is a ResponseWriter that flushes into nothing.
+type discardResponse struct{ h http.Header }
+
+func (d *discardResponse) Header() http.Header         { return d.h }
+func (d *discardResponse) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardResponse) WriteHeader(int)             {}
+func (d *discardResponse) Flush()                      {}
+
+// BenchmarkHandler measures the CPU cost of the handlers alone: the
+// gateway (recording as serve does) and a bare httputil.ReverseProxy, each
+// serving a request from memory against an in-memory upstream that replays
+// the simulator's answers. No sockets, so the figures are steadier than
+// BenchmarkProxy's on a busy machine; allocs/op are the handler's own.
+func BenchmarkHandler(b *testing.B) {
+	injected, err := openai.InjectIncludeUsage([]byte(benchBodies["stream"]))
+	if err != nil {
+		b.Fatal(err)
+	}
+	up := newCannedUpstream(b, benchBodies["nonstream"], benchBodies["stream"], benchBodies["stream_usage"], string(injected))
+	var rec *llmscope.Recorder
+	metrics := prom.New(func() int { return rec.QueueDepth() })
+	rec = llmscope.NewRecorder(discardWriter{}, llmscope.RecorderConfig{OnDrop: metrics.Dropped})
+	defer rec.Close(context.Background())
+	gw, err := gateway.New(gateway.Config{Upstream: "http://upstream.invalid/v1", Transport: up, Pricer: pricing.Default(),
+		OnCostUnknown: func(string) { metrics.CostUnknown() }, Sink: llmscope.Sinks{metrics, rec}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	target, _ := url.Parse("http://upstream.invalid")
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.FlushInterval = -1
+	rp.Transport = up
+	for _, kind := range benchKinds {
+		for _, h := range []struct {
+			name string
+			h    http.Handler
+		}{{"reverseproxy", rp}, {"gateway", gw}} {
+			b.Run(kind+"/"+h.name, func(b *testing.B) {
+				body := benchBodies[kind]
+				b.ReportAllocs()
+				for b.Loop() {
+					r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(body))
+					r.Header.Set("Content-Type", "application/json")
+					h.h.ServeHTTP(&discardResponse{h: http.Header{}}, r)
+				}
+			})
+		}
 	}
 }

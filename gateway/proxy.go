@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,7 +62,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(HeaderCallID, c.ID)
 	defer func() { putBuf(x.body) }()
 
-	if slices.Contains(strings.Split(r.Header.Get(HeaderVia), ","), g.id) {
+	if passedThrough(r.Header.Get(HeaderVia), g.id) {
 		g.fail(w, x, http.StatusLoopDetected, "invalid_request_error", "loop_detected",
 			"this request already passed through this gateway: its upstream points back at it")
 		return
@@ -129,6 +128,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		g.relayBody(w, r, resp, x)
 	}
+}
+
+// passedThrough reports whether id is one of the comma-separated items of
+// via.
+func passedThrough(via, id string) bool {
+	for via != "" {
+		var item string
+		item, via, _ = strings.Cut(via, ",")
+		if item == id {
+			return true
+		}
+	}
+	return false
 }
 
 // readBody reads the request body into x.body under the size limit and
@@ -289,6 +301,7 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, resp *http
 	c.TTFTMS = ms(relay.TTFT())
 	x.overhead += relay.Work()
 	x.resp = relay.Stream.Response
+	relay.Release()
 	g.finish(x)
 	if c.ErrorType == llmscope.ErrTypeStream {
 		panic(http.ErrAbortHandler) // the client must see the break too

@@ -2,6 +2,7 @@ package openai
 
 import (
 	"io"
+	"sync"
 	"time"
 )
 
@@ -28,7 +29,28 @@ type Relay struct {
 func NewRelay(op string, body io.Reader, start time.Time, injected bool, textLimit int) *Relay {
 	s := NewStream(op)
 	s.SetTextLimit(textLimit)
-	return &Relay{Stream: s, events: NewEventReader(body), start: start, injected: injected}
+	r := relayPool.Get().(*Relay)
+	r.events.reset(body)
+	r.Stream, r.start, r.injected = s, start, injected
+	return r
+}
+
+var relayPool = sync.Pool{New: func() any { return &Relay{events: NewEventReader(nil)} }}
+
+// maxPooledEvent keeps the buffers of huge events out of the pool.
+const maxPooledEvent = 64 << 10
+
+// Release gives the relay's buffers back for another relay. Neither r nor
+// r.Stream may be used afterwards; the Response may, when copied out of
+// r.Stream before.
+func (r *Relay) Release() {
+	e := r.events
+	e.reset(nil)
+	if cap(e.raw) > maxPooledEvent || cap(e.data) > maxPooledEvent || cap(r.out) > maxPooledEvent {
+		e.raw, e.data, r.out = nil, nil, nil
+	}
+	*r = Relay{events: e, out: r.out[:0], ms: r.ms[:0]}
+	relayPool.Put(r)
 }
 
 // Next reads one event and returns the bytes to pass on (possibly none) and

@@ -11,7 +11,7 @@ type member struct {
 	esc            bool // the key holds an escape sequence
 }
 
-// key reports whether m's key, unescaped, is name (as gjson compares keys).
+// keyIs reports whether m's key, unescaped, is name (as gjson compares keys).
 func (m *member) keyIs(b []byte, name string) bool {
 	if !m.esc {
 		return m.k1-m.k0-2 == len(name) && string(b[m.k0+1:m.k1-1]) == name
@@ -25,6 +25,16 @@ func (m *member) name(b []byte) string {
 		return str(b[m.k0+1 : m.k1-1])
 	}
 	return gjson.Parse(str(b[m.k0:m.k1])).Str
+}
+
+// firstNamed returns the first of ms whose key is name, or nil.
+func firstNamed(b []byte, ms []member, name string) *member {
+	for i := range ms {
+		if ms[i].keyIs(b, name) {
+			return &ms[i]
+		}
+	}
+	return nil
 }
 
 // find returns the value of the first member of ms whose key is name (as
@@ -286,15 +296,15 @@ func validLiteral(b []byte, i int, lit string) (int, bool) {
 
 // The functions below walk JSON that has already been validated.
 
-// members appends the members of the object obj (valid JSON starting with
-// '{') to ms.
-func members(obj []byte, ms []member) []member {
+// members appends the members of the object that starts at obj[0] (valid
+// JSON) to ms, and returns the index just past the object.
+func members(obj []byte, ms []member) ([]member, int) {
 	i := 1
 	for {
 		i = skipWS(obj, i)
 		switch obj[i] {
 		case '}':
-			return ms
+			return ms, i + 1
 		case ',':
 			i++
 			continue
@@ -309,21 +319,6 @@ func members(obj []byte, ms []member) []member {
 		m.v1 = i
 		ms = append(ms, m)
 	}
-}
-
-// nextElement returns the bounds of the element of the array arr (valid
-// JSON starting with '[') at or after arr[i], and where to look for the next
-// one; ok is false after the last element. Start with i = 1.
-func nextElement(arr []byte, i int) (v0, v1, next int, ok bool) {
-	i = skipWS(arr, i)
-	if arr[i] == ',' {
-		i = skipWS(arr, i+1)
-	}
-	if arr[i] == ']' {
-		return 0, 0, i, false
-	}
-	end := skipValue(arr, i)
-	return i, end, end, true
 }
 
 // stringEnd returns the index past the closing quote of the valid string

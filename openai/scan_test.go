@@ -68,8 +68,9 @@ func FuzzScanObject(f *testing.F) {
 			t.Fatalf("%q: %d members, gjson has %d", b, len(ms), i)
 		}
 		// The walker over validated JSON agrees with the validating scan.
-		if got := members(bytes.TrimSpace(b), nil); len(got) != len(ms) {
-			t.Fatalf("%q: members found %d, scan %d", b, len(got), len(ms))
+		trimmed := bytes.TrimSpace(b)
+		if got, end := members(trimmed, nil); len(got) != len(ms) || end != len(trimmed) {
+			t.Fatalf("%q: members found %d ending at %d, scan %d", b, len(got), end, len(ms))
 		}
 	})
 }

@@ -28,6 +28,12 @@ func NewEventReader(r io.Reader) *EventReader {
 	return &EventReader{r: bufio.NewReaderSize(r, 4<<10)}
 }
 
+// reset makes e read r from its start, keeping e's buffers.
+func (e *EventReader) reset(r io.Reader) {
+	e.r.Reset(r)
+	e.raw, e.data = e.raw[:0], e.data[:0]
+}
+
 // Next returns the next event: raw holds its lines including the blank line
 // that ends it; data holds its data fields joined by "\n". Both are valid
 // until the next call. At the end of the stream Next returns io.EOF, with any

@@ -114,12 +114,17 @@ func (s *Stream) chatMembers(data []byte, ms []member) Chunk {
 	}
 	kind := ChunkOther
 	n := 0
-	for v0, v1, next, ok := nextElement(choices, 1); ok; v0, v1, next, ok = nextElement(choices, next) {
+	for i := skipWS(choices, 1); choices[i] != ']'; {
 		n++
-		if c := choices[v0:v1]; c[0] == '{' {
-			s.choiceMembers(c, &kind)
+		var end int
+		if choices[i] == '{' {
+			end = i + s.choiceMembers(choices[i:], &kind)
 		} else {
-			s.choice(gjson.Parse(str(c)), &kind)
+			end = skipValue(choices, i)
+			s.choice(gjson.Parse(str(choices[i:end])), &kind)
+		}
+		if i = skipWS(choices, end); choices[i] == ',' {
+			i = skipWS(choices, i+1)
 		}
 	}
 	if n == 0 && isObject(usage) {
@@ -136,10 +141,10 @@ func first(found, v []byte) []byte {
 	return v
 }
 
-// choiceMembers reads one element of choices that is a JSON object; it does
-// what choice does.
-func (s *Stream) choiceMembers(c []byte, kind *Chunk) {
-	cms := members(c, s.cms[:0])
+// choiceMembers reads the element of choices that starts at c[0], a JSON
+// object; it does what choice does, and returns the element's length.
+func (s *Stream) choiceMembers(c []byte, kind *Chunk) int {
+	cms, n := members(c, s.cms[:0])
 	s.cms = cms
 	var fr, text, delta, index []byte
 	for i := range cms {
@@ -173,12 +178,13 @@ func (s *Stream) choiceMembers(c []byte, kind *Chunk) {
 			s.addText(t)
 		}
 	}
+	return n
 }
 
 // deltaMembers reads a delta that is a JSON object; it does what deltaGJSON
 // does.
 func (s *Stream) deltaMembers(d []byte, kind *Chunk) string {
-	dms := members(d, s.dms[:0])
+	dms, _ := members(d, s.dms[:0])
 	s.dms = dms
 	var content, toolCalls, refusal, reasoning, functionCall []byte
 	for i := range dms {
@@ -345,16 +351,19 @@ func usageCut(raw []byte, s *Stream, ms []member) (from, to int, _ []member) {
 		return -1, -1, ms
 	}
 	payload := raw[start:end]
-	if !bytes.Contains(payload, []byte(`"usage"`)) {
-		return -1, -1, ms
-	}
 	from, to = -1, -1
 	var found []member // the members of payload[off:], when scanned
 	off, scanned := 0, false
 	// payload is the event's only data field when it holds the same bytes
-	// as the data Event read.
+	// as the data Event read. A usage member whose key is not escaped is
+	// the "usage" the search below would find.
 	if s != nil && s.scanned && bytes.Equal(s.data, payload) {
 		found, off, scanned = s.ms, s.off, true
+		if m := firstNamed(payload[off:], found, "usage"); m == nil || m.esc && !bytes.Contains(payload, []byte(`"usage"`)) {
+			return -1, -1, ms
+		}
+	} else if !bytes.Contains(payload, []byte(`"usage"`)) {
+		return -1, -1, ms
 	} else if len(payload) < shallowSize {
 		if ms, scanned = scanObject(payload, ms[:0]); !scanned {
 			return -1, -1, ms
@@ -362,11 +371,8 @@ func usageCut(raw []byte, s *Stream, ms []member) (from, to int, _ []member) {
 		found = ms
 	}
 	if scanned {
-		for i := range found {
-			if found[i].keyIs(payload[off:], "usage") {
-				from, to = off+found[i].k0, off+found[i].v1
-				break
-			}
+		if m := firstNamed(payload[off:], found, "usage"); m != nil {
+			from, to = off+m.k0, off+m.v1
 		}
 	} else {
 		from, to = usageMemberGJSON(payload)
