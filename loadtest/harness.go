@@ -190,7 +190,7 @@ func runPhase(ctx context.Context, cfg Config, t Target, hc *http.Client, kind K
 	if err != nil {
 		return nil, err
 	}
-	other := sys1 - sys0
+	other := sys1.Busy - sys0.Busy
 	for i := range pids {
 		other -= after[i] - before[i]
 	}

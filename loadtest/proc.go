@@ -139,29 +139,38 @@ func Settle(ctx context.Context, limit time.Duration, pids ...int) error {
 	}
 }
 
-// SystemCPU returns the CPU time every core of the machine has spent busy
-// (user, nice, system, irq, softirq, steal) since boot, from /proc/stat.
-func SystemCPU() (time.Duration, error) {
+// SystemTimes is what every core of the machine has spent since boot, from
+// /proc/stat.
+type SystemTimes struct {
+	Busy   time.Duration // user, nice, system, irq, softirq, steal
+	IOWait time.Duration // idle with disk I/O outstanding
+	Steal  time.Duration // taken by the hypervisor (also in Busy)
+}
+
+// SystemCPU returns the machine's CPU times since boot.
+func SystemCPU() (SystemTimes, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, fmt.Errorf("system cpu: %w", err)
+		return SystemTimes{}, fmt.Errorf("system cpu: %w", err)
 	}
 	return parseSystemStat(b)
 }
 
-func parseSystemStat(b []byte) (time.Duration, error) {
+func parseSystemStat(b []byte) (SystemTimes, error) {
 	line, _, _ := bytes.Cut(b, []byte("\n"))
 	f := bytes.Fields(line)
 	if len(f) < 9 || string(f[0]) != "cpu" {
-		return 0, fmt.Errorf("malformed /proc/stat line %q", line)
+		return SystemTimes{}, fmt.Errorf("malformed /proc/stat line %q", line)
 	}
-	var ticks int64
-	for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system (idle iowait) irq softirq steal
+	var ticks [9]int64 // f[1..8]: user nice system idle iowait irq softirq steal
+	for i := 1; i <= 8; i++ {
 		n, err := strconv.ParseInt(string(f[i]), 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("malformed /proc/stat: %w", err)
+			return SystemTimes{}, fmt.Errorf("malformed /proc/stat: %w", err)
 		}
-		ticks += n
+		ticks[i] = n
 	}
-	return time.Duration(ticks) * clockTick, nil
+	busy := ticks[1] + ticks[2] + ticks[3] + ticks[6] + ticks[7] + ticks[8]
+	return SystemTimes{Busy: time.Duration(busy) * clockTick, IOWait: time.Duration(ticks[5]) * clockTick,
+		Steal: time.Duration(ticks[8]) * clockTick}, nil
 }

@@ -39,8 +39,8 @@ func TestParseStatus(t *testing.T) {
 
 func TestParseSystemStat(t *testing.T) {
 	got, err := parseSystemStat([]byte("cpu  100 5 50 9000 40 3 2 1 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n"))
-	if err != nil || got != 161*clockTick {
-		t.Errorf("parseSystemStat = %v, %v; want 1.61s", got, err)
+	if want := (SystemTimes{Busy: 161 * clockTick, IOWait: 40 * clockTick, Steal: clockTick}); err != nil || got != want {
+		t.Errorf("parseSystemStat = %+v, %v; want %+v", got, err, want)
 	}
 }
 

@@ -185,6 +185,7 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		logger.Info("soak", "scenario", t.Scenario, "rate", o.rate, "duration", o.soak, "url", t.URL)
 		rep.Soak, runErr = loadtest.Soak(ctx, loadtest.SoakConfig{
 			Target: t, Kinds: o.kinds, Rate: o.rate, Duration: o.soak, Interval: o.soakInterval,
+			MetricsURL:  strings.TrimSuffix(t.URL, "/v1") + "/metrics",
 			MaxInFlight: o.maxInFlight, Timeout: o.timeout, Logger: logger,
 		})
 	} else {

@@ -129,8 +129,8 @@ func TestBenchSoak(t *testing.T) {
 		t.Fatalf("%d samples", len(s.Samples))
 	}
 	for _, x := range s.Samples {
-		if x.RSSMB <= 0 {
-			t.Errorf("sample without RSS: %+v", x)
+		if x.RSSMB <= 0 || x.QueueDepth == nil || x.Dropped == nil || *x.Dropped != 0 {
+			t.Errorf("sample without RSS or the gateway's metrics, or with drops: %+v", x)
 		}
 	}
 	if !strings.Contains(md, "RSS trend") {
