@@ -95,11 +95,12 @@ func (s *sampler) take(now time.Time) (SoakSample, error) {
 	if s.cpu != nil {
 		wall := now.Sub(s.at).Seconds()
 		share := func(d time.Duration) float64 { return math.Round(d.Seconds()/wall*100) / 100 }
+		pct := func(d time.Duration) float64 { return math.Round(d.Seconds()/wall*1000) / 10 }
 		var ours time.Duration
 		for i := range cpu {
 			ours += cpu[i] - s.cpu[i]
 		}
-		x.GenCPUPct, x.SimCPUPct, x.CPUPct = 100*share(cpu[0]-s.cpu[0]), 100*share(cpu[1]-s.cpu[1]), 100*share(cpu[2]-s.cpu[2])
+		x.GenCPUPct, x.SimCPUPct, x.CPUPct = pct(cpu[0]-s.cpu[0]), pct(cpu[1]-s.cpu[1]), pct(cpu[2]-s.cpu[2])
 		x.OtherCores = max(share(sys.Busy-s.sys.Busy-ours), 0)
 		x.IOWaitCores, x.StealCores = share(sys.IOWait-s.sys.IOWait), share(sys.Steal-s.sys.Steal)
 	}
