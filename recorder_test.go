@@ -3,8 +3,11 @@ package llmscope_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -201,5 +204,65 @@ func TestPercentile(t *testing.T) {
 	}
 	if llmscope.Percentile(nil, 50) != 0 {
 		t.Error("percentile of nothing is not 0")
+	}
+}
+
+type discardStore struct{}
+
+func (discardStore) Write(context.Context, []*llmscope.Call) error { return nil }
+
+// cpuTime returns the CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkRecord measures Record as the request path sees it, with the
+// writer goroutine running and calls arriving 20µs apart (spinning, as a
+// busy request path would), from 1 and from 16 goroutines. cpu-ns/op is the
+// CPU of the whole process per call, the writer's wake-ups included; the
+// "none" cases spin without recording, so the difference is Record's cost.
+func BenchmarkRecord(b *testing.B) {
+	c := &llmscope.Call{ID: "x"}
+	spin := func() {
+		for t := time.Now(); time.Since(t) < 20*time.Microsecond; {
+		}
+	}
+	for _, par := range []int{1, 16} {
+		for _, record := range []bool{false, true} {
+			name := fmt.Sprintf("callers=%d/none", par)
+			if record {
+				name = fmt.Sprintf("callers=%d/record", par)
+			}
+			b.Run(name, func(b *testing.B) {
+				rec := llmscope.NewRecorder(discardStore{}, llmscope.RecorderConfig{QueueSize: 1 << 20})
+				defer rec.Close(context.Background())
+				call := func() {
+					if record {
+						rec.Record(c)
+					}
+					spin()
+				}
+				b.ReportAllocs()
+				cpu := cpuTime()
+				if par == 1 {
+					for b.Loop() {
+						call()
+					}
+				} else {
+					b.SetParallelism(max(1, par/runtime.GOMAXPROCS(0)))
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							call()
+						}
+					})
+				}
+				b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+				if n := rec.Dropped(); n > 0 {
+					b.Fatalf("dropped %d", n)
+				}
+			})
+		}
 	}
 }
