@@ -225,3 +225,36 @@ func pbVarint(field int, v uint64) []byte {
 func pbFixed64(field int, v uint64) []byte {
 	return binary.LittleEndian.AppendUint64(binary.AppendUvarint(nil, uint64(field<<3|1)), v)
 }
+
+// TestFindRunQuotesNames finds runs back by names that need quoting in
+// MLflow's search syntax.
+func TestFindRunQuotesNames(t *testing.T) {
+	srv := mlflowtest.Start(t)
+	c, err := mlflow.NewClient(mlflow.Config{TrackingURI: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	expID, err := c.EnsureExperiment(ctx, "quoting")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{`plain`, `it's`, `back\slash`, `both\'mixed`, `sweep: model=a temperature=0.7 system="Be brief."#ab12`}
+	ids := map[string]string{}
+	for _, n := range names {
+		r, err := c.CreateRun(ctx, expID, n, time.Now(), map[string]string{mlflow.RunTag: n, mlflow.RunKeyTag: mlflow.RunKey(n)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[n] = r.ID
+	}
+	for _, n := range names {
+		r, err := c.FindRun(ctx, expID, n)
+		if err != nil || r == nil || r.ID != ids[n] {
+			t.Errorf("FindRun(%q) = %+v, %v; want run %s", n, r, err, ids[n])
+		}
+	}
+	if r, err := c.FindRun(ctx, expID, "absent"); r != nil || err != nil {
+		t.Errorf("FindRun(absent) = %+v, %v", r, err)
+	}
+}

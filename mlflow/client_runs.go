@@ -2,12 +2,15 @@ package mlflow
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -299,6 +302,41 @@ func (c *Client) SearchRuns(ctx context.Context, experimentIDs []string, filter 
 		}
 		token = out.Token
 	}
+}
+
+// RunTag is the tag llmscope gives each named run it makes: its name.
+// RunKeyTag holds a hash of the name, which MLflow's search syntax can
+// match whatever characters the name holds (it has no escape for quotes
+// or backslashes).
+const (
+	RunTag    = "llmscope.run"
+	RunKeyTag = "llmscope.run_key"
+)
+
+// RunKey returns the RunKeyTag value of a run name.
+func RunKey(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(sum[:16])
+}
+
+// FindRun returns the active run of the experiment that llmscope made for
+// the named run, or nil when there is none.
+func (c *Client) FindRun(ctx context.Context, experimentID, name string) (*Run, error) {
+	filter := "tags.`" + RunKeyTag + "` = '" + RunKey(name) + "'"
+	if !strings.ContainsAny(name, `'"\`) {
+		// Runs made before the key tag existed are found by name.
+		filter = "tags.`" + RunTag + "` = '" + name + "'"
+	}
+	runs, err := c.SearchRuns(ctx, []string{experimentID}, filter)
+	if err != nil {
+		return nil, err
+	}
+	for i := range runs {
+		if runs[i].Tags[RunTag] == name {
+			return &runs[i], nil
+		}
+	}
+	return nil, nil
 }
 
 // SetTag sets one run tag (key and value truncated like LogBatch does).

@@ -176,12 +176,11 @@ func (e *Exporter) run(ctx context.Context, expID string, c *llmscope.Call) (*ru
 		return rs, nil
 	}
 	rs := &runState{params: map[string]string{}, varied: map[string]bool{}}
-	found, err := e.cfg.Client.SearchRuns(ctx, []string{expID}, "tags.`llmscope.run` = '"+quote(c.Run)+"'")
+	r, err := e.cfg.Client.FindRun(ctx, expID, c.Run)
 	if err != nil {
 		return nil, fmt.Errorf("find run %q: %w", c.Run, err)
 	}
-	if len(found) > 0 {
-		r := found[0]
+	if r != nil {
 		full, err := e.cfg.Client.GetRun(ctx, r.ID)
 		if err != nil {
 			return nil, fmt.Errorf("read run %q: %w", c.Run, err)
@@ -202,7 +201,7 @@ func (e *Exporter) run(ctx context.Context, expID string, c *llmscope.Call) (*ru
 		}
 	} else {
 		r, err := e.cfg.Client.CreateRun(ctx, expID, c.Run, c.Start, map[string]string{
-			"llmscope.run": c.Run, "llmscope.source": "llmscope", "mlflow.runName": c.Run,
+			RunTag: c.Run, RunKeyTag: RunKey(c.Run), "llmscope.source": "llmscope", "mlflow.runName": c.Run,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("create run %q: %w", c.Run, err)
@@ -212,8 +211,6 @@ func (e *Exporter) run(ctx context.Context, expID string, c *llmscope.Call) (*ru
 	e.runs[key] = rs
 	return rs, nil
 }
-
-func quote(s string) string { return strings.ReplaceAll(s, "'", "\\'") }
 
 // logRunCalls logs the params and per-call metrics of calls of one named run.
 func (e *Exporter) logRunCalls(ctx context.Context, expID string, calls []*llmscope.Call) error {

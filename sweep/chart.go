@@ -24,8 +24,9 @@ const ChartFile = "cost_vs_accuracy"
 
 // Chart draws cost against accuracy, one point per configuration, its size
 // growing with the configuration's p50 latency and its label giving that
-// latency. Configurations with no score are left out. When no cost is
-// known, tokens stand in for cost.
+// latency. Configurations with no score, or (when others have one) without
+// a known cost, are left out. When no cost is known at all, tokens stand in
+// for cost.
 func (res *Results) Chart(dir string) error {
 	useCost := false
 	for _, r := range res.Rows {
@@ -41,8 +42,13 @@ func (res *Results) Chart(dir string) error {
 	byModel := map[string][]point{}
 	var models []string
 	maxLat := 0.0
+	unpriced := 0
 	for _, r := range res.Rows {
 		if r.Accuracy == nil {
+			continue
+		}
+		if _, priced := r.metric("cost"); useCost && !priced {
+			unpriced++ // at cost 0 it would look best
 			continue
 		}
 		x := float64(r.Calls.TotalTokens)
@@ -61,6 +67,9 @@ func (res *Results) Chart(dir string) error {
 	p.X.Label.Text = "cost of the run (USD)"
 	if !useCost {
 		p.X.Label.Text = "tokens of the run (no price known)"
+	}
+	if unpriced > 0 {
+		p.X.Label.Text += fmt.Sprintf(" — %d configurations without a known price left out", unpriced)
 	}
 	p.Y.Label.Text = "accuracy (%)"
 	p.Y.Min, p.Y.Max = 0, 105

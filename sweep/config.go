@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -109,7 +108,8 @@ func (c Config) parts(only map[string]bool) []string {
 		if only == nil {
 			add("system", SystemHash(*c.System))
 		} else {
-			add("system", strconv.Quote(snippet(*c.System, 24)))
+			// The hash tells apart prompts that begin alike.
+			add("system", strconv.Quote(snippet(*c.System, 24))+"#"+SystemHash(*c.System)[:4])
 		}
 	}
 	return parts
@@ -133,8 +133,14 @@ func (s *Spec) Varying() map[string]bool {
 	}
 }
 
-// RunName is the name of the configuration's run in this sweep.
-func (s *Spec) RunName(c Config) string { return s.Name + ": " + c.Label() }
+// RunName is the name of the configuration's run in this sweep. Streamed
+// sweeps have runs of their own: their latencies are not comparable.
+func (s *Spec) RunName(c Config) string {
+	if s.Stream {
+		return s.Name + ": " + c.Label() + " stream=true"
+	}
+	return s.Name + ": " + c.Label()
+}
 
 // Messages returns the messages of item under c: the grid's system prompt
 // first, when it sets one.
@@ -157,60 +163,4 @@ func (c Config) Body(it Item, stream bool) []byte {
 	}{c.Model, c.Messages(it), c.Temperature, c.TopP, c.MaxTokens, stream}
 	b, _ := json.Marshal(req) // strings, numbers and pointers to them always marshal
 	return b
-}
-
-// score returns 1 when answer passes the scorer for the expected text, 0
-// when it does not, and false when the item cannot be scored (no expected
-// text for a scorer that needs one).
-func (sc Scorer) score(answer string, expected *string) (float64, bool) {
-	if sc.Type == "json_valid" {
-		return b2f(json.Valid([]byte(strings.TrimSpace(answer)))), true
-	}
-	if sc.Type == "regex" && sc.Pattern != "" {
-		return b2f(sc.compile(sc.Pattern).MatchString(answer)), true
-	}
-	if expected == nil {
-		return 0, false
-	}
-	want := *expected
-	switch sc.Type {
-	case "exact":
-		a, w := strings.TrimSpace(answer), strings.TrimSpace(want)
-		if sc.IgnoreCase {
-			return b2f(strings.EqualFold(a, w)), true
-		}
-		return b2f(a == w), true
-	case "contains":
-		if sc.IgnoreCase {
-			return b2f(strings.Contains(strings.ToLower(answer), strings.ToLower(want))), true
-		}
-		return b2f(strings.Contains(answer, want)), true
-	case "regex":
-		re := sc.compile(want)
-		if re == nil {
-			return 0, true // an expected pattern that does not compile matches nothing
-		}
-		return b2f(re.MatchString(answer)), true
-	}
-	return 0, false
-}
-
-// compile compiles a scorer pattern, honouring IgnoreCase; nil when the
-// pattern is invalid.
-func (sc Scorer) compile(p string) *regexp.Regexp {
-	if sc.IgnoreCase {
-		p = "(?i)" + p
-	}
-	re, err := regexp.Compile(p)
-	if err != nil {
-		return nil
-	}
-	return re
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }

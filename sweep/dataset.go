@@ -3,6 +3,8 @@ package sweep
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +23,19 @@ type Item struct {
 	// Expected is the reference answer; nil when the row has none (then
 	// only json_valid can score it).
 	Expected *string
+	// Hash identifies the content (messages and expected answer): a
+	// resumed sweep sends an item again when it has changed.
+	Hash string
+}
+
+// hash returns the hash of the item's content.
+func (it Item) hash() string {
+	b, _ := json.Marshal(struct {
+		M []Message
+		E *string
+	}{it.Messages, it.Expected})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:12]
 }
 
 // Message is one chat message of an item.
@@ -132,5 +147,6 @@ func parseRow(b []byte, line int) (Item, error) {
 		}
 		it.Expected = &s
 	}
+	it.Hash = it.hash()
 	return it, nil
 }

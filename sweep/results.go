@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"llmscope"
 )
@@ -38,13 +39,17 @@ type Row struct {
 
 // ItemResult is the final state of one unit.
 type ItemResult struct {
-	Run    string   `json:"run"`
-	Item   string   `json:"item"`
-	Repeat int      `json:"repeat"`
-	CallID string   `json:"call_id"`
-	Score  *float64 `json:"score"`
-	Answer string   `json:"answer"`
-	Error  string   `json:"error,omitempty"`
+	Run    string `json:"run"`
+	Item   string `json:"item"`
+	Repeat int    `json:"repeat"`
+	// Step is the unit's place in the dataset (repeats after one another),
+	// from 1: the same on every run of the sweep.
+	Step   int       `json:"step"`
+	Start  time.Time `json:"start"`
+	CallID string    `json:"call_id"`
+	Score  *float64  `json:"score"`
+	Answer string    `json:"answer"`
+	Error  string    `json:"error,omitempty"`
 }
 
 // Results are a sweep's rows, sorted by SortBy.
@@ -58,15 +63,20 @@ type Results struct {
 
 // Collect reads the sweep's results from the store: per configuration the
 // final call of every unit (its latest successful one, else its latest
-// failure), each answer scored again from the call's captured output or,
-// when the store holds no text, from answers (by call id), and the store's
-// summary of the run.
-func Collect(ctx context.Context, rd Reader, s *Spec, items []Item, answers map[string]string) (*Results, error) {
-	res := &Results{Sweep: s.Name, Experiment: s.ExperimentName(), SortBy: s.SortBy}
-	expected := map[string]*string{}
-	for _, it := range items {
-		expected[it.ID] = it.Expected
+// failure; a call cancelled by an interruption leaves the unit undone), each
+// answer scored again from the call's captured output or from the items
+// log (by call id), units that failed before reaching the store from the
+// log, and the store's summary of the run.
+func Collect(ctx context.Context, rd Reader, s *Spec, items []Item, log *Log) (*Results, error) {
+	if log == nil {
+		log = &Log{}
 	}
+	res := &Results{Sweep: s.Name, Experiment: s.ExperimentName(), SortBy: s.SortBy}
+	index := map[string]int{}
+	for i, it := range items {
+		index[it.ID] = i
+	}
+	hashes := itemHashes(items)
 	vary := s.Varying()
 	for _, c := range s.Configs() {
 		run := s.RunName(c)
@@ -76,8 +86,8 @@ func Collect(ctx context.Context, rd Reader, s *Spec, items []Item, answers map[
 		}
 		final := map[unitKey]*llmscope.Call{}
 		for _, call := range calls { // newest first
-			k, ok := keyOf(call)
-			if !ok {
+			k, ok := keyOf(call, hashes)
+			if !ok || k.repeat > s.Repeats || call.ErrorType == llmscope.ErrTypeCancelled {
 				continue
 			}
 			if prev, seen := final[k]; !seen || prev.Failed() && !call.Failed() {
@@ -85,40 +95,42 @@ func Collect(ctx context.Context, rd Reader, s *Spec, items []Item, answers map[
 			}
 		}
 		row := Row{Run: run, Config: c.Short(vary), Model: c.Model, Units: len(items) * s.Repeats}
-		keys := make([]unitKey, 0, len(final))
-		for k := range final {
-			keys = append(keys, k)
-		}
-		slices.SortFunc(keys, func(a, b unitKey) int {
-			return cmp.Or(cmp.Compare(a.item, b.item), cmp.Compare(a.repeat, b.repeat))
-		})
-		for _, k := range keys {
-			call := final[k]
-			want, known := expected[k.item]
-			if !known || k.repeat > s.Repeats {
-				continue // an item no longer in the dataset
-			}
-			ir := ItemResult{Run: run, Item: k.item, Repeat: k.repeat, CallID: call.ID}
-			if call.Failed() {
-				row.Failed++
-				ir.Error = failure(call)
-				res.Items = append(res.Items, ir)
-				continue
-			}
-			row.Done++
-			ir.Answer = call.Output
-			if a, ok := answers[call.ID]; ok {
-				ir.Answer = a
-			}
-			_, logged := answers[call.ID]
-			if logged || call.Output != "" || call.Usage.OutputTokens == 0 {
-				if sc, ok := s.Scorer.score(ir.Answer, want); ok {
-					ir.Score = &sc
-					row.Scored++
-					row.Correct += int(sc)
+		for rep := 1; rep <= s.Repeats; rep++ {
+			for i, it := range items {
+				k := unitKey{run, it.ID, rep}
+				ir := ItemResult{Run: run, Item: it.ID, Repeat: rep, Step: (rep-1)*len(items) + i + 1}
+				call, ok := final[k]
+				switch {
+				case !ok:
+					if o, failed := log.Failed[k]; failed && o.ItemHash == it.Hash {
+						row.Failed++ // it never reached the store
+						ir.Error = o.Error
+						res.Items = append(res.Items, ir)
+					}
+					continue
+				case call.Failed():
+					row.Failed++
+					ir.CallID, ir.Start, ir.Error = call.ID, call.Start, failure(call)
+					res.Items = append(res.Items, ir)
+					continue
 				}
+				row.Done++
+				ir.CallID, ir.Start, ir.Answer = call.ID, call.Start, call.Output
+				logged, inLog := log.Answers[call.ID]
+				if inLog {
+					ir.Answer = logged
+				}
+				// Without the text (not captured, and the log lost the
+				// line) the answer cannot be scored.
+				if inLog || call.Output != "" || call.Usage.OutputTokens == 0 {
+					if sc, ok := s.Scorer.score(ir.Answer, it.Expected); ok {
+						ir.Score = &sc
+						row.Scored++
+						row.Correct += int(sc)
+					}
+				}
+				res.Items = append(res.Items, ir)
 			}
-			res.Items = append(res.Items, ir)
 		}
 		if row.Scored > 0 {
 			acc := float64(row.Correct) / float64(row.Scored)

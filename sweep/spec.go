@@ -9,11 +9,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -35,9 +37,11 @@ type Spec struct {
 	Scorer      Scorer    `yaml:"scorer"`
 	// Stream asks for streamed answers, so time to first token is measured.
 	Stream bool `yaml:"stream"`
-	// Retries is how often a request is tried again after a 429, a 5xx or
-	// a network error (default 4); negative means never.
-	Retries int `yaml:"retries"`
+	// Retries is how often a request is tried again after a 429, a 408, a
+	// 5xx or a network error (nil: 4; 0: never).
+	Retries *int `yaml:"retries"`
+	// Timeout bounds one request, its answer included (default 5m).
+	Timeout string `yaml:"timeout"`
 	// SortBy orders the comparison table: accuracy (best first), cost,
 	// latency_p50, latency_p95, ttft_p50 or tokens (lowest first).
 	SortBy string `yaml:"sort_by"`
@@ -46,7 +50,11 @@ type Spec struct {
 	// Headers are sent with every request (e.g. X-Sim-Fault for a demo).
 	Headers map[string]string `yaml:"headers"`
 
-	dir string // the spec file's directory; Dataset is relative to it
+	dir       string     // the spec file's directory; Dataset is relative to it
+	file      string     // the spec file, named in errors
+	root      *yaml.Node // the spec file's document, for the line of a field
+	overrides map[string]bool
+	timeout   time.Duration
 }
 
 // ExperimentName is the experiment of the sweep's runs: Experiment, or
@@ -68,13 +76,28 @@ func (s *Spec) OutDir() string {
 
 // attempts is how many times one item is tried at most.
 func (s *Spec) attempts() int {
-	switch {
-	case s.Retries < 0:
-		return 1
-	case s.Retries == 0:
+	if s.Retries == nil {
 		return 5
 	}
-	return 1 + s.Retries
+	return 1 + *s.Retries
+}
+
+// SetDataset sets the dataset to path, relative to the working directory
+// (not to the spec file).
+func (s *Spec) SetDataset(path string) {
+	s.Dataset, s.dir = path, ""
+}
+
+// Override marks fields (dotted names, e.g. "grid.temperature") as set
+// outside the spec file, so Check does not blame a line of the file for
+// them.
+func (s *Spec) Override(fields ...string) {
+	if s.overrides == nil {
+		s.overrides = map[string]bool{}
+	}
+	for _, f := range fields {
+		s.overrides[f] = true
+	}
 }
 
 // Grid lists the values of each parameter; every combination is one
@@ -93,22 +116,8 @@ type RateLimit struct {
 	TokensPerMinute   float64 `yaml:"tokens_per_minute"`
 }
 
-// Scorer says how an answer is compared with the item's expected text.
-type Scorer struct {
-	// Type is exact, contains, regex or json_valid (default exact).
-	Type string `yaml:"type"`
-	// Pattern is the regex of the regex scorer; when empty, each item's
-	// expected text is the pattern.
-	Pattern string `yaml:"pattern"`
-	// IgnoreCase compares without regard to case.
-	IgnoreCase bool `yaml:"ignore_case"`
-}
-
 // SortKeys are the values SortBy accepts.
 var SortKeys = []string{"accuracy", "cost", "latency_p50", "latency_p95", "ttft_p50", "tokens"}
-
-// ScorerTypes are the values Scorer.Type accepts.
-var ScorerTypes = []string{"exact", "contains", "regex", "json_valid"}
 
 // SpecError is an invalid spec: the file, the line and the field at fault.
 type SpecError struct {
@@ -119,33 +128,62 @@ type SpecError struct {
 }
 
 func (e *SpecError) Error() string {
-	loc := e.File
-	if e.Line > 0 {
-		loc = fmt.Sprintf("%s:%d", e.File, e.Line)
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			fmt.Fprintf(&b, ":%d", e.Line)
+		}
+		b.WriteString(": ")
 	}
 	if e.Field != "" {
-		return fmt.Sprintf("%s: %s: %s", loc, e.Field, e.Msg)
+		b.WriteString(e.Field + ": ")
 	}
-	return fmt.Sprintf("%s: %s", loc, e.Msg)
+	b.WriteString(e.Msg)
+	return b.String()
 }
 
 // LoadSpec reads and checks a spec file. Every error names the file, the
 // line and the field at fault.
 func LoadSpec(path string) (*Spec, error) {
+	s, err := ReadSpec(path)
+	if err != nil {
+		return nil, err
+	}
+	return s, s.Check()
+}
+
+// ReadSpec reads a spec file without checking its values, so flags can
+// complete or change it before Check.
+func ReadSpec(path string) (*Spec, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("sweep spec: %w", err)
 	}
-	return ParseSpec(b, path)
+	return DecodeSpec(b, path)
 }
 
-// ParseSpec reads a spec from b; path names it in errors and anchors the
-// dataset path.
+// ParseSpec decodes and checks a spec; path names it in errors and anchors
+// the dataset path.
 func ParseSpec(b []byte, path string) (*Spec, error) {
+	s, err := DecodeSpec(b, path)
+	if err != nil {
+		return nil, err
+	}
+	return s, s.Check()
+}
+
+// DecodeSpec decodes a spec without checking its values: unknown keys and
+// values of the wrong type are errors already.
+func DecodeSpec(b []byte, path string) (*Spec, error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&doc); err != nil {
 		return nil, &SpecError{File: path, Msg: "not YAML: " + err.Error()}
+	}
+	var more yaml.Node
+	if err := dec.Decode(&more); err == nil {
+		return nil, &SpecError{File: path, Line: more.Line, Msg: "a second YAML document: a spec is one document"}
 	}
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, &SpecError{File: path, Line: 1, Msg: "want a mapping of settings (name, dataset, grid, …)"}
@@ -158,24 +196,16 @@ func ParseSpec(b []byte, path string) (*Spec, error) {
 	if err := root.Decode(&s); err != nil {
 		return nil, decodeError(path, root, err)
 	}
-	s.dir = filepath.Dir(path)
+	s.dir, s.file, s.root = filepath.Dir(path), path, root
 	if s.Name == "" {
 		s.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
-	}
-	if err := s.check(); err != nil {
-		var se *SpecError
-		if errors.As(err, &se) {
-			se.File = path
-			se.Line = lineOf(root, se.Field)
-		}
-		return nil, err
 	}
 	return &s, nil
 }
 
 // specFields are the keys a spec may hold, nested keys after a dot.
 var specFields = map[string][]string{
-	"":           {"name", "experiment", "dataset", "grid", "repeats", "concurrency", "rate_limit", "scorer", "stream", "retries", "sort_by", "out", "headers"},
+	"":           {"name", "experiment", "dataset", "grid", "repeats", "concurrency", "rate_limit", "scorer", "stream", "retries", "timeout", "sort_by", "out", "headers"},
 	"grid":       {"model", "temperature", "top_p", "max_tokens", "system"},
 	"rate_limit": {"requests_per_minute", "tokens_per_minute"},
 	"scorer":     {"type", "pattern", "ignore_case"},
@@ -275,8 +305,35 @@ func lineOf(root *yaml.Node, field string) int {
 	return line
 }
 
-// check validates s and fills in defaults. Errors are SpecErrors naming the
-// field (the file and line are added by the caller that knows them).
+// Check validates s and fills in its defaults. An error is a SpecError
+// naming the field, and the file and line of it when the spec was read
+// from a file and the field was not overridden.
+func (s *Spec) Check() error {
+	err := s.check()
+	var se *SpecError
+	if errors.As(err, &se) && s.root != nil && !s.overridden(se.Field) {
+		se.File, se.Line = s.file, lineOf(s.root, se.Field)
+	}
+	return err
+}
+
+// overridden reports whether field, or the section holding it, was set
+// outside the file.
+func (s *Spec) overridden(field string) bool {
+	for f := field; f != ""; {
+		if s.overrides[f] {
+			return true
+		}
+		i := strings.LastIndex(f, ".")
+		if i < 0 {
+			break
+		}
+		f = f[:i]
+	}
+	return false
+}
+
+// check validates s and fills in defaults; errors name the field.
 func (s *Spec) check() error {
 	bad := func(field, format string, a ...any) error {
 		return &SpecError{Field: field, Msg: fmt.Sprintf(format, a...)}
@@ -299,12 +356,12 @@ func (s *Spec) check() error {
 		}
 	}
 	for _, t := range s.Grid.Temperature {
-		if t < 0 || t > 2 {
+		if !(t >= 0 && t <= 2) { // NaN too
 			return bad("grid.temperature", "%g is outside 0 to 2", t)
 		}
 	}
 	for _, p := range s.Grid.TopP {
-		if p < 0 || p > 1 {
+		if !(p >= 0 && p <= 1) {
 			return bad("grid.top_p", "%g is outside 0 to 1", p)
 		}
 	}
@@ -325,11 +382,11 @@ func (s *Spec) check() error {
 	case s.Concurrency == 0:
 		s.Concurrency = 4
 	}
-	if s.RateLimit.RequestsPerMinute < 0 {
-		return bad("rate_limit.requests_per_minute", "%g is negative", s.RateLimit.RequestsPerMinute)
+	if !(s.RateLimit.RequestsPerMinute >= 0) || math.IsInf(s.RateLimit.RequestsPerMinute, 0) {
+		return bad("rate_limit.requests_per_minute", "%g is not a rate", s.RateLimit.RequestsPerMinute)
 	}
-	if s.RateLimit.TokensPerMinute < 0 {
-		return bad("rate_limit.tokens_per_minute", "%g is negative", s.RateLimit.TokensPerMinute)
+	if !(s.RateLimit.TokensPerMinute >= 0) || math.IsInf(s.RateLimit.TokensPerMinute, 0) {
+		return bad("rate_limit.tokens_per_minute", "%g is not a rate", s.RateLimit.TokensPerMinute)
 	}
 	if s.Scorer.Type == "" {
 		s.Scorer.Type = "exact"
@@ -345,6 +402,17 @@ func (s *Spec) check() error {
 			return bad("scorer.pattern", "%v", err)
 		}
 	}
+	if s.Retries != nil && *s.Retries < 0 {
+		return bad("retries", "%d is negative", *s.Retries)
+	}
+	s.timeout = 5 * time.Minute
+	if s.Timeout != "" {
+		d, err := time.ParseDuration(s.Timeout)
+		if err != nil || d <= 0 {
+			return bad("timeout", "%q is not a positive duration such as 90s or 5m", s.Timeout)
+		}
+		s.timeout = d
+	}
 	if s.SortBy == "" {
 		s.SortBy = "accuracy"
 	}
@@ -358,11 +426,6 @@ func (s *Spec) check() error {
 	}
 	return nil
 }
-
-// Check validates a spec built or changed in code and fills in its
-// defaults. A relative dataset path stays anchored at the spec file's
-// directory (the working directory for a spec not read from a file).
-func (s *Spec) Check() error { return s.check() }
 
 // DatasetPath returns the dataset's path, resolved against the spec's
 // directory.

@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,7 +34,7 @@ func TestParseSpecErrorsNameFieldAndLine(t *testing.T) {
 		{"bad pattern", "dataset: d.jsonl\ngrid: {model: [a]}\nscorer:\n  type: regex\n  pattern: '(['\n", "s.yaml:5: scorer.pattern: error parsing regexp"},
 		{"pattern without regex", "dataset: d.jsonl\ngrid: {model: [a]}\nscorer: {pattern: x}\n", "s.yaml:3: scorer.pattern: only the regex scorer"},
 		{"bad sort", "dataset: d.jsonl\ngrid: {model: [a]}\nsort_by: speed\n", "s.yaml:3: sort_by:"},
-		{"negative limit", "dataset: d.jsonl\ngrid: {model: [a]}\nrate_limit:\n  requests_per_minute: -1\n", "s.yaml:4: rate_limit.requests_per_minute: -1 is negative"},
+		{"negative limit", "dataset: d.jsonl\ngrid: {model: [a]}\nrate_limit:\n  requests_per_minute: -1\n", "s.yaml:4: rate_limit.requests_per_minute: -1 is not a rate"},
 		{"not a mapping", "- a\n- b\n", "s.yaml:1: want a mapping"},
 		{"not yaml", "grid: [\n", "s.yaml: not YAML"},
 		{"own header", "dataset: d.jsonl\ngrid: {model: [a]}\nheaders: {X-Llmscope-Run: r}\n", "s.yaml:3: headers: X-Llmscope-Run is set by the sweep"},
@@ -164,10 +166,20 @@ func (f *fakeReader) Stats(ctx context.Context, flt llmscope.Filter) (*llmscope.
 	return st, nil
 }
 
+// call returns a call of the sweep's unit (run, item "1", "2", … of
+// testItems, repeat 1).
 func call(run, item string, status int, output string) *llmscope.Call {
 	return &llmscope.Call{ID: llmscope.NewID(), Run: run, Status: status, Output: output,
 		Usage: llmscope.Usage{OutputTokens: int64(len(output)), TotalTokens: 10},
-		Tags:  map[string]string{TagItem: item, TagRepeat: "1"}}
+		Tags:  map[string]string{TagItem: item, TagRepeat: "1", TagItemHash: testItem(item).Hash}}
+}
+
+// testItem is item id of the Collect tests: it expects "yes".
+func testItem(id string) Item {
+	yes := "yes"
+	it := Item{ID: id, Messages: []Message{{Role: "user", Content: "question " + id}}, Expected: &yes}
+	it.Hash = it.hash()
+	return it
 }
 
 func TestCollectScoresTheFinalCallOfEachUnit(t *testing.T) {
@@ -175,20 +187,28 @@ func TestCollectScoresTheFinalCallOfEachUnit(t *testing.T) {
 	if err := s.Check(); err != nil {
 		t.Fatal(err)
 	}
-	exp := func(v string) *string { return &v }
-	items := []Item{{ID: "1", Expected: exp("yes")}, {ID: "2", Expected: exp("yes")}, {ID: "3", Expected: exp("yes")}}
+	items := []Item{testItem("1"), testItem("2"), testItem("3")}
 	ra, rb := s.RunName(s.Configs()[0]), s.RunName(s.Configs()[1])
 	notCaptured := call(ra, "3", 200, "")
 	notCaptured.Usage.OutputTokens = 5
+	stale := call(rb, "3", 200, "yes")
+	stale.Tags[TagItemHash] = "0123456789ab" // sent before item 3 was edited
+	cancelled := call(rb, "2", 499, "")
+	cancelled.ErrorType = llmscope.ErrTypeCancelled
 	rd := &fakeReader{calls: []*llmscope.Call{
 		call(ra, "1", 429, ""), call(ra, "1", 200, "yes indeed"), // retried, then right
 		call(ra, "2", 200, "no"),
 		notCaptured,            // answered, text only in the items log
 		call(rb, "1", 500, ""), // failed for good
 		call(rb, "2", 200, "yes"),
+		cancelled, // interrupted after its unit was done: changes nothing
+		stale,
 		{ID: "x", Run: rb, Status: 200, Tags: map[string]string{}}, // not a sweep call
 	}}
-	res, err := Collect(context.Background(), rd, s, items, map[string]string{notCaptured.ID: "yes!"})
+	log := &Log{Answers: map[string]string{notCaptured.ID: "yes!"}, Failed: map[unitKey]Outcome{
+		{rb, "3", 1}: {Error: "request timed out", ItemHash: testItem("3").Hash}, // never reached the store
+	}}
+	res, err := Collect(context.Background(), rd, s, items, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,11 +219,11 @@ func TestCollectScoresTheFinalCallOfEachUnit(t *testing.T) {
 	if a.Run != ra || a.Done != 3 || a.Failed != 0 || a.Scored != 3 || a.Correct != 2 || a.Calls.Calls != 4 || a.Calls.Errors != 1 {
 		t.Errorf("row a: %+v", a)
 	}
-	if b.Run != rb || b.Done != 1 || b.Failed != 1 || b.Scored != 1 || *b.Accuracy != 1 || b.Units != 3 {
+	if b.Run != rb || b.Done != 1 || b.Failed != 2 || b.Scored != 1 || *b.Accuracy != 1 || b.Units != 3 {
 		t.Errorf("row b: %+v", b)
 	}
 	var md bytes.Buffer
-	if err := res.Markdown(&md); err != nil || !strings.Contains(md.String(), "| model=b | 1/3 | 1 | 100.0% |") {
+	if err := res.Markdown(&md); err != nil || !strings.Contains(md.String(), "| model=b | 1/3 | 2 | 100.0% |") {
 		t.Errorf("markdown %v:\n%s", err, md.String())
 	}
 	dir := t.TempDir()
@@ -425,5 +445,37 @@ func TestRunStreams(t *testing.T) {
 	// The simulator honours max_tokens: the streamed answer is short.
 	if n := len(strings.Fields(outs[0].Answer)); n > 5 {
 		t.Errorf("answer %q has %d words under max_tokens 5", outs[0].Answer, n)
+	}
+}
+
+func TestRetriesZeroMeansOneAttempt(t *testing.T) {
+	up := &flaky{seen: map[string]int{}, next: sim.New(sim.Config{})}
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	zero := 0
+	s := &Spec{Name: "z", Dataset: "d", Grid: Grid{Model: []string{"m"}}, Out: t.TempDir(), Retries: &zero}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+	r := &Runner{Spec: s, Items: []Item{{ID: "flaky", Messages: []Message{{Role: "user", Content: "flaky"}}}},
+		BaseURL: srv.URL + "/v1", Reader: &fakeReader{}, Backoff: time.Millisecond}
+	outs, err := r.Run(context.Background())
+	if err != nil || len(outs) != 1 || outs[0].Attempts != 1 || !strings.HasPrefix(outs[0].Error, "429") {
+		t.Fatalf("outcomes %+v, err %v; want one failed attempt", outs, err)
+	}
+}
+
+func TestRetryOnlyWhatCanPass(t *testing.T) {
+	for _, tc := range []struct {
+		err   error
+		retry bool
+	}{
+		{errors.New("the answer has no choices"), false},
+		{&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, true},
+		{io.ErrUnexpectedEOF, true},
+	} {
+		if _, ok := retryAfter(tc.err, time.Millisecond, 1); ok != tc.retry {
+			t.Errorf("%v: retry %v, want %v", tc.err, ok, tc.retry)
+		}
 	}
 }

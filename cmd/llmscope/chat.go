@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +18,7 @@ import (
 	"llmscope"
 	"llmscope/chat"
 	"llmscope/sdk"
+	"llmscope/web"
 )
 
 func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -75,25 +74,11 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return talk(ctx, chat.New(cfg), stdin, stdout)
 	}
 
-	apiKey := secret("OPENAI_API_KEY")
-	base := upstream.val
-	if base == "sim" || base == "" && apiKey == "" {
-		tps, err := simTPS.Float()
-		if err != nil {
-			return err
-		}
-		o := newServeOptions(io.Discard)
-		o.simTTFT.val, o.simTPS.val = "150ms", strconv.FormatFloat(tps, 'f', -1, 64)
-		url, stop, err := startInProcessSim(o, nil)
-		if err != nil {
-			return err
-		}
-		defer stop()
-		fmt.Fprintln(stderr, "llmscope chat: no OPENAI_API_KEY and no --upstream: answering from the built-in simulator, not a model")
-		base, apiKey = url, "sim"
-	} else if apiKey == "" {
-		return errors.New("no OPENAI_API_KEY: set it (environment or .env), or use --upstream sim, or --gateway URL of a running llmscope serve")
+	base, apiKey, stopSim, err := directUpstream(upstream.val, simTPS.val, stderr, "chat")
+	if err != nil {
+		return err
 	}
+	defer stopSim()
 	calls := newCallBox()
 	rec, err := sdk.New(ctx, sdk.Config{DB: db.val, Experiment: experiment.val, MLflowURI: mlflowURI.val,
 		MLflowToken: secret("MLFLOW_TRACKING_TOKEN"), MLflowUsername: secret("MLFLOW_TRACKING_USERNAME"), MLflowPassword: secret("MLFLOW_TRACKING_PASSWORD"),
@@ -252,24 +237,6 @@ func (b *callBox) get(ctx context.Context, id string) (*llmscope.Call, error) {
 
 // gatewayLookup reads calls from a running gateway's API.
 func gatewayLookup(base string) chat.CallLookup {
-	return func(ctx context.Context, id string) (*llmscope.Call, error) {
-		for {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/calls/"+id, nil)
-			resp, err := http.DefaultClient.Do(req)
-			if err == nil {
-				if resp.StatusCode == http.StatusOK {
-					var c llmscope.Call
-					err = json.NewDecoder(resp.Body).Decode(&c)
-					resp.Body.Close()
-					return &c, err
-				}
-				resp.Body.Close()
-			}
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}
+	c := &web.Client{Base: base}
+	return c.Wait
 }

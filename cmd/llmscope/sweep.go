@@ -2,21 +2,20 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/url"
 	"os"
+	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/term"
 
-	"llmscope"
 	"llmscope/mlflow"
 	"llmscope/pricing"
 	"llmscope/sdk"
@@ -52,27 +51,29 @@ func (g gridFlag) Set(v string) error {
 func runSweep(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	s := newSettings("sweep", stderr)
 	specFile := s.str("spec", "", "", "sweep spec (YAML): dataset, grid, scorer, limits; the flags below override it")
-	dataset := s.str("dataset", "", "", "JSONL dataset: one item per line with \"prompt\" or \"messages\", optional \"expected\" and \"id\"")
-	grid := gridFlag{}
-	s.fs.Var(grid, "grid", "grid values, repeatable: model=a,b temperature=0,0.7 top_p=… max_tokens=… system=… (one system prompt per flag)")
-	name := s.str("name", "", "", "sweep name (default: the spec's or the dataset's file name)")
-	repeats := s.str("repeats", "", "", "times each item is sent per configuration (default 1)")
-	concurrency := s.str("concurrency", "", "", "requests in flight at most (default 4)")
-	rpm := s.str("rpm", "", "", "requests per minute at most (default: no limit)")
-	tpm := s.str("tpm", "", "", "tokens per minute at most, input plus max_tokens (default: no limit)")
-	scorer := s.str("scorer", "", "", "exact, contains, regex or json_valid (default exact)")
-	pattern := s.str("pattern", "", "", "regex scorer: one pattern for every item (default: each item's expected text)")
-	ignoreCase := s.boolean("ignore-case", "", false, "score without regard to case")
-	stream := s.boolean("stream", "", false, "stream the answers (measures time to first token)")
-	retries := s.str("retries", "", "", "retries after a 429, 5xx or network error (default 4; -1: none)")
-	sortBy := s.str("sort", "", "", "sort the table by accuracy, cost, latency_p50, latency_p95, ttft_p50 or tokens (default accuracy)")
-	out := s.str("out", "", "", `results directory (default "sweep-<name>")`)
-	experiment := s.str("experiment", "MLFLOW_EXPERIMENT_NAME", "llmscope", "experiment of the runs (a spec's experiment wins over the environment)")
+	f := sweepFlags{grid: gridFlag{}}
+	f.dataset = s.str("dataset", "", "", "JSONL dataset (relative to the working directory): one item per line with \"prompt\" or \"messages\", optional \"expected\" and \"id\"")
+	s.fs.Var(f.grid, "grid", "grid values, repeatable: model=a,b temperature=0,0.7 top_p=… max_tokens=… system=… (one system prompt per flag)")
+	f.name = s.str("name", "", "", "sweep name (default: the spec's or the dataset's file name)")
+	f.repeats = s.str("repeats", "", "", "times each item is sent per configuration (default 1)")
+	f.concurrency = s.str("concurrency", "", "", "requests in flight at most (default 4)")
+	f.rpm = s.str("rpm", "", "", "requests per minute at most (default: no limit)")
+	f.tpm = s.str("tpm", "", "", "tokens per minute at most, input plus max_tokens (default: no limit)")
+	f.scorer = s.str("scorer", "", "", "exact, contains, regex or json_valid (default exact)")
+	f.pattern = s.str("pattern", "", "", "regex scorer: one pattern for every item (default: each item's expected text)")
+	f.ignoreCase = s.boolean("ignore-case", "", false, "score without regard to case")
+	f.stream = s.boolean("stream", "", false, "stream the answers (measures time to first token)")
+	f.retries = s.str("retries", "", "", "retries after a 429, 408, 5xx or network error (default 4; 0: none)")
+	f.timeout = s.str("timeout", "", "", "longest wait for one answer (default 5m)")
+	f.sortBy = s.str("sort", "", "", "sort the table by accuracy, cost, latency_p50, latency_p95, ttft_p50 or tokens (default accuracy)")
+	f.out = s.str("out", "", "", `results directory, relative to the working directory (default "sweep-<name>")`)
+	f.experiment = s.str("experiment", "MLFLOW_EXPERIMENT_NAME", "llmscope", "experiment of the runs (a spec's experiment wins over the environment)")
 	dryRun := s.boolean("dry-run", "", false, "print the plan (configurations × items, estimated tokens and cost) and send nothing")
 	gatewayURL := s.str("gateway", "LLMSCOPE_GATEWAY", "", "send through a running llmscope serve at this URL instead of recording directly")
 	upstream := s.str("upstream", "OPENAI_BASE_URL", "", `direct mode: upstream base URL with its /v1, or "sim" (default: OpenAI with OPENAI_API_KEY, else sim)`)
 	db := s.str("db", "LLMSCOPE_DB", "llmscope.db", "direct mode: store")
-	mlflowURI := s.str("mlflow", "MLFLOW_TRACKING_URI", "", "MLflow tracking server: one run per configuration, with accuracy")
+	capture := s.boolean("capture", "LLMSCOPE_CAPTURE", false, "direct mode: store prompts and answers with the calls (and in MLflow traces)")
+	mlflowURI := s.str("mlflow", "MLFLOW_TRACKING_URI", "", "MLflow tracking server: one run per configuration, with accuracy (through a gateway: the gateway's server)")
 	prices := s.str("prices", "LLMSCOPE_PRICES", "", "YAML price overrides merged over the built-in table")
 	simTPS := s.str("sim-tokens-per-second", "LLMSCOPE_SIM_TOKENS_PER_SECOND", "0", "built-in simulator: streaming pace (0 = no delay)")
 	logLevel := s.str("log-level", "LLMSCOPE_LOG_LEVEL", "warn", "debug, info, warn or error")
@@ -85,18 +86,14 @@ func runSweep(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	spec := &sweep.Spec{}
 	if specFile.val != "" {
-		if spec, err = sweep.LoadSpec(specFile.val); err != nil {
+		if spec, err = sweep.ReadSpec(specFile.val); err != nil {
 			return err
 		}
-	} else if dataset.val == "" {
+	} else if f.dataset.val == "" {
 		fmt.Fprintln(stderr, "llmscope sweep: give --spec FILE, or --dataset FILE with --grid model=…")
 		return errUsage
 	}
-	if err := overrideSpec(spec, sweepFlags{
-		dataset: dataset, name: name, repeats: repeats, concurrency: concurrency, rpm: rpm, tpm: tpm,
-		scorer: scorer, pattern: pattern, ignoreCase: ignoreCase, stream: stream, retries: retries,
-		sortBy: sortBy, out: out, experiment: experiment,
-	}, grid); err != nil {
+	if err := overrideSpec(spec, f); err != nil {
 		return err
 	}
 	items, err := sweep.LoadDataset(spec.DatasetPath())
@@ -111,20 +108,14 @@ func runSweep(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return sweep.WritePlan(stdout, spec, items, sweep.Plan(spec, items, table))
 	}
 
-	r := &sweep.Runner{Spec: spec, Items: items, Log: logger}
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		r.Progress = &sweep.Bar{W: stderr, TTY: true}
-	} else {
-		r.Progress = &sweep.Bar{W: stderr}
-	}
+	r := &sweep.Runner{Spec: spec, Items: items, Log: logger, Progress: &sweep.Bar{W: stderr, TTY: isTerminal(stderr)}}
 	var finish func() error // makes every call of the sweep readable through r.Reader
 	if gw := strings.TrimRight(gatewayURL.val, "/"); gw != "" {
-		r.BaseURL, r.APIKey, r.HTTPClient = gw+"/v1", secret("OPENAI_API_KEY"), &http.Client{}
+		r.BaseURL, r.APIKey = gw+"/v1", secret("OPENAI_API_KEY")
 		if r.APIKey == "" {
 			r.APIKey = "unused" // the gateway holds the key
 		}
-		api := &apiReader{base: gw, hc: &http.Client{Timeout: 30 * time.Second}}
-		r.Reader = api
+		r.Reader = &web.Client{Base: gw}
 		finish = func() error { return nil }
 	} else {
 		store, err := openStore(ctx, db.val)
@@ -132,24 +123,13 @@ func runSweep(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			return err
 		}
 		defer store.Close()
-		base, apiKey := upstream.val, secret("OPENAI_API_KEY")
-		if base == "sim" || base == "" && apiKey == "" {
-			o := newServeOptions(io.Discard)
-			o.simTPS.val = simTPS.val
-			url, stop, err := startInProcessSim(o, nil)
-			if err != nil {
-				return err
-			}
-			defer stop()
-			fmt.Fprintln(stderr, "llmscope sweep: no OPENAI_API_KEY and no --upstream: answering from the built-in simulator, not a model")
-			base, apiKey = url, "sim"
-		} else if apiKey == "" {
-			return errors.New("no OPENAI_API_KEY: set it (environment or .env), or use --upstream sim, or --gateway URL of a running llmscope serve")
+		base, apiKey, stopSim, err := directUpstream(upstream.val, simTPS.val, stderr, "sweep")
+		if err != nil {
+			return err
 		}
-		// The sweep keeps its answers in the store (capture on) so results
-		// can be scored again on every later run.
+		defer stopSim()
 		rec, err := sdk.New(ctx, sdk.Config{Store: store, Experiment: spec.ExperimentName(), PricesFile: prices.val,
-			Capture: true, CaptureMaxBytes: 1 << 20, MLflowURI: mlflowURI.val, RunIdle: 24 * time.Hour, Logger: logger,
+			Capture: capture.val == "true", MLflowURI: mlflowURI.val, RunIdle: 24 * time.Hour, Logger: logger,
 			MLflowToken: secret("MLFLOW_TRACKING_TOKEN"), MLflowUsername: secret("MLFLOW_TRACKING_USERNAME"), MLflowPassword: secret("MLFLOW_TRACKING_PASSWORD")})
 		if err != nil {
 			return err
@@ -167,27 +147,44 @@ func runSweep(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		}
 		defer finish()
 	}
+	// After a first interrupt the sweep still stores and reports what it
+	// did; a second one exits at once.
+	go func() {
+		<-ctx.Done()
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+		<-sigs
+		fmt.Fprintln(stderr, "llmscope sweep: interrupted again: exiting without results (the calls so far are in the store)")
+		os.Exit(130)
+	}()
 
 	outcomes, runErr := r.Run(ctx)
 	if err := finish(); err != nil {
 		logger.Warn("closing the recorder", "err", err)
 	}
-	if api, ok := r.Reader.(*apiReader); ok {
-		if err := api.waitStored(outcomes, 30*time.Second); err != nil {
-			logger.Warn("the gateway has not stored every call yet", "err", err)
+	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if c, ok := r.Reader.(*web.Client); ok {
+		wctx, wcancel := context.WithTimeout(rctx, 30*time.Second)
+		for _, o := range outcomes {
+			if o.CallID != "" {
+				if _, err := c.Wait(wctx, o.CallID); err != nil {
+					logger.Warn("the gateway has not stored every call of the sweep yet", "err", err)
+					break
+				}
+			}
 		}
+		wcancel()
 	}
 	if runErr != nil && ctx.Err() == nil {
 		return runErr
 	}
 	// Results come from the store, also after an interruption.
-	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	answers, err := sweep.ReadAnswers(spec.OutDir())
+	log, err := sweep.ReadLog(spec.OutDir())
 	if err != nil {
 		return err
 	}
-	res, err := sweep.Collect(rctx, r.Reader, spec, items, answers)
+	res, err := sweep.Collect(rctx, r.Reader, spec, items, log)
 	if err != nil {
 		return err
 	}
@@ -207,32 +204,87 @@ func runSweep(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if ctx.Err() != nil {
 		return fmt.Errorf("interrupted: run the same command again to resume (done units are skipped)")
 	}
+	done, failed := 0, 0
+	for _, row := range res.Rows {
+		done += row.Done
+		failed += row.Failed
+	}
+	if done == 0 && failed > 0 {
+		return fmt.Errorf("every unit failed (%d): see %s/scores.jsonl", failed, spec.OutDir())
+	}
 	return nil
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// directUpstream resolves where a command that calls the API itself (chat,
+// sweep) sends its requests: the built-in simulator for "sim", or when there
+// is neither a key nor an upstream (started here, stopped by stop), else
+// the upstream, by default OpenAI's.
+func directUpstream(upstream, simTPS string, stderr io.Writer, cmd string) (base, apiKey string, stop func(), err error) {
+	apiKey = secret("OPENAI_API_KEY")
+	switch {
+	case upstream == "sim" || upstream == "" && apiKey == "":
+		o := newServeOptions(io.Discard)
+		o.simTTFT.val, o.simTPS.val = "0s", simTPS
+		if cmd == "chat" {
+			o.simTTFT.val = "150ms"
+		}
+		url, stop, err := startInProcessSim(o, nil)
+		if err != nil {
+			return "", "", nil, err
+		}
+		if upstream == "" {
+			fmt.Fprintf(stderr, "llmscope %s: no OPENAI_API_KEY and no --upstream: answering from the built-in simulator, not a model\n", cmd)
+		} else {
+			fmt.Fprintf(stderr, "llmscope %s: --upstream sim: answering from the built-in simulator, not a model\n", cmd)
+		}
+		return url, "sim", stop, nil
+	case apiKey == "":
+		return "", "", nil, errors.New("no OPENAI_API_KEY: set it (environment or .env), or use --upstream sim, or --gateway URL of a running llmscope serve")
+	case upstream == "":
+		upstream = defaultUpstream
+	}
+	return upstream, apiKey, func() {}, nil
 }
 
 // sweepFlags are the options that override a spec.
 type sweepFlags struct {
 	dataset, name, repeats, concurrency, rpm, tpm *option
 	scorer, pattern, ignoreCase, stream, retries  *option
-	sortBy, out, experiment                       *option
+	timeout, sortBy, out, experiment              *option
+	grid                                          gridFlag
 }
 
 // overrideSpec applies the flags given on the command line to spec and
-// checks the result.
-func overrideSpec(spec *sweep.Spec, f sweepFlags, grid gridFlag) error {
-	set := func(o *option) bool { return o.from == "flag" }
+// checks the result: flags may complete a spec as well as change it.
+func overrideSpec(spec *sweep.Spec, f sweepFlags) error {
 	var errs []error
-	atoi := func(o *option, p *int) {
-		if set(o) {
-			n, err := strconv.Atoi(o.val)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("--%s: %q is not an integer", o.name, o.val))
-			}
-			*p = n
+	// given marks the flag's spec field overridden and reports whether the
+	// flag was given.
+	given := func(o *option, field string) bool {
+		if o.from != "flag" {
+			return false
 		}
+		spec.Override(field)
+		return true
 	}
-	atof := func(o *option, p *float64) {
-		if set(o) {
+	atoi := func(o *option, field string) *int {
+		if !given(o, field) {
+			return nil
+		}
+		n, err := strconv.Atoi(o.val)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %q is not an integer", o.name, o.val))
+		}
+		return &n
+	}
+	atof := func(o *option, field string, p *float64) {
+		if given(o, field) {
 			v, err := o.Float()
 			if err != nil {
 				errs = append(errs, err)
@@ -240,38 +292,47 @@ func overrideSpec(spec *sweep.Spec, f sweepFlags, grid gridFlag) error {
 			*p = v
 		}
 	}
-	str := func(o *option, p *string) {
-		if set(o) {
+	str := func(o *option, field string, p *string) {
+		if given(o, field) {
 			*p = o.val
 		}
 	}
-	boolean := func(o *option, p *bool) {
-		if set(o) {
+	boolean := func(o *option, field string, p *bool) {
+		if given(o, field) {
 			*p = o.val == "true"
 		}
 	}
-	str(f.dataset, &spec.Dataset)
-	str(f.name, &spec.Name)
-	if spec.Name == "" && spec.Dataset != "" {
-		base := spec.Dataset[strings.LastIndex(spec.Dataset, "/")+1:]
-		spec.Name = strings.TrimSuffix(base, ".jsonl")
+	if given(f.dataset, "dataset") {
+		spec.SetDataset(f.dataset.val)
 	}
-	atoi(f.repeats, &spec.Repeats)
-	atoi(f.concurrency, &spec.Concurrency)
-	atof(f.rpm, &spec.RateLimit.RequestsPerMinute)
-	atof(f.tpm, &spec.RateLimit.TokensPerMinute)
-	str(f.scorer, &spec.Scorer.Type)
-	str(f.pattern, &spec.Scorer.Pattern)
-	boolean(f.ignoreCase, &spec.Scorer.IgnoreCase)
-	boolean(f.stream, &spec.Stream)
-	atoi(f.retries, &spec.Retries)
-	str(f.sortBy, &spec.SortBy)
-	str(f.out, &spec.Out)
+	str(f.name, "name", &spec.Name)
+	if spec.Name == "" && spec.Dataset != "" {
+		spec.Name = strings.TrimSuffix(filepath.Base(spec.Dataset), filepath.Ext(spec.Dataset))
+	}
+	if n := atoi(f.repeats, "repeats"); n != nil {
+		spec.Repeats = *n
+	}
+	if n := atoi(f.concurrency, "concurrency"); n != nil {
+		spec.Concurrency = *n
+	}
+	if n := atoi(f.retries, "retries"); n != nil {
+		spec.Retries = n
+	}
+	atof(f.rpm, "rate_limit.requests_per_minute", &spec.RateLimit.RequestsPerMinute)
+	atof(f.tpm, "rate_limit.tokens_per_minute", &spec.RateLimit.TokensPerMinute)
+	str(f.scorer, "scorer.type", &spec.Scorer.Type)
+	str(f.pattern, "scorer.pattern", &spec.Scorer.Pattern)
+	boolean(f.ignoreCase, "scorer.ignore_case", &spec.Scorer.IgnoreCase)
+	boolean(f.stream, "stream", &spec.Stream)
+	str(f.timeout, "timeout", &spec.Timeout)
+	str(f.sortBy, "sort_by", &spec.SortBy)
+	str(f.out, "out", &spec.Out)
 	// The experiment: the flag, else the spec's, else the environment's.
-	if set(f.experiment) || spec.Experiment == "" {
+	if given(f.experiment, "experiment") || spec.Experiment == "" {
 		spec.Experiment = f.experiment.val
 	}
-	for k, vals := range grid {
+	for k, vals := range f.grid {
+		spec.Override("grid." + k)
 		if err := setGrid(&spec.Grid, k, vals); err != nil {
 			errs = append(errs, err)
 		}
@@ -279,10 +340,7 @@ func overrideSpec(spec *sweep.Spec, f sweepFlags, grid gridFlag) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	if err := spec.Check(); err != nil {
-		return fmt.Errorf("sweep settings: %w", err)
-	}
-	return nil
+	return spec.Check()
 }
 
 // setGrid replaces the grid's values of key with vals.
@@ -319,96 +377,10 @@ func setGrid(g *sweep.Grid, key string, vals []string) error {
 	return err
 }
 
-// apiReader reads calls and stats from a running gateway's JSON API.
-type apiReader struct {
-	base string
-	hc   *http.Client
-}
-
-func (a *apiReader) get(ctx context.Context, path string, q url.Values, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+path+"?"+q.Encode(), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := a.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("gateway API: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("gateway API %s: %s: %s", path, resp.Status, strings.TrimSpace(string(b)))
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("gateway API %s: %w", path, err)
-	}
-	return nil
-}
-
-func filterQuery(f llmscope.Filter) url.Values {
-	q := url.Values{}
-	if f.Run != "" {
-		q.Set("run", f.Run)
-	}
-	if f.Experiment != "" {
-		q.Set("experiment", f.Experiment)
-	}
-	if f.Limit > 0 {
-		q.Set("limit", strconv.Itoa(min(f.Limit, web.MaxLimit)))
-	}
-	return q
-}
-
-// List implements sweep.Reader.
-func (a *apiReader) List(ctx context.Context, f llmscope.Filter) ([]*llmscope.Call, error) {
-	var out struct {
-		Calls []*llmscope.Call `json:"calls"`
-	}
-	if err := a.get(ctx, "/api/calls", filterQuery(f), &out); err != nil {
-		return nil, err
-	}
-	if len(out.Calls) >= web.MaxLimit && f.Limit > web.MaxLimit {
-		return nil, fmt.Errorf("run %q has more than %d calls, more than the gateway API lists: read its results in direct mode (--db of the gateway)", f.Run, web.MaxLimit)
-	}
-	return out.Calls, nil
-}
-
-// Stats implements sweep.Reader.
-func (a *apiReader) Stats(ctx context.Context, f llmscope.Filter) (*llmscope.Stats, error) {
-	var st llmscope.Stats
-	q := filterQuery(f)
-	q.Del("limit")
-	err := a.get(ctx, "/api/stats", q, &st)
-	return &st, err
-}
-
-// waitStored waits until the gateway has stored the call of every outcome.
-func (a *apiReader) waitStored(outcomes []sweep.Outcome, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	for _, o := range outcomes {
-		if o.CallID == "" {
-			continue
-		}
-		for {
-			var c llmscope.Call
-			err := a.get(ctx, "/api/calls/"+o.CallID, nil, &c)
-			if err == nil {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("call %s: %w", o.CallID, err)
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}
-	return nil
-}
-
 // publishSweep logs each configuration's results to its MLflow run (made
-// by the exporter from the run's calls): accuracy and the run's summary
-// as metrics, the score of every unit as the "score" series.
+// by the exporter from the run's calls): accuracy and the run's summary as
+// metrics, and the score of every unit as the "score" series, at the
+// unit's step and its call's time, so logging again adds no new points.
 func publishSweep(ctx context.Context, uri string, res *sweep.Results, logger *slog.Logger) error {
 	client, err := mlflow.NewClient(mlflow.Config{TrackingURI: uri, Token: secret("MLFLOW_TRACKING_TOKEN"),
 		Username: secret("MLFLOW_TRACKING_USERNAME"), Password: secret("MLFLOW_TRACKING_PASSWORD")})
@@ -419,11 +391,9 @@ func publishSweep(ctx context.Context, uri string, res *sweep.Results, logger *s
 	if err != nil {
 		return fmt.Errorf("experiment %q: %w", res.Experiment, err)
 	}
-	scores := map[string][]float64{}
+	byRun := map[string][]sweep.ItemResult{}
 	for _, it := range res.Items {
-		if it.Score != nil {
-			scores[it.Run] = append(scores[it.Run], *it.Score)
-		}
+		byRun[it.Run] = append(byRun[it.Run], it)
 	}
 	for _, row := range res.Rows {
 		if row.Calls.Calls == 0 {
@@ -433,20 +403,31 @@ func publishSweep(ctx context.Context, uri string, res *sweep.Results, logger *s
 		if err != nil {
 			return err
 		}
-		now := time.Now().UnixMilli()
-		m := func(k string, v float64) mlflow.Metric { return mlflow.Metric{Key: k, Value: v, Timestamp: now} }
-		metrics := []mlflow.Metric{
-			m("units", float64(row.Units)), m("units_done", float64(row.Done)), m("units_failed", float64(row.Failed)),
-			m("scored", float64(row.Scored)), m("correct", float64(row.Correct)),
-			m("calls", float64(row.Calls.Calls)), m("errors", float64(row.Calls.Errors)),
-			m("latency_p50_ms", row.Calls.LatencyP50MS), m("latency_p95_ms", row.Calls.LatencyP95MS),
-			m("tokens_sum", float64(row.Calls.TotalTokens)), m("cost_usd_sum", row.Calls.CostUSD),
+		var last int64 // the summary's time: the run's last call, the same on every publish
+		var metrics []mlflow.Metric
+		for _, it := range byRun[row.Run] {
+			ts := it.Start.UnixMilli()
+			last = max(last, ts)
+			if it.Score != nil {
+				metrics = append(metrics, mlflow.Metric{Key: "score", Value: *it.Score, Timestamp: ts, Step: int64(it.Step)})
+			}
+		}
+		m := func(k string, v float64) { metrics = append(metrics, mlflow.Metric{Key: k, Value: v, Timestamp: last}) }
+		m("units", float64(row.Units))
+		m("units_done", float64(row.Done))
+		m("units_failed", float64(row.Failed))
+		m("scored", float64(row.Scored))
+		m("correct", float64(row.Correct))
+		m("calls", float64(row.Calls.Calls))
+		m("errors", float64(row.Calls.Errors))
+		m("latency_p50_ms", row.Calls.LatencyP50MS)
+		m("latency_p95_ms", row.Calls.LatencyP95MS)
+		m("tokens_sum", float64(row.Calls.TotalTokens))
+		if row.Calls.CostUnknown == 0 { // never a zero cost for an unknown price
+			m("cost_usd_sum", row.Calls.CostUSD)
 		}
 		if row.Accuracy != nil {
-			metrics = append(metrics, m("accuracy", *row.Accuracy))
-		}
-		for i, s := range scores[row.Run] {
-			metrics = append(metrics, mlflow.Metric{Key: "score", Value: s, Timestamp: now, Step: int64(i + 1)})
+			m("accuracy", *row.Accuracy)
 		}
 		tags := []mlflow.Tag{{Key: "llmscope.sweep", Value: res.Sweep}, {Key: "llmscope.sweep.config", Value: row.Config}}
 		if err := client.LogBatch(ctx, id, metrics, nil, tags); err != nil {
@@ -460,15 +441,14 @@ func publishSweep(ctx context.Context, uri string, res *sweep.Results, logger *s
 // findRun returns the id of the run the exporter made for name, waiting a
 // little for an exporter that is behind.
 func findRun(ctx context.Context, client *mlflow.Client, exp, name string) (string, error) {
-	filter := "tags.`llmscope.run` = '" + strings.ReplaceAll(name, "'", "\\'") + "'"
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		runs, err := client.SearchRuns(ctx, []string{exp}, filter)
+		run, err := client.FindRun(ctx, exp, name)
 		if err != nil {
 			return "", fmt.Errorf("find run %q: %w", name, err)
 		}
-		if len(runs) > 0 {
-			return runs[0].ID, nil
+		if run != nil {
+			return run.ID, nil
 		}
 		if time.Now().After(deadline) {
 			return "", fmt.Errorf("run %q is not in MLflow yet", name)

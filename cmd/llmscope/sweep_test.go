@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -134,7 +135,7 @@ sort_by: accuracy
 		items := map[string]bool{}
 		for _, c := range calls {
 			items[c.Tags[sweep.TagItem]] = true
-			if c.Tags[sweep.TagSweep] != "colors" || c.Output == "" {
+			if c.Tags[sweep.TagSweep] != "colors" || c.Output != "" { // no capture without --capture
 				t.Errorf("call %s: tags %v, output %q", c.ID, c.Tags, c.Output)
 			}
 		}
@@ -178,7 +179,8 @@ sort_by: accuracy
 		if err != nil {
 			t.Fatal(err)
 		}
-		if full.Params["model"] != row.Model || full.Params["temperature"] == "" || full.Params["sweep"] != "colors" || full.Params["scorer"] != "exact" {
+		wantTemp := strings.TrimPrefix(strings.Fields(row.Config)[1], "temperature=")
+		if full.Params["model"] != row.Model || full.Params["temperature"] != wantTemp || full.Params["sweep"] != "colors" || full.Params["scorer"] != "exact" {
 			t.Errorf("run %s params %v", row.Run, full.Params)
 		}
 		want := map[string]float64{
@@ -197,8 +199,23 @@ sort_by: accuracy
 		if lat, err := client.MetricHistory(context.Background(), r.ID, "latency_ms"); err != nil || len(lat) != 6 {
 			t.Errorf("run %s: %d per-call latency points (%v), want 6", row.Run, len(lat), err)
 		}
-		if tr := traces(t, client, exp.ID, ""); len(tr) != 24 {
-			t.Errorf("%d traces in the experiment, want one per call (24)", len(tr))
+	}
+	if tr := traces(t, client, exp.ID, ""); len(tr) != 24 {
+		t.Errorf("%d traces in the experiment, want one per call (24)", len(tr))
+	}
+
+	// Run again: nothing to send, the same table, and logging the results
+	// again adds no points to the score series.
+	stdout2, stderr2, code := runCmd(t, "", "sweep", "--spec", specPath, "--upstream", "sim", "--db", db, "--mlflow", ml.URL, "--out", out)
+	if code != 0 || !strings.Contains(stderr2, "resuming: 24 already done, 0 to send") {
+		t.Fatalf("second run exited %d:\n%s", code, stderr2)
+	}
+	if squeeze(stdout2) != squeeze(stdout) {
+		t.Errorf("second table differs:\n%s\nfirst:\n%s", stdout2, stdout)
+	}
+	for _, r := range runs {
+		if scores, err := client.MetricHistory(context.Background(), r.ID, "score"); err != nil || len(scores) != 6 {
+			t.Errorf("run %s after a second run: %d score points (%v), want 6", r.Name, len(scores), err)
 		}
 	}
 }
@@ -354,5 +371,51 @@ func TestSweepExampleSpec(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "8 configurations × 10 items × 1 repeats = 80 requests") || strings.Contains(stdout, "unknown price") {
 		t.Errorf("plan:\n%s", stdout)
+	}
+}
+
+// TestSweepFlagsCompleteAndOverrideASpec: flags fill what a spec leaves
+// out, a --dataset path is relative to the working directory, and an
+// invalid flag value is blamed on the flag, not on a line of the spec.
+func TestSweepFlagsCompleteAndOverrideASpec(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.Mkdir("specs", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeDataset(t, "mine.jsonl", 3, 0)
+	if err := os.WriteFile("specs/s.yaml", []byte("name: partial\ngrid:\n  temperature: [0.5]\nretries: 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := runCmd(t, "", "sweep", "--spec", "specs/s.yaml", "--dataset", "mine.jsonl", "--grid", "model=gpt-4o-mini,gpt-4o", "--dry-run")
+	if code != 0 || !strings.Contains(stdout, "2 configurations × 3 items") {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	_, stderr, code = runCmd(t, "", "sweep", "--spec", "specs/s.yaml", "--dataset", "mine.jsonl", "--grid", "model=a", "--grid", "temperature=3", "--dry-run")
+	if code != 1 || !strings.Contains(stderr, "llmscope sweep: grid.temperature: 3 is outside 0 to 2") || strings.Contains(stderr, "s.yaml") {
+		t.Errorf("exit %d, stderr %q; want the flag's value blamed", code, stderr)
+	}
+	_, stderr, code = runCmd(t, "", "sweep", "--spec", "specs/s.yaml", "--dry-run")
+	if code != 1 || !strings.Contains(stderr, "specs/s.yaml: dataset: missing") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestDirectUpstream(t *testing.T) {
+	t.Setenv("OPENAI_API_KEY", "sk-test")
+	base, key, stop, err := directUpstream("", "0", io.Discard, "sweep")
+	if err != nil || base != defaultUpstream || key != "sk-test" {
+		t.Errorf("with a key and no upstream: %q %q %v; want OpenAI", base, key, err)
+	}
+	stop()
+	var msg bytes.Buffer
+	base, key, stop, err = directUpstream("sim", "0", &msg, "sweep")
+	if err != nil || !strings.HasPrefix(base, "http://127.0.0.1:") || key != "sim" || !strings.Contains(msg.String(), "--upstream sim") {
+		t.Errorf("sim: %q %q %v %q", base, key, err, msg.String())
+	}
+	stop()
+	t.Setenv("OPENAI_API_KEY", "")
+	if _, _, _, err := directUpstream("http://example.invalid/v1", "0", io.Discard, "sweep"); err == nil {
+		t.Error("an upstream without a key: no error")
 	}
 }

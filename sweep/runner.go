@@ -6,14 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/openai/openai-go/v3"
@@ -26,9 +29,10 @@ import (
 
 // Tags every call of a sweep carries (besides the run name).
 const (
-	TagSweep  = "sweep"
-	TagItem   = "sweep.item"
-	TagRepeat = "sweep.repeat"
+	TagSweep    = "sweep"
+	TagItem     = "sweep.item"
+	TagItemHash = "sweep.item_hash" // the item's content: an edited item is sent again
+	TagRepeat   = "sweep.repeat"
 )
 
 // Reader reads back what the store recorded; llmscope.Store is one.
@@ -53,6 +57,7 @@ type Progress interface {
 type Outcome struct {
 	Run      string   `json:"run"`
 	Item     string   `json:"item"`
+	ItemHash string   `json:"item_hash"`
 	Repeat   int      `json:"repeat"`
 	CallID   string   `json:"call_id,omitempty"`
 	Answer   string   `json:"answer"`
@@ -96,7 +101,9 @@ const ItemsFile = "items.jsonl"
 // and within the rate limits, and returns the outcomes of this run (not of
 // units done before). It stops early, returning ctx's error, when ctx is
 // cancelled; units in flight then count as not done.
-func (r *Runner) Run(ctx context.Context) ([]Outcome, error) {
+func (r *Runner) Run(parent context.Context) ([]Outcome, error) {
+	ctx, stop := context.WithCancel(parent)
+	defer stop()
 	if r.Log == nil {
 		r.Log = slog.New(slog.DiscardHandler)
 	}
@@ -104,7 +111,7 @@ func (r *Runner) Run(ctx context.Context) ([]Outcome, error) {
 		r.Backoff = 500 * time.Millisecond
 	}
 	s := r.Spec
-	done, err := Finished(ctx, r.Reader, s)
+	done, err := finished(ctx, r.Reader, s, r.Items)
 	if err != nil {
 		return nil, err
 	}
@@ -141,10 +148,17 @@ func (r *Runner) Run(ctx context.Context) ([]Outcome, error) {
 	for k, v := range s.Headers {
 		opts = append(opts, option.WithHeader(k, v))
 	}
+	opts = append(opts, option.WithRequestTimeout(s.timeout))
 	client := openai.NewClient(opts...)
-	reqs, toks := limiter(s.RateLimit.RequestsPerMinute), limiter(s.RateLimit.TokensPerMinute)
+	reqs := limiter(s.RateLimit.RequestsPerMinute, 1)
+	largest := 1
+	for _, u := range todo {
+		largest = max(largest, u.tokens())
+	}
+	toks := limiter(s.RateLimit.TokensPerMinute, largest)
 
 	var outcomes []Outcome
+	var logErr error
 	work := make(chan unit)
 	var wg sync.WaitGroup
 	for range min(s.Concurrency, max(len(todo), 1)) {
@@ -156,7 +170,10 @@ func (r *Runner) Run(ctx context.Context) ([]Outcome, error) {
 				}
 				r.mu.Lock()
 				outcomes = append(outcomes, o)
-				r.record(o)
+				if err := r.record(o); err != nil && logErr == nil {
+					logErr = err
+					stop() // without its log the sweep cannot score what it sends
+				}
 				if r.Progress != nil {
 					r.Progress.Done(o)
 				}
@@ -174,37 +191,51 @@ feed:
 	}
 	close(work)
 	wg.Wait()
-	return outcomes, ctx.Err()
+	if logErr != nil {
+		return outcomes, logErr
+	}
+	return outcomes, parent.Err()
 }
 
 // record appends o to items.jsonl; r.mu is held.
-func (r *Runner) record(o Outcome) {
-	b, _ := json.Marshal(o)
-	if _, err := r.items.Write(append(b, '\n')); err != nil {
-		r.Log.Warn("writing the items log", "err", err)
+func (r *Runner) record(o Outcome) error {
+	b, err := json.Marshal(o)
+	if err == nil {
+		_, err = r.items.Write(append(b, '\n'))
 	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", ItemsFile, err)
+	}
+	return nil
 }
 
-// limiter returns a limiter of perMinute events, or nil for no limit. Its
-// burst is ten seconds' worth, so the rate holds over any minute.
-func limiter(perMinute float64) *rate.Limiter {
+// limiter returns a limiter of perMinute events with the given burst, or
+// nil for no limit. Over any minute no more than perMinute plus one burst
+// passes.
+func limiter(perMinute float64, burst int) *rate.Limiter {
 	if perMinute <= 0 {
 		return nil
 	}
-	return rate.NewLimiter(rate.Limit(perMinute/60), max(1, int(perMinute/6)))
+	return rate.NewLimiter(rate.Limit(perMinute/60), max(1, burst))
+}
+
+// tokens is what u counts against a tokens-per-minute limit: its input
+// tokens plus max_tokens, as providers count it.
+func (u unit) tokens() int {
+	n := int(oai.EstimateInputTokens(llmscope.OpChat, u.cfg.Model, u.cfg.Body(u.item, false)))
+	if u.cfg.MaxTokens != nil {
+		n += int(*u.cfg.MaxTokens)
+	}
+	return n
 }
 
 // send sends one unit, retrying 429s, 5xxs and network errors.
 func (r *Runner) send(ctx context.Context, client openai.Client, u unit, reqs, toks *rate.Limiter) Outcome {
 	s := r.Spec
-	o := Outcome{Run: u.run, Item: u.item.ID, Repeat: u.repeat}
-	body := u.cfg.Body(u.item, s.Stream)
-	need := int(oai.EstimateInputTokens(llmscope.OpChat, u.cfg.Model, body))
-	if u.cfg.MaxTokens != nil {
-		need += int(*u.cfg.MaxTokens)
-	}
-	tags := []string{TagSweep + "=" + s.Name, TagItem + "=" + u.item.ID, TagRepeat + "=" + strconv.Itoa(u.repeat),
-		"param.sweep=" + s.Name, "param.scorer=" + s.Scorer.Type}
+	o := Outcome{Run: u.run, Item: u.item.ID, ItemHash: u.item.Hash, Repeat: u.repeat}
+	need := u.tokens()
+	tags := []string{TagSweep + "=" + s.Name, TagItem + "=" + u.item.ID, TagItemHash + "=" + u.item.Hash, TagRepeat + "=" + strconv.Itoa(u.repeat),
+		"param.sweep=" + s.Name, "param.scorer=" + s.Scorer.Type, "param.stream=" + strconv.FormatBool(s.Stream)}
 	if u.cfg.System != nil {
 		tags = append(tags, "param.system_prompt_hash="+SystemHash(*u.cfg.System))
 	}
@@ -250,8 +281,8 @@ func (r *Runner) send(ctx context.Context, client openai.Client, u unit, reqs, t
 	}
 }
 
-// wait takes n events from l (nil: no limit); n beyond the burst waits for
-// the whole burst.
+// wait takes n events from l (nil: no limit); the burst is never less than
+// the largest n.
 func wait(ctx context.Context, l *rate.Limiter, n int) error {
 	if l == nil {
 		return nil
@@ -309,12 +340,14 @@ func complete(ctx context.Context, client openai.Client, p openai.ChatCompletion
 	return text.String(), st.Err()
 }
 
-// retryAfter says whether err is worth another attempt and how long to
-// wait first: the answer's Retry-After when it gives one, else an
-// exponential backoff with jitter.
+// retryAfter says whether err is worth another attempt (a 429, a 408, a
+// 5xx or a network error) and how long to wait first: the answer's
+// Retry-After when it gives one, else an exponential backoff with jitter.
 func retryAfter(err error, base time.Duration, attempt int) (time.Duration, bool) {
 	var apiErr *openai.Error
-	if errors.As(err, &apiErr) {
+	var netErr net.Error
+	switch {
+	case errors.As(err, &apiErr):
 		code := apiErr.StatusCode
 		if code != http.StatusTooManyRequests && code != http.StatusRequestTimeout && code < 500 {
 			return 0, false
@@ -324,6 +357,10 @@ func retryAfter(err error, base time.Duration, attempt int) (time.Duration, bool
 				return d, true
 			}
 		}
+	case errors.As(err, &netErr), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED):
+		// the network: worth another try
+	default:
+		return 0, false // our own error, or a malformed answer: trying again changes nothing
 	}
 	d := base << min(attempt-1, 6)
 	d = min(d, 30*time.Second)
@@ -367,9 +404,10 @@ type unitKey struct {
 // listLimit bounds the calls read back per run.
 const listLimit = 1 << 20
 
-// Finished returns the units of s that already have a successful call in
-// the store.
-func Finished(ctx context.Context, rd Reader, s *Spec) (map[unitKey]bool, error) {
+// finished returns the units of s that already have a successful call in
+// the store for the item as it is now.
+func finished(ctx context.Context, rd Reader, s *Spec, items []Item) (map[unitKey]bool, error) {
+	hashes := itemHashes(items)
 	done := map[unitKey]bool{}
 	for _, c := range s.Configs() {
 		calls, err := runCalls(ctx, rd, s, s.RunName(c))
@@ -377,12 +415,20 @@ func Finished(ctx context.Context, rd Reader, s *Spec) (map[unitKey]bool, error)
 			return nil, err
 		}
 		for _, call := range calls {
-			if k, ok := keyOf(call); ok && !call.Failed() {
+			if k, ok := keyOf(call, hashes); ok && !call.Failed() {
 				done[k] = true
 			}
 		}
 	}
 	return done, nil
+}
+
+func itemHashes(items []Item) map[string]string {
+	h := make(map[string]string, len(items))
+	for _, it := range items {
+		h[it.ID] = it.Hash
+	}
+	return h
 }
 
 // runCalls returns the calls of one run of s, newest first.
@@ -394,35 +440,56 @@ func runCalls(ctx context.Context, rd Reader, s *Spec, run string) ([]*llmscope.
 	return calls, nil
 }
 
-// keyOf returns the unit a call belongs to, from its tags.
-func keyOf(c *llmscope.Call) (unitKey, bool) {
+// keyOf returns the unit a call belongs to, from its tags; false for a
+// call that is not a sweep's or was sent for an item since changed (hashes
+// holds each current item's hash).
+func keyOf(c *llmscope.Call, hashes map[string]string) (unitKey, bool) {
 	item, ok := c.Tags[TagItem]
 	rep, err := strconv.Atoi(c.Tags[TagRepeat])
-	if !ok || err != nil {
+	if !ok || err != nil || hashes[item] == "" || c.Tags[TagItemHash] != hashes[item] {
 		return unitKey{}, false
 	}
 	return unitKey{c.Run, item, rep}, true
 }
 
-// ReadAnswers reads the answers logged in a results directory's items.jsonl
-// by call id: the scores of calls whose text the store did not capture. A
-// torn last line (a crash mid-write) is skipped.
-func ReadAnswers(dir string) (map[string]string, error) {
+// Log is what the items log of a results directory says: the answers by
+// call id (the text of calls whose store did not capture it) and the last
+// error of each unit whose last attempt failed.
+type Log struct {
+	Answers map[string]string
+	Failed  map[unitKey]Outcome
+}
+
+// ReadLog reads a results directory's items.jsonl. A torn last line (a
+// crash mid-write) is skipped.
+func ReadLog(dir string) (*Log, error) {
+	l := &Log{Answers: map[string]string{}, Failed: map[unitKey]Outcome{}}
 	f, err := os.Open(filepath.Join(dir, ItemsFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return map[string]string{}, nil
+		return l, nil
 	} else if err != nil {
 		return nil, fmt.Errorf("results: %w", err)
 	}
 	defer f.Close()
-	out := map[string]string{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), maxRow)
 	for sc.Scan() {
 		var o Outcome
-		if json.Unmarshal(sc.Bytes(), &o) == nil && o.CallID != "" && o.Error == "" {
-			out[o.CallID] = o.Answer
+		if json.Unmarshal(sc.Bytes(), &o) != nil {
+			continue
+		}
+		k := unitKey{o.Run, o.Item, o.Repeat}
+		if o.Error != "" {
+			l.Failed[k] = o
+			continue
+		}
+		delete(l.Failed, k)
+		if o.CallID != "" {
+			l.Answers[o.CallID] = o.Answer
 		}
 	}
-	return out, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("results: %w", err)
+	}
+	return l, nil
 }
