@@ -64,8 +64,23 @@ func (b *Bar) Done(o Outcome) {
 	if b.total > 0 {
 		tenth = b.done * 10 / b.total
 	}
-	if now.Sub(b.drawn) >= b.Every || tenth > b.lastTenth {
+	if tenth > b.lastTenth {
 		b.drawn, b.lastTenth = now, tenth
+		fmt.Fprintln(b.W, "sweep: "+b.status())
+	}
+}
+
+// Tick redraws the bar (on a terminal) or prints a line when Every has
+// passed since the last one, so waits for rate limits and retries show.
+func (b *Bar) Tick() {
+	now := b.Now()
+	if b.TTY {
+		b.drawn = now
+		b.draw()
+		return
+	}
+	if now.Sub(b.drawn) >= b.Every {
+		b.drawn = now
 		fmt.Fprintln(b.W, "sweep: "+b.status())
 	}
 }

@@ -42,7 +42,8 @@ type Reader interface {
 }
 
 // Progress hears about a sweep as it goes. Calls come from many goroutines
-// and are serialised by the Runner.
+// and are serialised by the Runner. A Progress with a Tick method also
+// gets it called every second.
 type Progress interface {
 	// Start announces the units to send now and those already done.
 	Start(total, skipped int)
@@ -140,6 +141,25 @@ func (r *Runner) Run(parent context.Context) ([]Outcome, error) {
 	if r.Progress != nil {
 		r.Progress.Start(len(todo), skipped)
 		defer r.Progress.Finish()
+		if t, ok := r.Progress.(interface{ Tick() }); ok {
+			quit, ticking := make(chan struct{}), make(chan struct{})
+			defer func() { close(quit); <-ticking }() // before Finish
+			go func() {
+				defer close(ticking)
+				tick := time.NewTicker(time.Second)
+				defer tick.Stop()
+				for {
+					select {
+					case <-quit:
+						return
+					case <-tick.C:
+						r.mu.Lock()
+						t.Tick()
+						r.mu.Unlock()
+					}
+				}
+			}()
+		}
 	}
 	opts := []option.RequestOption{option.WithBaseURL(strings.TrimRight(r.BaseURL, "/") + "/"), option.WithAPIKey(r.APIKey), option.WithMaxRetries(0)}
 	if r.HTTPClient != nil {
