@@ -27,6 +27,7 @@ type Recorder struct {
 	store   Writer
 	cfg     RecorderConfig
 	queue   chan *Call
+	full    chan struct{} // a full batch is waiting in queue
 	closing chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -71,6 +72,7 @@ func NewRecorder(store Writer, cfg RecorderConfig) *Recorder {
 		store:   store,
 		cfg:     cfg,
 		queue:   make(chan *Call, cfg.QueueSize),
+		full:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -91,6 +93,15 @@ func (r *Recorder) Record(c *Call) {
 	}
 	select {
 	case r.queue <- c:
+		// The writer lets a batch gather in the queue rather than taking
+		// calls one by one (which would wake it for each): say when a
+		// full batch is waiting.
+		if len(r.queue) >= r.cfg.BatchSize-1 {
+			select {
+			case r.full <- struct{}{}:
+			default:
+			}
+		}
 	default:
 		r.drop(c, DropQueueFull)
 	}
@@ -161,20 +172,28 @@ func (r *Recorder) run() {
 			}
 			return
 		}
-		// Group commit: gather more until the batch is full or BatchWait passes.
-		timer.Reset(r.cfg.BatchWait)
-	gather:
-		for len(batch) < r.cfg.BatchSize {
+		// Group commit: let more calls queue up until a batch is full or
+		// BatchWait passes, then take them. Record does not wake this
+		// goroutine for each call meanwhile, only when a batch is full.
+		need := r.cfg.BatchSize - 1
+		if len(r.queue) < need {
 			select {
-			case c := <-r.queue:
-				batch = append(batch, c)
-			case <-timer.C:
-				break gather
-			case <-r.closing:
-				break gather
+			case <-r.full: // left from an earlier batch
+			default:
+			}
+			if len(r.queue) < need {
+				timer.Reset(r.cfg.BatchWait)
+				select {
+				case <-timer.C:
+				case <-r.full:
+				case <-r.closing:
+				}
+				timer.Stop()
 			}
 		}
-		timer.Stop()
+		for len(batch) < r.cfg.BatchSize && len(r.queue) > 0 {
+			batch = append(batch, <-r.queue) // only this goroutine receives
+		}
 		r.write(batch, false)
 		if r.cfg.OnQueueSize != nil {
 			r.cfg.OnQueueSize(len(r.queue))
