@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,11 +51,10 @@ type benchTarget struct{ name, url string }
 // "recorded" (the gateway as serve wires it: Prometheus metrics, pricing and
 // a Recorder queueing to a store that discards the batches).
 //
-// rpTransport is the reverse proxy's transport: nil keeps
-// http.DefaultTransport (2 idle connections per host), which is fine for one
-// client at a time; a concurrent benchmark passes gateway.NewTransport() so
-// the floor does not churn connections.
-func benchTargets(b *testing.B, rpTransport http.RoundTripper) []benchTarget {
+// The reverse proxy sends with the gateway's default transport, so both keep
+// as many connections alive as their clients use (http.DefaultTransport
+// keeps 2 per host, and is shared with every httptest.Server's Close).
+func benchTargets(b *testing.B) []benchTarget {
 	up := httptest.NewServer(sim.New(sim.Config{}))
 	b.Cleanup(up.Close)
 	gw, err := gateway.New(gateway.Config{Upstream: up.URL + "/v1", Sink: llmscope.SinkFunc(func(*llmscope.Call) {})})
@@ -83,7 +84,7 @@ func benchTargets(b *testing.B, rpTransport http.RoundTripper) []benchTarget {
 	upURL, _ := url.Parse(up.URL)
 	rp := httputil.NewSingleHostReverseProxy(upURL)
 	rp.FlushInterval = -1
-	rp.Transport = rpTransport
+	rp.Transport = gateway.NewTransport()
 	bare := httptest.NewServer(rp)
 	b.Cleanup(bare.Close)
 	return []benchTarget{{"direct", up.URL}, {"reverseproxy", bare.URL}, {"gateway", front.URL}, {"recorded", recorded.URL}}
@@ -124,7 +125,7 @@ func reportPercentiles(b *testing.B, prefix string, d []time.Duration) {
 // run in this process). p50-ns and p99-ns are percentiles of the requests'
 // own durations.
 func BenchmarkProxy(b *testing.B) {
-	targets := benchTargets(b, nil)
+	targets := benchTargets(b)
 	hc := benchClient()
 	for _, kind := range benchKinds {
 		for _, target := range targets {
@@ -147,11 +148,10 @@ func BenchmarkProxy(b *testing.B) {
 
 // BenchmarkProxyParallel measures throughput with 16 concurrent clients
 // (ns/op is the inverse of it; req/s says it directly) for the same targets
-// as BenchmarkProxy. The reverse proxy gets the gateway's transport here, so
-// the floor keeps its connections alive as the gateway does.
+// as BenchmarkProxy.
 func BenchmarkProxyParallel(b *testing.B) {
 	const clients = 16
-	targets := benchTargets(b, gateway.NewTransport())
+	targets := benchTargets(b)
 	hc := benchClient()
 	par := (clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0)
 	for _, kind := range benchKinds {
@@ -184,7 +184,7 @@ func BenchmarkProxyParallel(b *testing.B) {
 // reverse proxy adds; ttft-added-us is how much more time to first content
 // the recorded gateway adds than the reverse proxy, at the median.
 func BenchmarkProxyLatency(b *testing.B) {
-	targets := benchTargets(b, nil)
+	targets := benchTargets(b)
 	hc := benchClient()
 	for _, kind := range benchKinds {
 		b.Run(kind, func(b *testing.B) {
@@ -263,6 +263,55 @@ func pct(d []time.Duration, q float64) float64 {
 	}
 	slices.Sort(d)
 	return float64(d[min(len(d)-1, int(q*float64(len(d))))].Nanoseconds())
+}
+
+// BenchmarkProxyThroughput is BenchmarkProxyParallel with the targets
+// taking turns: each iteration sends every target 128 requests from 16
+// concurrent clients, the first target rotating, so the noise of a shared
+// machine falls on all of them alike. It reports each target's req/s and
+// throughput-x, the recorded gateway's throughput over the reverse proxy's.
+func BenchmarkProxyThroughput(b *testing.B) {
+	const clients, turn = 16, 128
+	targets := benchTargets(b)
+	hc := benchClient()
+	for _, kind := range benchKinds {
+		b.Run(kind, func(b *testing.B) {
+			body := []byte(benchBodies[kind])
+			busy := make([]time.Duration, len(targets))
+			n := 0
+			for b.Loop() {
+				for j := range targets {
+					i := (n + j) % len(targets)
+					var next atomic.Int64
+					var failed atomic.Value
+					var wg sync.WaitGroup
+					start := time.Now()
+					for range clients {
+						wg.Go(func() {
+							for next.Add(1) <= turn {
+								if err := fetch(hc, targets[i].url, body); err != nil {
+									failed.Store(err)
+									return
+								}
+							}
+						})
+					}
+					wg.Wait()
+					busy[i] += time.Since(start)
+					if err := failed.Load(); err != nil {
+						b.Fatalf("%s: %v", targets[i].name, err)
+					}
+				}
+				n++
+			}
+			rps := make([]float64, len(targets))
+			for i, t := range targets {
+				rps[i] = float64(n*turn) / busy[i].Seconds()
+				b.ReportMetric(rps[i], t.name+"-req/s")
+			}
+			b.ReportMetric(rps[3]/rps[1], "throughput-x")
+		})
+	}
 }
 
 // BenchmarkStreamTTFT measures the client-side time to the first content
