@@ -203,6 +203,9 @@ func (b *sseBody) end(err error) {
 	}
 	c.TTFTMS = ms(b.relay.TTFT())
 	b.x.finish(&b.relay.Stream.Response, b.relay.Work())
+	// b.err is set: Read and Close no longer touch the relay.
+	b.relay.Release()
+	b.relay = nil
 }
 
 // Close ends the stream; closed before its end, the call is recorded as
