@@ -97,29 +97,8 @@ const shallowSize = 4096
 // Below shallowSize bytes nesting cannot go deep enough to matter, so only
 // the validator runs (SSE chunks are that small).
 func validJSON(b []byte) bool {
-	if len(b) < shallowSize {
-		return gjson.ValidBytes(b)
-	}
-	depth, inStr, esc := 0, false, false
-	for _, c := range b {
-		switch {
-		case esc:
-			esc = false
-		case inStr:
-			if c == '\\' {
-				esc = true
-			} else if c == '"' {
-				inStr = false
-			}
-		case c == '"':
-			inStr = true
-		case c == '{' || c == '[':
-			if depth++; depth > MaxDepth {
-				return false
-			}
-		case c == '}' || c == ']':
-			depth--
-		}
+	if len(b) >= shallowSize && !shallow(b) {
+		return false
 	}
 	return gjson.ValidBytes(b)
 }

@@ -42,6 +42,52 @@ func (r *Response) addText(s string) {
 // ReadBody reads a non-streamed JSON response body of operation op. Bodies
 // that are not JSON leave r unchanged.
 func (r *Response) ReadBody(op string, body []byte) {
+	var scratch [16]member
+	ms, ok := scanDeep(body, scratch[:0])
+	if !ok {
+		r.readBodyGJSON(op, body) // not an object, or not JSON at all
+		return
+	}
+	// One pass found the top-level members; read the first of each name,
+	// as gjson's Get would.
+	var errv, model, usage, choices []byte
+	for i := range ms {
+		m := &ms[i]
+		v := body[m.v0:m.v1]
+		switch m.name(body) {
+		case "error":
+			errv = first(errv, v)
+		case "model":
+			model = first(model, v)
+		case "usage":
+			usage = first(usage, v)
+		case "choices":
+			choices = first(choices, v)
+		}
+	}
+	if isObject(errv) {
+		e := gjson.Parse(str(errv))
+		r.ErrorType = strings.Clone(e.Get("type").String())
+		r.ErrorCode = strings.Clone(e.Get("code").String())
+		return
+	}
+	if len(model) > 0 && model[0] == '"' {
+		r.Model = strings.Clone(stringValue(model))
+	}
+	if isObject(usage) {
+		r.readUsage(gjson.Result{Type: gjson.JSON, Raw: str(usage)})
+	}
+	switch op {
+	case llmscope.OpChat, llmscope.OpTextCompletion:
+		r.readChoices(op, gjson.Parse(str(choices)))
+	case llmscope.OpResponses:
+		r.readResponseObject(gjson.Parse(str(body)))
+	}
+}
+
+// readBodyGJSON is ReadBody with gjson alone: the way for bodies that are
+// not a JSON object, and the reference ReadBody is tested against.
+func (r *Response) readBodyGJSON(op string, body []byte) {
 	if !validJSON(body) {
 		return
 	}
@@ -56,8 +102,18 @@ func (r *Response) ReadBody(op string, body []byte) {
 	}
 	r.readUsage(root.Get("usage"))
 	switch op {
+	case llmscope.OpChat, llmscope.OpTextCompletion:
+		r.readChoices(op, root.Get("choices"))
+	case llmscope.OpResponses:
+		r.readResponseObject(root)
+	}
+}
+
+// readChoices reads the first of the choices of a chat or text completion.
+func (r *Response) readChoices(op string, choices gjson.Result) {
+	switch op {
 	case llmscope.OpChat:
-		root.Get("choices").ForEach(func(_, c gjson.Result) bool {
+		choices.ForEach(func(_, c gjson.Result) bool {
 			if r.FinishReason == "" {
 				r.FinishReason = strings.Clone(c.Get("finish_reason").Str)
 			}
@@ -65,13 +121,11 @@ func (r *Response) ReadBody(op string, body []byte) {
 			return false // the first choice speaks for the call
 		})
 	case llmscope.OpTextCompletion:
-		root.Get("choices").ForEach(func(_, c gjson.Result) bool {
+		choices.ForEach(func(_, c gjson.Result) bool {
 			r.FinishReason = strings.Clone(c.Get("finish_reason").Str)
 			r.addText(c.Get("text").Str)
 			return false
 		})
-	case llmscope.OpResponses:
-		r.readResponseObject(root)
 	}
 }
 

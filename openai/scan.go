@@ -51,7 +51,8 @@ func find(b []byte, ms []member, name string) []byte {
 // scanObject validates b exactly as gjson.ValidBytes does and, when b is a
 // JSON object, appends its top-level members to ms. ok is false when b is
 // not valid JSON or not an object: the caller then takes gjson's way.
-// Nesting is bounded by the caller (b is shorter than shallowSize).
+// Nesting is bounded by the caller (b is shorter than shallowSize, or
+// scanDeep checked it).
 func scanObject(b []byte, ms []member) (_ []member, ok bool) {
 	i := skipWS(b, 0)
 	if i == len(b) || b[i] != '{' {
@@ -99,6 +100,41 @@ func scanObject(b []byte, ms []member) (_ []member, ok bool) {
 	}
 	// b[i] is the closing brace; only white space may follow.
 	return ms, skipWS(b, i+1) == len(b)
+}
+
+// scanDeep is scanObject for JSON of any size: beyond shallowSize bytes it
+// first checks the nesting bound validJSON enforces.
+func scanDeep(b []byte, ms []member) ([]member, bool) {
+	if len(b) >= shallowSize && !shallow(b) {
+		return ms, false
+	}
+	return scanObject(b, ms)
+}
+
+// shallow reports whether b nests at most MaxDepth deep (strings aside).
+func shallow(b []byte) bool {
+	depth, inStr, esc := 0, false, false
+	for _, c := range b {
+		switch {
+		case esc:
+			esc = false
+		case inStr:
+			if c == '\\' {
+				esc = true
+			} else if c == '"' {
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '{' || c == '[':
+			if depth++; depth > MaxDepth {
+				return false
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return true
 }
 
 func skipWS(b []byte, i int) int {

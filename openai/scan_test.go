@@ -3,6 +3,7 @@ package openai
 import (
 	"bytes"
 	"io"
+	"os"
 	"reflect"
 	"testing"
 	"time"
@@ -226,4 +227,48 @@ func BenchmarkStripUsage(b *testing.B) {
 			}
 		}
 	})
+}
+
+// FuzzReadBodyFast checks that ReadBody's own scan reads any body exactly as
+// gjson does.
+func FuzzReadBodyFast(f *testing.F) {
+	seedFiles(f, "*.response.json")
+	for _, s := range scanSeeds {
+		f.Add([]byte(s))
+	}
+	f.Add([]byte(`{"choices":"x","model":"m","usage":{"prompt_tokens":1}}`))
+	f.Add([]byte(`{"choices":{"a":{"finish_reason":"stop","message":{"content":"hi"}}}}`))
+	f.Add([]byte(`{"choices":[{"message":{"content":"a"},"finish_reason":"stop"},{"message":{"content":"b"}}],"choices":[]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, op := range []string{llmscope.OpChat, llmscope.OpTextCompletion, llmscope.OpEmbeddings, llmscope.OpResponses} {
+			var fast, ref Response
+			fast.SetTextLimit(64)
+			ref.SetTextLimit(64)
+			fast.ReadBody(op, body)
+			ref.readBodyGJSON(op, body)
+			if got, want := factsOf(&fast), factsOf(&ref); !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s %q: %+v, gjson says %+v", op, body, got, want)
+			}
+		}
+	})
+}
+
+func BenchmarkReadBody(b *testing.B) {
+	body, err := os.ReadFile("testdata/chat.response.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		f    func(*Response, string, []byte)
+	}{{"scan", (*Response).ReadBody}, {"gjson", (*Response).readBodyGJSON}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var r Response
+				r.SetTextLimit(1 << 20)
+				c.f(&r, llmscope.OpChat, body)
+			}
+		})
+	}
 }
