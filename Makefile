@@ -6,7 +6,7 @@ BIN ?= bin/llmscope
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build serve test test-deps bench fuzz vet
+.PHONY: build serve test test-deps bench loadtest fuzz vet
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/llmscope
@@ -26,9 +26,16 @@ vet:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./gateway/ ./sqlite/ ./tokenizer/
 
+# The load harness: every scenario in one run, reports in bench/.
+loadtest: build
+	mkdir -p bench
+	./$(BIN) bench --json bench/bench.json --md bench/bench.md
+
 # Short fuzzing of every parser (FUZZTIME per target).
 FUZZTIME ?= 20s
 fuzz:
 	for f in FuzzParseRequest FuzzReadBody FuzzStream; do \
 		$(GO) test ./openai/ -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
 	$(GO) test ./tokenizer/ -run '^$$' -fuzz FuzzEncodeMatchesOracle -fuzztime $(FUZZTIME)
+	for f in FuzzParseSpec FuzzReadDataset; do \
+		$(GO) test ./sweep/ -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
