@@ -34,7 +34,36 @@ var benchBodies = map[string]string{
 	"stream_usage": `{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"temperature":0.7,"messages":[{"role":"user","content":"Say something short."}]}`,
 }
 
-var benchKinds = []string{"nonstream", "stream", "stream_usage"}
+var benchKinds = []string{"nonstream", "stream", "stream_usage", "nonstream_50k", "stream_50k"}
+
+func init() {
+	// Chat bodies with a 50 KB user message of prose (as the load harness
+	// sends): what the gateway does per byte of the request shows here.
+	prompt := benchProse(50 << 10)
+	benchBodies["nonstream_50k"] = `{"messages":[{"content":"You are a helpful assistant.","role":"system"},{"content":"` +
+		prompt + `","role":"user"}],"model":"gpt-4o-mini","temperature":0.7}`
+	benchBodies["stream_50k"] = `{"messages":[{"content":"You are a helpful assistant.","role":"system"},{"content":"` +
+		prompt + `","role":"user"}],"model":"gpt-4o-mini","stream":true,"temperature":0.7}`
+}
+
+// benchProse returns n bytes of deterministic English-like text.
+func benchProse(n int) string {
+	words := strings.Fields(`the quick brown fox jumps over a lazy dog while seven
+	engineers measure latency of every request through an observability
+	gateway and count tokens cost errors time to first token in a table`)
+	var b strings.Builder
+	x := uint32(2463534242)
+	for b.Len() < n {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(words[x%uint32(len(words))])
+	}
+	return b.String()[:n]
+}
 
 // discardWriter is a store that accepts every batch and keeps nothing.
 type discardWriter struct{}
@@ -214,7 +243,7 @@ func BenchmarkProxyLatency(b *testing.B) {
 			direct, rp, rec := 0, 1, 3
 			b.ReportMetric((p50(lat[rec])-p50(lat[direct]))/(p50(lat[rp])-p50(lat[direct])), "added-p50-x")
 			b.ReportMetric((p99(lat[rec])-p99(lat[direct]))/(p99(lat[rp])-p99(lat[direct])), "added-p99-x")
-			if kind != "nonstream" {
+			if !strings.HasPrefix(kind, "nonstream") {
 				for i, t := range targets {
 					b.ReportMetric(p50(ttft[i]), t.name+"-ttft-p50-ns")
 				}
@@ -444,11 +473,18 @@ func (d *discardResponse) Flush()                      {}
 // the simulator's answers. No sockets, so the figures are steadier than
 // BenchmarkProxy's on a busy machine; allocs/op are the handler's own.
 func BenchmarkHandler(b *testing.B) {
-	injected, err := openai.InjectIncludeUsage([]byte(benchBodies["stream"]))
-	if err != nil {
-		b.Fatal(err)
+	bodies := []string{}
+	for _, kind := range benchKinds {
+		bodies = append(bodies, benchBodies[kind])
+		if strings.Contains(benchBodies[kind], `"stream":true`) && !strings.Contains(benchBodies[kind], "include_usage") {
+			injected, err := openai.InjectIncludeUsage([]byte(benchBodies[kind]))
+			if err != nil {
+				b.Fatal(err)
+			}
+			bodies = append(bodies, string(injected))
+		}
 	}
-	up := newCannedUpstream(b, benchBodies["nonstream"], benchBodies["stream"], benchBodies["stream_usage"], string(injected))
+	up := newCannedUpstream(b, bodies...)
 	var rec *llmscope.Recorder
 	metrics := prom.New(func() int { return rec.QueueDepth() })
 	rec = llmscope.NewRecorder(discardWriter{}, llmscope.RecorderConfig{OnDrop: metrics.Dropped})

@@ -20,7 +20,8 @@ type exchange struct {
 	call     *llmscope.Call
 	t0       time.Time
 	overhead time.Duration // time llmscope itself spent
-	body     *bytes.Buffer // request body (pooled)
+	body     *bytes.Buffer // holds the request body (pooled)
+	sent     []byte        // the body as sent upstream: in body's memory, or (rarely) its own
 	req      openai.Request
 	injected bool // llmscope added stream_options.include_usage
 	resp     openai.Response
@@ -154,30 +155,33 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, x *exchange) 
 	}
 	x.body = bufPool.Get().(*bytes.Buffer)
 	if r.ContentLength > 0 {
-		x.body.Grow(int(r.ContentLength))
+		// Room for the body, for ReadFrom's last read (which finds EOF; without
+		// the room it would double the buffer first) and for the usage
+		// injection, so the body is read into one buffer and never copied.
+		x.body.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
 	t := time.Now()
 	_, err := x.body.ReadFrom(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
 	x.overhead -= time.Since(t) // receiving the body is the client's time, not ours
+	x.sent = x.body.Bytes()
 	if err != nil {
 		return err
 	}
 	if x.call.Operation == llmscope.OpModels || x.call.Operation == llmscope.OpOther && x.body.Len() == 0 {
 		return nil
 	}
-	x.req = openai.ParseRequest(x.body.Bytes())
+	x.req = openai.ParseRequest(x.sent)
 	c := x.call
 	c.RequestModel = x.req.Model
 	c.Stream = x.req.Stream
 	c.Params = x.req.Params
 	if g.cfg.Capture && x.req.Valid {
-		c.Input = openai.CaptureInput(x.body.Bytes(), g.cfg.CaptureMaxBytes)
+		c.Input = openai.CaptureInput(x.sent, g.cfg.CaptureMaxBytes)
 	}
 	if x.req.Stream && !x.req.IncludeUsage && !g.cfg.DisableUsageInjection &&
 		(c.Operation == llmscope.OpChat || c.Operation == llmscope.OpTextCompletion) {
-		if b, err := openai.InjectIncludeUsage(x.body.Bytes()); err == nil {
-			x.body.Reset()
-			x.body.Write(b)
+		if b, err := x.req.InjectUsage(x.sent); err == nil {
+			x.sent = b // x.body must not be written to any more
 			x.injected = true
 		}
 	}
@@ -194,14 +198,14 @@ func (g *Gateway) upstreamRequest(r *http.Request, x *exchange) (*http.Request, 
 	}
 	var body io.Reader = http.NoBody
 	if x.body != nil {
-		body = bytes.NewReader(x.body.Bytes())
+		body = bytes.NewReader(x.sent)
 	}
 	up, err := http.NewRequestWithContext(r.Context(), r.Method, target, body)
 	if err != nil {
 		return nil, err
 	}
 	if x.body != nil {
-		up.ContentLength = int64(x.body.Len())
+		up.ContentLength = int64(len(x.sent))
 	}
 	for k, vs := range r.Header {
 		if hopByHop(k) || k == "Accept-Encoding" || strings.HasPrefix(k, "X-Llmscope-") {
@@ -324,11 +328,7 @@ func (g *Gateway) finish(x *exchange) {
 	c := x.call
 	c.DurationMS = ms(time.Since(x.t0))
 	c.OverheadMS = ms(max(x.overhead, 0))
-	var body []byte
-	if x.body != nil {
-		body = x.body.Bytes()
-	}
-	g.fin.Finish(c, x.req, body, &x.resp)
+	g.fin.Finish(c, x.req, x.sent, &x.resp)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }

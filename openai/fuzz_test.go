@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"llmscope"
@@ -29,9 +30,22 @@ func FuzzParseRequest(f *testing.F) {
 		if !bytes.Equal(body, orig) {
 			t.Fatal("ParseRequest changed its input")
 		}
+		want := parseRequestGJSON(body)
+		if r.brace = 0; !reflect.DeepEqual(r, want) {
+			t.Fatalf("ParseRequest(%q) = %+v, gjson's way gives %+v", body, r, want)
+		}
+		r = ParseRequest(body)
 		if r.Stream && !r.IncludeUsage {
-			if out, err := InjectIncludeUsage(body); err == nil && !ParseRequest(out).IncludeUsage {
+			out, err := InjectIncludeUsage(body)
+			if err == nil && !ParseRequest(out).IncludeUsage {
 				t.Fatalf("injection did not take: %s", out)
+			}
+			// The splice must give sjson's bytes, in place or not.
+			for _, in := range [][]byte{bytes.Clone(body), append(bytes.Clone(body), make([]byte, 64)...)[:len(body)]} {
+				got, gerr := r.InjectUsage(in)
+				if (gerr == nil) != (err == nil) || !bytes.Equal(got, out) {
+					t.Fatalf("InjectUsage(%q) = %q, %v; sjson gives %q, %v", body, got, gerr, out, err)
+				}
 			}
 		}
 		_ = EstimateInputTokens(llmscope.OpChat, "gpt-4o", body)

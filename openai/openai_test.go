@@ -214,6 +214,53 @@ func TestInjectIncludeUsage(t *testing.T) {
 		if r := ParseRequest(got); !r.IncludeUsage {
 			t.Errorf("injected body does not parse as include_usage: %s", got)
 		}
+		r := ParseRequest([]byte(in))
+		if got, err := r.InjectUsage([]byte(in)); err != nil || string(got) != want {
+			t.Errorf("InjectUsage(%s) = %s, %v; want %s", in, got, err, want)
+		}
+	}
+}
+
+// TestInjectUsageSplice checks that the splice gives sjson's bytes around
+// white space and escaped keys, and for a large body appended in place.
+func TestInjectUsageSplice(t *testing.T) {
+	big := `{"messages":[{"role":"user","content":"` + strings.Repeat("prose and more ", 4000) + `"}],"stream":true}`
+	for _, in := range []string{
+		`{"stream":true}`, `{"stream":true} `, " \n{\"stream\":true}\t", `{"stream":true ,"a":{"b":"}"} }` + "\r\n",
+		`{"stream":true,"stream\u005foptions":{}}`, `{"stream":true,"stream_options":null}`, big, big + "\n",
+	} {
+		want, werr := InjectIncludeUsage([]byte(in))
+		r := ParseRequest([]byte(in))
+		body := append([]byte(in), make([]byte, 64)...)[:len(in)]
+		got, err := r.InjectUsage(body)
+		if (err == nil) != (werr == nil) || !bytes.Equal(got, want) {
+			t.Errorf("InjectUsage(%.60q) = %.60q, %v; sjson gives %.60q, %v", in, got, err, want, werr)
+		}
+		if len(in) == len(big) && &got[0] != &body[0] {
+			t.Error("a body with room was copied")
+		}
+	}
+}
+
+// TestParseRequestDepth checks the one-pass validation against the old way
+// at the nesting bound, for bodies above and below shallowSize.
+func TestParseRequestDepth(t *testing.T) {
+	pad := strings.Repeat(" ", shallowSize)
+	for _, depth := range []int{MaxDepth - 1, MaxDepth, MaxDepth + 1, 2 * MaxDepth} {
+		nest := strings.Repeat("[", depth-1) + strings.Repeat("]", depth-1)
+		for _, body := range []string{
+			`{"model":"m","a":` + nest + `}`,
+			`{"model":"m","a":` + nest + `,"pad":"` + pad + `"}`,
+			`{"model":"m","a":` + strings.Repeat(`{"b":`, depth-1) + "1" + strings.Repeat("}", depth-1) + `,"pad":"` + pad + `"}`,
+		} {
+			got, want := ParseRequest([]byte(body)), parseRequestGJSON([]byte(body))
+			if got.Valid != want.Valid || got.Model != want.Model {
+				t.Errorf("depth %d, %d bytes: valid %v, want %v", depth, len(body), got.Valid, want.Valid)
+			}
+			if wantValid := depth <= MaxDepth || len(body) < shallowSize; got.Valid != wantValid {
+				t.Errorf("depth %d, %d bytes: valid %v", depth, len(body), got.Valid)
+			}
+		}
 	}
 }
 

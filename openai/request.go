@@ -22,6 +22,11 @@ type Request struct {
 	Stream       bool
 	IncludeUsage bool // stream_options.include_usage is true
 	Params       llmscope.Params
+
+	// brace is the index of the body's closing brace when InjectUsage may
+	// splice there: the body starts with its '{', has members and none named
+	// stream_options. 0 otherwise.
+	brace int
 }
 
 // Operation returns the operation name of an API path such as
@@ -108,22 +113,36 @@ func validJSON(b []byte) bool {
 // Request with Valid false and nothing else set.
 func ParseRequest(body []byte) Request {
 	var r Request
-	if !validJSON(body) {
-		return r
-	}
-	root := gjson.Parse(str(body))
-	if !root.IsObject() {
-		return r
+	var scratch [16]member
+	ms, ok := scanObject(body, scratch[:0])
+	if !ok {
+		return r // not JSON, or not an object
 	}
 	r.Valid = true
 	p := &r.Params
-	root.ForEach(func(key, v gjson.Result) bool {
-		switch key.Str {
+	streamOptions := false
+	// Every member in order, the last of a name winning (as gjson's ForEach
+	// assigning each would). Only small values are parsed further.
+	for i := range ms {
+		m := &ms[i]
+		raw := body[m.v0:m.v1]
+		name := m.name(body)
+		switch name {
+		case "model", "stream", "stream_options", "temperature", "top_p", "max_tokens", "max_completion_tokens",
+			"max_output_tokens", "n", "seed", "stop", "presence_penalty", "frequency_penalty", "response_format",
+			"text", "tools", "tool_choice", "parallel_tool_calls", "reasoning_effort", "reasoning", "logprobs",
+			"top_logprobs", "user", "dimensions", "encoding_format", "service_tier":
+		default:
+			continue // messages, input, prompt: never looked into
+		}
+		v := value(raw)
+		switch name {
 		case "model":
 			r.Model = strings.Clone(v.Str)
 		case "stream":
 			r.Stream = v.Type == gjson.True
 		case "stream_options":
+			streamOptions = true
 			r.IncludeUsage = v.Get("include_usage").Type == gjson.True
 		case "temperature":
 			p.Temperature = float(v)
@@ -175,9 +194,20 @@ func ParseRequest(body []byte) Request {
 		case "service_tier":
 			p.ServiceTier = strings.Clone(v.Str)
 		}
-		return true
-	})
+	}
+	if body[0] == '{' && len(ms) > 0 && !streamOptions {
+		r.brace = len(body) - 1
+		for body[r.brace] != '}' {
+			r.brace--
+		}
+	}
 	return r
+}
+
+// value is the gjson.Result of the valid JSON value raw, as gjson's
+// ForEach gives a member's value. It shares raw's memory.
+func value(raw []byte) gjson.Result {
+	return gjson.Parse(str(raw))
 }
 
 func float(v gjson.Result) *float64 {
@@ -236,6 +266,24 @@ func toolChoice(v gjson.Result) string {
 // true, for a streaming request whose client did not ask for usage.
 func InjectIncludeUsage(body []byte) ([]byte, error) {
 	return sjson.SetBytesOptions(body, "stream_options.include_usage", true, &sjson.Options{Optimistic: true})
+}
+
+// includeUsage is the member InjectIncludeUsage adds to an object without
+// stream_options, with the comma before it and the closing brace after it.
+const includeUsage = `,"stream_options":{"include_usage":true}}`
+
+// InjectUsage returns the bytes InjectIncludeUsage(body) returns, for the
+// body r was parsed from. In the usual case (no stream_options member) it
+// rewrites only what follows the body's last member, appending in place
+// when cap(body) leaves room, so the result may share body's memory and
+// body must not be used afterwards.
+func (r *Request) InjectUsage(body []byte) ([]byte, error) {
+	if r.brace <= 0 || r.brace >= len(body) || body[r.brace] != '}' {
+		return InjectIncludeUsage(body)
+	}
+	// sjson drops the white space around the object and adds the member
+	// before its closing brace.
+	return append(body[:r.brace], includeUsage...), nil
 }
 
 // CaptureInput returns the raw JSON of what a request asks the model about

@@ -1,6 +1,8 @@
 package openai
 
 import (
+	"encoding/binary"
+
 	"github.com/tidwall/gjson"
 )
 
@@ -48,15 +50,19 @@ func find(b []byte, ms []member, name string) []byte {
 	return nil
 }
 
-// scanObject validates b exactly as gjson.ValidBytes does and, when b is a
+// scanObject validates b as validJSON does (gjson.ValidBytes, nested at
+// most MaxDepth deep when b is shallowSize bytes or more) and, when b is a
 // JSON object, appends its top-level members to ms. ok is false when b is
-// not valid JSON or not an object: the caller then takes gjson's way.
-// Nesting is bounded by the caller (b is shorter than shallowSize, or
-// scanDeep checked it).
+// not valid JSON or not an object: the caller then takes gjson's way. It
+// reads b once, whatever its size.
 func scanObject(b []byte, ms []member) (_ []member, ok bool) {
 	i := skipWS(b, 0)
 	if i == len(b) || b[i] != '{' {
 		return ms, false
+	}
+	room := len(b) // below shallowSize, nesting is not bounded (as validJSON)
+	if len(b) >= shallowSize {
+		room = MaxDepth - 1 // levels that may open inside this object
 	}
 	i = skipWS(b, i+1)
 	if i == len(b) {
@@ -79,7 +85,7 @@ func scanObject(b []byte, ms []member) (_ []member, ok bool) {
 				return ms, false
 			}
 			m.v0 = i
-			if i, ok = validValue(b, i); !ok {
+			if i, ok = validValue(b, i, room); !ok {
 				return ms, false
 			}
 			m.v1 = i
@@ -102,14 +108,8 @@ func scanObject(b []byte, ms []member) (_ []member, ok bool) {
 	return ms, skipWS(b, i+1) == len(b)
 }
 
-// scanDeep is scanObject for JSON of any size: beyond shallowSize bytes it
-// first checks the nesting bound validJSON enforces.
-func scanDeep(b []byte, ms []member) ([]member, bool) {
-	if len(b) >= shallowSize && !shallow(b) {
-		return ms, false
-	}
-	return scanObject(b, ms)
-}
+// scanDeep is scanObject (which bounds nesting itself).
+func scanDeep(b []byte, ms []member) ([]member, bool) { return scanObject(b, ms) }
 
 // shallow reports whether b nests at most MaxDepth deep (strings aside).
 func shallow(b []byte) bool {
@@ -145,13 +145,20 @@ func skipWS(b []byte, i int) int {
 }
 
 // validValue validates the JSON value starting at b[i] (not white space)
-// and returns the index just past it. It follows gjson's validator.
-func validValue(b []byte, i int) (int, bool) {
+// and returns the index just past it. It follows gjson's validator; room is
+// how many levels of objects and arrays may still open.
+func validValue(b []byte, i, room int) (int, bool) {
 	switch b[i] {
 	case '{':
-		return validObject(b, i+1)
+		if room == 0 {
+			return i, false
+		}
+		return validObject(b, i+1, room-1)
 	case '[':
-		return validArray(b, i+1)
+		if room == 0 {
+			return i, false
+		}
+		return validArray(b, i+1, room-1)
 	case '"':
 		i, _, ok := validString(b, i+1)
 		return i, ok
@@ -168,7 +175,7 @@ func validValue(b []byte, i int) (int, bool) {
 }
 
 // validObject validates an object whose opening brace is just before b[i].
-func validObject(b []byte, i int) (int, bool) {
+func validObject(b []byte, i, room int) (int, bool) {
 	var ok bool
 	if i = skipWS(b, i); i == len(b) {
 		return i, false
@@ -189,7 +196,7 @@ func validObject(b []byte, i int) (int, bool) {
 		if i = skipWS(b, i+1); i == len(b) {
 			return i, false
 		}
-		if i, ok = validValue(b, i); !ok {
+		if i, ok = validValue(b, i, room); !ok {
 			return i, false
 		}
 		if i = skipWS(b, i); i == len(b) {
@@ -208,7 +215,7 @@ func validObject(b []byte, i int) (int, bool) {
 }
 
 // validArray validates an array whose opening bracket is just before b[i].
-func validArray(b []byte, i int) (int, bool) {
+func validArray(b []byte, i, room int) (int, bool) {
 	var ok bool
 	if i = skipWS(b, i); i == len(b) {
 		return i, false
@@ -217,7 +224,7 @@ func validArray(b []byte, i int) (int, bool) {
 		return i + 1, true
 	}
 	for {
-		if i, ok = validValue(b, i); !ok {
+		if i, ok = validValue(b, i, room); !ok {
 			return i, false
 		}
 		if i = skipWS(b, i); i == len(b) {
@@ -241,9 +248,7 @@ func validArray(b []byte, i int) (int, bool) {
 func validString(b []byte, i int) (int, bool, bool) {
 	esc := false
 	for {
-		for i < len(b) && plain[b[i]] {
-			i++
-		}
+		i = plainRun(b, i)
 		if i == len(b) {
 			return i, esc, false
 		}
@@ -280,6 +285,27 @@ var plain = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// plainRun returns the index of the first byte at or after b[i] that does
+// not stand for itself inside a JSON string (a quote, a backslash or a
+// control character), or len(b). It reads eight bytes at a time, so the
+// long strings of a prompt cost little.
+func plainRun(b []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(b); i += 8 {
+		v := binary.LittleEndian.Uint64(b[i:])
+		q, s := v^(ones*'"'), v^(ones*'\\')
+		// A byte of v below 0x20, or a zero byte of q or s, sets its high bit
+		// here (no false positives for the word as a whole).
+		if ((v-ones*0x20)&^v|(q-ones)&^q|(s-ones)&^s)&highs != 0 {
+			break
+		}
+	}
+	for i < len(b) && plain[b[i]] {
+		i++
+	}
+	return i
+}
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
@@ -362,9 +388,7 @@ func members(obj []byte, ms []member) ([]member, int) {
 func stringEnd(b []byte, i int) (int, bool) {
 	esc := false
 	for {
-		for plain[b[i]] {
-			i++
-		}
+		i = plainRun(b, i)
 		if b[i] == '"' {
 			return i + 1, esc
 		}

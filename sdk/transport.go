@@ -88,7 +88,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			c.Input = openai.CaptureInput(body, cfg.CaptureMaxBytes)
 		}
 		if pr.Stream && !pr.IncludeUsage && !cfg.DisableUsageInjection && (op == llmscope.OpChat || op == llmscope.OpTextCompletion) {
-			if b, err := openai.InjectIncludeUsage(body); err == nil {
+			if b, err := pr.InjectUsage(body); err == nil {
 				body, injected = b, true
 			}
 		}
