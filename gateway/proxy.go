@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"llmscope"
@@ -21,6 +22,7 @@ type exchange struct {
 	t0       time.Time
 	overhead time.Duration // time llmscope itself spent
 	body     *bytes.Buffer // holds the request body (pooled)
+	upBody   *sentBody     // the body as handed to the transport
 	sent     []byte        // the body as sent upstream: in body's memory, or (rarely) its own
 	req      openai.Request
 	injected bool // llmscope added stream_options.include_usage
@@ -35,6 +37,19 @@ var (
 // maxPooled keeps huge buffers out of the pool so one large request does not
 // pin its memory for the life of the process.
 const maxPooled = 1 << 20
+
+// sentBody is a request body that tells when the transport is done with it:
+// the transport closes a request body once it has sent it or given up.
+type sentBody struct {
+	*bytes.Reader
+	closed atomic.Bool
+}
+
+// Close implements io.Closer.
+func (b *sentBody) Close() error {
+	b.closed.Store(true)
+	return nil
+}
 
 func putBuf(b *bytes.Buffer) {
 	if b != nil && b.Cap() <= maxPooled {
@@ -61,7 +76,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.call = c
 	openai.ReadLabels(r.Header, c)
 	w.Header().Set(HeaderCallID, c.ID)
-	defer func() { putBuf(x.body) }()
+	defer func() {
+		// The transport may still be sending the body after RoundTrip
+		// returned (an upstream that answered before reading it all);
+		// until it has closed it, the buffer is not ours to reuse.
+		if x.upBody == nil || x.upBody.closed.Load() {
+			putBuf(x.body)
+		}
+	}()
 
 	if passedThrough(r.Header.Get(HeaderVia), g.id) {
 		g.fail(w, x, http.StatusLoopDetected, "invalid_request_error", "loop_detected",
@@ -198,7 +220,8 @@ func (g *Gateway) upstreamRequest(r *http.Request, x *exchange) (*http.Request, 
 	}
 	var body io.Reader = http.NoBody
 	if x.body != nil {
-		body = bytes.NewReader(x.sent)
+		x.upBody = &sentBody{Reader: bytes.NewReader(x.sent)}
+		body = x.upBody
 	}
 	up, err := http.NewRequestWithContext(r.Context(), r.Method, target, body)
 	if err != nil {
