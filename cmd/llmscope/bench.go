@@ -43,6 +43,7 @@ type benchOptions struct {
 	soakScenario                      string
 	simTTFT, simTPS                   string
 	mlflow, jsonOut, mdOut            string
+	serveFlags                        []string
 }
 
 func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
@@ -66,10 +67,11 @@ func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
 	maxInFlight := s.str("max-inflight", "", "1024", "open loop: most requests in flight; later ones wait, their wait counted")
 	timeout := s.str("timeout", "", "30s", "per-request timeout")
 	settle := s.str("settle-limit", "", "10s", "longest wait for the processes to go idle around a phase")
+	serveFlags := s.str("serve-flags", "", "", `extra flags for the gateway's serve, space-separated (e.g. "--pprof" to profile it at /debug/pprof/)`)
 	if err := s.parse(args); err != nil {
 		return nil, err
 	}
-	o := &benchOptions{simTTFT: simTTFT.val, simTPS: simTPS.val, mlflow: mlflow.val, jsonOut: jsonOut.val, mdOut: mdOut.val, soakScenario: soakScenario.val}
+	o := &benchOptions{serveFlags: strings.Fields(serveFlags.val), simTTFT: simTTFT.val, simTPS: simTPS.val, mlflow: mlflow.val, jsonOut: jsonOut.val, mdOut: mdOut.val, soakScenario: soakScenario.val}
 	var err error
 	for _, d := range []struct {
 		opt *option
@@ -302,6 +304,7 @@ func benchRig(ctx context.Context, o *benchOptions, stderr io.Writer) (*rig, err
 		case scnGateway, scnGatewayExp:
 			db := filepath.Join(dir, strings.ReplaceAll(scn, "+", "-")+".db")
 			args := []string{"serve", "--addr", "127.0.0.1:0", "--db", db, "--upstream", simURL, "--log-level", "warn"}
+			args = append(args, o.serveFlags...)
 			if scn == scnGatewayExp {
 				if r.sink == nil {
 					if err := r.startSink(); err != nil {

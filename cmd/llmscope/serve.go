@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"strings"
@@ -33,7 +34,7 @@ type serveOptions struct {
 	capture, captureMax, maxBody, queue, shutdown *option
 	prices, injectUsage, upstreamTimeout          *option
 	mlflowURI, otlpEndpoint, runIdle              *option
-	metricsAddr, modelCap                         *option
+	metricsAddr, modelCap, pprof                  *option
 	simTTFT, simTPS, logLevel, logFormat          *option
 }
 
@@ -56,6 +57,7 @@ func newServeOptions(stderr io.Writer) *serveOptions {
 	o.otlpEndpoint = s.str("otlp-endpoint", "LLMSCOPE_OTLP_ENDPOINT", "", "OTLP/HTTP traces endpoint of an OpenTelemetry collector (default from OTEL_EXPORTER_OTLP_ENDPOINT)")
 	o.runIdle = s.str("run-idle", "LLMSCOPE_RUN_IDLE", "5m", "a named run ends (summary metrics, FINISHED) after this long without calls")
 	o.metricsAddr = s.str("metrics-addr", "LLMSCOPE_METRICS_ADDR", "", "also serve /metrics on this address (it is always on --addr)")
+	o.pprof = s.boolean("pprof", "LLMSCOPE_PPROF", false, "serve Go's profiler at /debug/pprof/ on --addr (for performance work; off by default)")
 	o.modelCap = s.str("model-label-cap", "LLMSCOPE_MODEL_LABEL_CAP", "100", "distinct model label values in metrics; more become \"other\"")
 	o.shutdown = s.str("shutdown-timeout", "LLMSCOPE_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for requests in flight")
 	o.simTTFT = s.str("sim-ttft", "LLMSCOPE_SIM_TTFT", "0s", "built-in simulator: delay before the first token")
@@ -200,6 +202,13 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	mux.Handle("/v1/", gw)
 	mux.Handle("GET /metrics", metrics.Handler())
 	mux.Handle("/", web.New(store, health, logger.With("component", "web")))
+	if o.pprof.val == "true" {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	}
 
 	ln, err := net.Listen("tcp", o.addr.val)
 	if err != nil {
