@@ -125,6 +125,8 @@ type SpecError struct {
 	Line  int
 	Field string
 	Msg   string
+
+	index int // 1 + the index of the bad element of a list field, or 0
 }
 
 func (e *SpecError) Error() string {
@@ -286,9 +288,10 @@ func contains(n *yaml.Node, line int) bool {
 	return false
 }
 
-// lineOf returns the line of the dotted field in root, or of its closest
+// lineOf returns the line of the dotted field in root (of its element at
+// index, when index >= 0 and the field is a list), or of its closest
 // existing parent, or 0.
-func lineOf(root *yaml.Node, field string) int {
+func lineOf(root *yaml.Node, field string, index int) int {
 	n, line := root, 0
 	for _, part := range strings.Split(field, ".") {
 		found := false
@@ -299,8 +302,11 @@ func lineOf(root *yaml.Node, field string) int {
 			}
 		}
 		if !found {
-			break
+			return line
 		}
+	}
+	if index >= 0 && n.Kind == yaml.SequenceNode && index < len(n.Content) {
+		return n.Content[index].Line
 	}
 	return line
 }
@@ -312,7 +318,7 @@ func (s *Spec) Check() error {
 	err := s.check()
 	var se *SpecError
 	if errors.As(err, &se) && s.root != nil && !s.overridden(se.Field) {
-		se.File, se.Line = s.file, lineOf(s.root, se.Field)
+		se.File, se.Line = s.file, lineOf(s.root, se.Field, se.index-1)
 	}
 	return err
 }
@@ -350,24 +356,30 @@ func (s *Spec) check() error {
 	if len(s.Grid.Model) == 0 {
 		return bad("grid.model", "missing: at least one model")
 	}
-	for _, m := range s.Grid.Model {
+	// A bad value of a list is blamed on its own line.
+	badAt := func(field string, i int, format string, a ...any) error {
+		err := bad(field, format, a...).(*SpecError)
+		err.index = i + 1
+		return err
+	}
+	for i, m := range s.Grid.Model {
 		if m == "" || strings.ContainsAny(m, "\r\n") {
-			return bad("grid.model", "%q is not a model name", m)
+			return badAt("grid.model", i, "%q is not a model name", m)
 		}
 	}
-	for _, t := range s.Grid.Temperature {
+	for i, t := range s.Grid.Temperature {
 		if !(t >= 0 && t <= 2) { // NaN too
-			return bad("grid.temperature", "%g is outside 0 to 2", t)
+			return badAt("grid.temperature", i, "%g is outside 0 to 2", t)
 		}
 	}
-	for _, p := range s.Grid.TopP {
+	for i, p := range s.Grid.TopP {
 		if !(p >= 0 && p <= 1) {
-			return bad("grid.top_p", "%g is outside 0 to 1", p)
+			return badAt("grid.top_p", i, "%g is outside 0 to 1", p)
 		}
 	}
-	for _, m := range s.Grid.MaxTokens {
+	for i, m := range s.Grid.MaxTokens {
 		if m <= 0 {
-			return bad("grid.max_tokens", "%d is not a positive number of tokens", m)
+			return badAt("grid.max_tokens", i, "%d is not a positive number of tokens", m)
 		}
 	}
 	switch {

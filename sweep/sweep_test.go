@@ -28,6 +28,8 @@ func TestParseSpecErrorsNameFieldAndLine(t *testing.T) {
 		{"unknown key", "dataset: d.jsonl\ngrid:\n  model: [a]\n  temprature: [0]\n", "s.yaml:4: grid.temprature: unknown field"},
 		{"bad type", "dataset: d.jsonl\nrepeats: many\ngrid:\n  model: [a]\n", "s.yaml:2: repeats: cannot unmarshal"},
 		{"out of range", "dataset: d.jsonl\ngrid:\n  model: [a]\n  temperature: [0, 3]\n", "s.yaml:4: grid.temperature: 3 is outside 0 to 2"},
+		{"bad element on its line", "dataset: d.jsonl\ngrid:\n  model: [a]\n  top_p:\n    - 0.5\n    - 1.5\n", "s.yaml:6: grid.top_p: 1.5 is outside 0 to 1"},
+		{"second document", "dataset: d.jsonl\ngrid: {model: [a]}\n---\nname: x\n", "s.yaml:3: a second YAML document"},
 		{"no model", "dataset: d.jsonl\ngrid:\n  temperature: [0]\n", "s.yaml:2: grid.model: missing"},
 		{"no dataset", "grid:\n  model: [a]\n", "s.yaml: dataset: missing"},
 		{"bad scorer", "dataset: d.jsonl\ngrid: {model: [a]}\nscorer:\n  type: fuzzy\n", "s.yaml:4: scorer.type: \"fuzzy\" is not one of"},
