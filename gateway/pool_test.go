@@ -1,12 +1,14 @@
 package gateway_test
 
 import (
+	"bufio"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"llmscope/gateway"
 )
@@ -64,5 +66,55 @@ func TestBodyBufferNotReusedWhileSending(t *testing.T) {
 	wg.Wait()
 	if bad > 0 {
 		t.Errorf("%d requests reached the upstream with another request's bytes", bad)
+	}
+}
+
+// TestClientLeavingAfterDoneIsNotCancelled: a client that hangs up once it
+// has read data: [DONE] has the whole answer; the upstream ending a moment
+// later must not turn the call into a cancelled one.
+func TestClientLeavingAfterDoneIsNotCancelled(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}]}\n\n")
+		io.WriteString(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"total_tokens\":4}}\n\n")
+		io.WriteString(w, "data: [DONE]\n\n")
+		w.(http.Flusher).Flush()
+		select { // the upstream lingers before ending its body
+		case <-r.Context().Done():
+		case <-time.After(300 * time.Millisecond):
+		}
+	}))
+	defer up.Close()
+	s := newSink()
+	gw, err := gateway.New(gateway.Config{Upstream: up.URL + "/v1", Sink: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(gw)
+	defer front.Close()
+	body := `{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"x"}]}`
+	resp, err := http.Post(front.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(resp.Body)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "data: [DONE]") {
+			break
+		}
+	}
+	resp.Body.Close() // gone before the upstream ends
+	select {
+	case <-s.added:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no call recorded")
+	}
+	c := s.all()[0]
+	if c.ErrorType != "" || c.FinishReason != "stop" || c.Usage.TotalTokens != 4 {
+		t.Errorf("call: error %q, finish %q, usage %+v; want a complete call", c.ErrorType, c.FinishReason, c.Usage)
 	}
 }

@@ -316,6 +316,9 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, resp *http
 			break
 		}
 		if err != nil {
+			if relay.Stream.Finished() {
+				break // the end marker was relayed: a client that hangs up now has the whole answer
+			}
 			if r.Context().Err() != nil {
 				c.ErrorType = llmscope.ErrTypeCancelled
 			} else {

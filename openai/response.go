@@ -50,25 +50,9 @@ func (r *Response) ReadBody(op string, body []byte) {
 	}
 	// One pass found the top-level members; read the first of each name,
 	// as gjson's Get would.
-	var errv, model, usage, choices []byte
-	for i := range ms {
-		m := &ms[i]
-		v := body[m.v0:m.v1]
-		switch m.name(body) {
-		case "error":
-			errv = first(errv, v)
-		case "model":
-			model = first(model, v)
-		case "usage":
-			usage = first(usage, v)
-		case "choices":
-			choices = first(choices, v)
-		}
-	}
+	errv, model, usage, choices := topMembers(body, ms)
 	if isObject(errv) {
-		e := gjson.Parse(str(errv))
-		r.ErrorType = strings.Clone(e.Get("type").String())
-		r.ErrorCode = strings.Clone(e.Get("code").String())
+		r.ErrorType, r.ErrorCode = errorFields(errv)
 		return
 	}
 	if len(model) > 0 && model[0] == '"' {

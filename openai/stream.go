@@ -79,25 +79,9 @@ func (s *Stream) Event(data []byte) Chunk {
 // chatMembers reads one chunk of a chat or text completion stream, given
 // its top-level members. It does what eventGJSON does, member by member.
 func (s *Stream) chatMembers(data []byte, ms []member) Chunk {
-	var errv, model, usage, choices []byte // first of each, as gjson's Get finds
-	for i := range ms {
-		m := &ms[i]
-		v := data[m.v0:m.v1]
-		switch m.name(data) {
-		case "error":
-			errv = first(errv, v)
-		case "model":
-			model = first(model, v)
-		case "usage":
-			usage = first(usage, v)
-		case "choices":
-			choices = first(choices, v)
-		}
-	}
+	errv, model, usage, choices := topMembers(data, ms)
 	if isObject(errv) {
-		ev := gjson.Parse(str(errv))
-		s.ErrorType = strings.Clone(ev.Get("type").String())
-		s.ErrorCode = strings.Clone(ev.Get("code").String())
+		s.ErrorType, s.ErrorCode = errorFields(errv)
 		return ChunkOther
 	}
 	if s.Model == "" && len(model) > 0 && model[0] == '"' {
@@ -134,6 +118,32 @@ func (s *Stream) chatMembers(data []byte, ms []member) Chunk {
 }
 
 // first returns v unless a value was already found.
+// topMembers returns the values of the members a chunk or an answer is
+// read for, the first of each name, as gjson's Get finds them.
+func topMembers(data []byte, ms []member) (errv, model, usage, choices []byte) {
+	for i := range ms {
+		m := &ms[i]
+		v := data[m.v0:m.v1]
+		switch m.name(data) {
+		case "error":
+			errv = first(errv, v)
+		case "model":
+			model = first(model, v)
+		case "usage":
+			usage = first(usage, v)
+		case "choices":
+			choices = first(choices, v)
+		}
+	}
+	return errv, model, usage, choices
+}
+
+// errorFields returns the type and code of an error object.
+func errorFields(errv []byte) (typ, code string) {
+	e := gjson.Parse(str(errv))
+	return strings.Clone(e.Get("type").String()), strings.Clone(e.Get("code").String())
+}
+
 func first(found, v []byte) []byte {
 	if found != nil {
 		return found

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"sync"
+	"slices"
 	"testing"
 	"time"
 
@@ -96,6 +97,24 @@ func same(t *testing.T, name string, a, b *llmscope.Call) {
 	}
 }
 
+// settled returns the gateway's calls in start order once it has recorded
+// n: the gateway records a call after its client has the whole answer, so
+// the last one may still be on its way.
+func settled(t *testing.T, gw *sinkStore, n int) []*llmscope.Call {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(gw.all()) < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return byStart(gw.all())
+}
+
+// byStart orders calls by their start.
+func byStart(calls []*llmscope.Call) []*llmscope.Call {
+	slices.SortStableFunc(calls, func(a, b *llmscope.Call) int { return a.Start.Compare(b.Start) })
+	return calls
+}
+
 func closeRec(t *testing.T, rec *sdk.Recorder) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -155,7 +174,7 @@ func TestSameCallsAsGatewayOpenAIGo(t *testing.T) {
 		}
 	}
 	closeRec(t, rec)
-	g, s := gw.all(), store.all()
+	g, s := settled(t, gw, len(cases)), byStart(store.all())
 	if len(g) != len(cases) || len(s) != len(cases) {
 		t.Fatalf("gateway recorded %d calls, sdk %d; want %d each", len(g), len(s), len(cases))
 	}
@@ -203,7 +222,7 @@ func TestSameCallsAsGatewayGoOpenAI(t *testing.T) {
 		st.Close()
 	}
 	closeRec(t, rec)
-	g, s := gw.all(), store.all()
+	g, s := settled(t, gw, 2), byStart(store.all())
 	if len(g) != 2 || len(s) != 2 {
 		t.Fatalf("gateway %d calls, sdk %d; want 2 each", len(g), len(s))
 	}
@@ -311,7 +330,7 @@ func TestGoOpenAIEmbeddingsSameAsGateway(t *testing.T) {
 		}
 	}
 	closeRec(t, rec)
-	g, s := gw.all(), store.all()
+	g, s := settled(t, gw, 1), byStart(store.all())
 	if len(g) != 1 || len(s) != 1 {
 		t.Fatalf("gateway %d, sdk %d calls", len(g), len(s))
 	}
