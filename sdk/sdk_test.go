@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
-	"sync"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
