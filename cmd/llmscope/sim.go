@@ -57,6 +57,12 @@ func runSim(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	}
 	srv := &http.Server{Handler: sim.New(cfg), ReadHeaderTimeout: 30 * time.Second}
 	fmt.Fprintf(stdout, "llmscope sim: simulated OpenAI-compatible API on http://%s/v1 (answers are generated text, not a model)\n", ln.Addr())
+	return serveUntilDone(ctx, srv, ln)
+}
+
+// serveUntilDone serves ln until ctx ends, then shuts srv down, giving
+// requests in flight 10 s.
+func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
