@@ -43,7 +43,7 @@ func (r *Response) addText(s string) {
 // that are not JSON leave r unchanged.
 func (r *Response) ReadBody(op string, body []byte) {
 	var scratch [16]member
-	ms, ok := scanDeep(body, scratch[:0])
+	ms, ok := scanObject(body, scratch[:0]) // nesting bounded as everywhere
 	if !ok {
 		r.readBodyGJSON(op, body) // not an object, or not JSON at all
 		return

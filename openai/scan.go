@@ -108,9 +108,6 @@ func scanObject(b []byte, ms []member) (_ []member, ok bool) {
 	return ms, skipWS(b, i+1) == len(b)
 }
 
-// scanDeep is scanObject (which bounds nesting itself).
-func scanDeep(b []byte, ms []member) ([]member, bool) { return scanObject(b, ms) }
-
 // shallow reports whether b nests at most MaxDepth deep (strings aside).
 func shallow(b []byte) bool {
 	depth, inStr, esc := 0, false, false
