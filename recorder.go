@@ -2,7 +2,10 @@ package llmscope
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,12 +20,16 @@ type RecorderConfig struct {
 	Logger      *slog.Logger  // default: discard
 	OnDrop      func(reason string)
 	OnQueueSize func(depth int) // called after each batch with the queue depth
+	// OnWriteError is called for each failed write attempt with the
+	// error's reason (WriteErrorReason).
+	OnWriteError func(reason string)
 }
 
 // Recorder hands calls from the request path to a Store without blocking:
 // Record puts a call on a bounded queue and one writer goroutine commits
 // batches (group commit). A failed write is retried with backoff while the
 // queue fills; a call that finds the queue full is dropped, counted and logged.
+// A call the store can never accept is dropped alone (see write).
 type Recorder struct {
 	store   Writer
 	cfg     RecorderConfig
@@ -36,6 +43,7 @@ type Recorder struct {
 
 	dropped atomic.Int64
 	written atomic.Int64
+	health  atomic.Pointer[writeFailure] // nil after a successful write
 }
 
 // Drop reasons passed to RecorderConfig.OnDrop.
@@ -202,19 +210,41 @@ func (r *Recorder) run() {
 }
 
 // write commits batch, retrying with backoff until it succeeds: while the
-// store is down nothing is lost, the queue just fills. A batch that keeps
-// failing is split and written call by call; a call that the store keeps
-// refusing while it accepts the others cannot be written at all (poison) and
-// is dropped as DropStoreError. While closing, retries are bounded so that
-// shutdown ends.
+// store is down (every call refused, or a WriteError saying so) nothing is
+// lost, the queue just fills. A call the store names as one it cannot store
+// (WriteInvalidCall) is sanitized and retried at once, and dropped as
+// DropStoreError if it is refused again; the rest of the batch is written.
+// A batch that keeps failing for an unclassified reason is topped up from
+// the queue and split, so that a call refused while the store accepts the
+// calls around it is found even when it was alone, and dropped after a few
+// more tries. While closing, retries are bounded so that shutdown ends.
 func (r *Recorder) write(batch []*Call, closing bool) {
 	wait := 10 * time.Millisecond
+	var refused map[*Call]bool // calls sanitized after the store refused them
 	for attempt := 1; ; attempt++ {
 		err := r.commit(batch)
 		if err == nil {
 			return
 		}
-		r.cfg.Logger.Error("store write failed", "calls", len(batch), "attempt", attempt, "err", err)
+		reason := WriteErrorReason(err)
+		r.cfg.Logger.Error("store write failed", "calls", len(batch), "attempt", attempt, "reason", reason, "err", err)
+		if i := invalidCall(batch, err); i >= 0 {
+			c := batch[i]
+			if !refused[c] {
+				if refused == nil {
+					refused = make(map[*Call]bool)
+				}
+				refused[c] = true
+				r.sanitizeRefused(c)
+				continue // at once: nothing to wait for
+			}
+			r.cfg.Logger.Error("store refuses call: dropped", "call_id", c.ID, "err", err)
+			r.drop(c, DropStoreError)
+			if batch = slices.Delete(batch, i, i+1); len(batch) == 0 {
+				return
+			}
+			continue
+		}
 		if !closing {
 			select {
 			case <-r.closing:
@@ -228,8 +258,22 @@ func (r *Recorder) write(batch []*Call, closing bool) {
 			}
 			return
 		}
-		if attempt >= 3 && len(batch) > 1 {
-			if batch = r.split(batch, wait); len(batch) == 0 {
+		if attempt >= 3 && !storeDown(reason) {
+			// The store may refuse one of these calls while accepting others:
+			// take what waits in the queue too, so a lone call is tried
+			// beside others, then write them one by one.
+			for len(batch) < r.cfg.BatchSize && len(r.queue) > 0 {
+				batch = append(batch, <-r.queue)
+			}
+			if len(batch) == 1 {
+				if c := batch[0]; !refused[c] {
+					if refused == nil {
+						refused = make(map[*Call]bool)
+					}
+					refused[c] = true
+					r.sanitizeRefused(c)
+				}
+			} else if batch = r.split(batch, wait, refused); len(batch) == 0 {
 				return
 			}
 		}
@@ -238,11 +282,30 @@ func (r *Recorder) write(batch []*Call, closing bool) {
 	}
 }
 
+// invalidCall returns the index in batch of the call err says the store
+// cannot store, or -1.
+func invalidCall(batch []*Call, err error) int {
+	var we *WriteError
+	if !errors.As(err, &we) || we.Reason != WriteInvalidCall || we.CallID == "" {
+		return -1
+	}
+	return slices.IndexFunc(batch, func(c *Call) bool { return c != nil && c.ID == we.CallID })
+}
+
+// sanitizeRefused makes a call the store refused as storable as it can be
+// and says so in its TagSanitized tag.
+func (r *Recorder) sanitizeRefused(c *Call) {
+	changed := c.Sanitize()
+	c.addSanitized("store_refused")
+	r.cfg.Logger.Warn("store refused call: sanitized", "call_id", c.ID, "changed", changed)
+}
+
 // split writes the calls of a failing batch one by one. When the store
 // accepts none of them it is down: all are returned to retry. Otherwise each
-// refused call gets a few more tries (a transient error such as a busy
-// database passes) and is dropped if it is still refused.
-func (r *Recorder) split(batch []*Call, wait time.Duration) []*Call {
+// refused call is sanitized and gets a few more tries (a transient error
+// such as a busy database passes) and is dropped if it is still refused.
+// refused holds the calls sanitized already.
+func (r *Recorder) split(batch []*Call, wait time.Duration, refused map[*Call]bool) []*Call {
 	var failed []*Call
 	for _, c := range batch {
 		if r.commit([]*Call{c}) != nil {
@@ -253,6 +316,9 @@ func (r *Recorder) split(batch []*Call, wait time.Duration) []*Call {
 		return batch
 	}
 	for _, c := range failed {
+		if !refused[c] {
+			r.sanitizeRefused(c)
+		}
 		var err error
 		for try := 0; try < 5; try++ {
 			time.Sleep(wait)
@@ -268,12 +334,53 @@ func (r *Recorder) split(batch []*Call, wait time.Duration) []*Call {
 	return nil
 }
 
+// commit writes batch once and keeps the store's health up to date.
 func (r *Recorder) commit(batch []*Call) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := r.store.Write(ctx, batch); err != nil {
+		reason := WriteErrorReason(err)
+		if r.cfg.OnWriteError != nil {
+			r.cfg.OnWriteError(reason)
+		}
+		r.health.Store(&writeFailure{reason: reason, err: err, since: r.failingSince()})
 		return err
 	}
+	r.health.Store(nil)
 	r.written.Add(int64(len(batch)))
+	return nil
+}
+
+// writeFailure describes the latest failed write.
+type writeFailure struct {
+	reason string
+	err    error
+	since  time.Time // when writes started failing
+}
+
+// failingSince returns when the current run of failed writes began: now, or
+// the start of the run already under way.
+func (r *Recorder) failingSince() time.Time {
+	if f := r.health.Load(); f != nil {
+		return f.since
+	}
+	return time.Now()
+}
+
+// Health returns nil while the recorder keeps up: an error, naming the
+// reason and since when, while its latest write attempt failed, or while
+// the queue is at least 90% full. It recovers by itself after a
+// successful write.
+func (r *Recorder) Health() error {
+	if f := r.health.Load(); f != nil {
+		d := time.Since(f.since).Round(time.Second)
+		if we := (*WriteError)(nil); errors.As(f.err, &we) {
+			return fmt.Errorf("store writes failing for %s: %w", d, f.err)
+		}
+		return fmt.Errorf("store writes failing for %s: %s: %w", d, f.reason, f.err)
+	}
+	if depth, capacity := len(r.queue), cap(r.queue); depth*10 >= capacity*9 {
+		return fmt.Errorf("store queue %d%% full (%d of %d calls)", depth*100/capacity, depth, capacity)
+	}
 	return nil
 }
