@@ -3,6 +3,7 @@ package openai
 import (
 	"bytes"
 	"context"
+	"math"
 	"runtime"
 	"sync"
 
@@ -13,7 +14,7 @@ import (
 // transport share it. It fills the fields a response decides (model, finish
 // reason, usage, captured output), estimates usage the upstream did not
 // report — on its own goroutine, so no response ever waits for the tokenizer
-// — prices the call and gives it to the sink.
+// — sanitizes the call (Call.Sanitize), prices it and gives it to the sink.
 type Finisher struct {
 	Sink          llmscope.Sink
 	Pricer        llmscope.Pricer    // nil: cost stays null
@@ -42,6 +43,15 @@ func (f *Finisher) Finish(c *llmscope.Call, req Request, body []byte, res *Respo
 	f.once.Do(func() { f.estimators = make(chan struct{}, max(2, runtime.GOMAXPROCS(0))) })
 	c.ResponseModel = res.Model
 	c.FinishReason = res.FinishReason
+	if len(req.Invalid) > 0 {
+		// Recorded as sent by the client; Sanitize makes them storable.
+		if c.Tags == nil {
+			c.Tags = make(map[string]string, len(req.Invalid))
+		}
+		for _, p := range req.Invalid {
+			c.Tags[llmscope.TagInvalidPrefix+p.Name] = p.Raw
+		}
+	}
 	if res.ErrorType != "" && c.ErrorType == "" {
 		// An error reported inside a successful response (a stream's error
 		// event, a failed Responses API object).
@@ -89,15 +99,30 @@ func Estimable(op string) bool {
 	return false
 }
 
-// record prices c and hands it to the sink.
+// record sanitizes c (so no sink sees a value it cannot store or export),
+// prices it and hands it to the sink. A price that is not a finite number
+// counts as unknown.
 func (f *Finisher) record(c *llmscope.Call) {
+	c.Sanitize()
 	if f.Pricer != nil && Estimable(c.Operation) {
 		c.Cost = f.Pricer.Price(c)
+		if c.Cost != nil && !finiteCost(c.Cost) {
+			c.Cost = nil
+		}
 		if c.Cost == nil && f.OnCostUnknown != nil {
 			f.OnCostUnknown(c.Model())
 		}
 	}
 	f.Sink.Record(c)
+}
+
+func finiteCost(c *llmscope.Cost) bool {
+	for _, v := range [...]float64{c.InputUSD, c.OutputUSD, c.TotalUSD} {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // Wait blocks until every call being estimated has been recorded, or ctx

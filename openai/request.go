@@ -5,7 +5,10 @@
 package openai
 
 import (
+	"math"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"unsafe"
 
@@ -22,12 +25,26 @@ type Request struct {
 	Stream       bool
 	IncludeUsage bool // stream_options.include_usage is true
 	Params       llmscope.Params
+	// Invalid lists the parameters sent with a value llmscope cannot keep
+	// as what it should be (a float that is not finite, an integer that is
+	// not integral or does not fit int64, a string where a number belongs);
+	// their Params fields stay nil. nil in the usual case.
+	Invalid []InvalidParam `json:",omitempty"`
 
 	// brace is the index of the body's closing brace when InjectUsage may
 	// splice there: the body starts with its '{', has members and none named
 	// stream_options. 0 otherwise.
 	brace int
 }
+
+// InvalidParam is a request parameter whose value could not be read.
+type InvalidParam struct {
+	Name string // the member's name, e.g. "frequency_penalty"
+	Raw  string // its JSON text as the client sent it, cut to MaxInvalidRaw bytes
+}
+
+// MaxInvalidRaw is how much of an invalid parameter's JSON text is kept.
+const MaxInvalidRaw = 64
 
 // Operation returns the operation name of an API path such as
 // "/v1/chat/completions" (the "/v1" prefix is optional).
@@ -145,25 +162,25 @@ func ParseRequest(body []byte) Request {
 			streamOptions = true
 			r.IncludeUsage = v.Get("include_usage").Type == gjson.True
 		case "temperature":
-			p.Temperature = float(v)
+			p.Temperature = r.float(name, v)
 		case "top_p":
-			p.TopP = float(v)
+			p.TopP = r.float(name, v)
 		case "max_tokens":
-			p.MaxTokens = integer(v)
+			p.MaxTokens = r.integer(name, v)
 		case "max_completion_tokens":
-			p.MaxCompletionTokens = integer(v)
+			p.MaxCompletionTokens = r.integer(name, v)
 		case "max_output_tokens":
-			p.MaxOutputTokens = integer(v)
+			p.MaxOutputTokens = r.integer(name, v)
 		case "n":
-			p.N = integer(v)
+			p.N = r.integer(name, v)
 		case "seed":
-			p.Seed = integer(v)
+			p.Seed = r.integer(name, v)
 		case "stop":
 			p.Stop = stops(v)
 		case "presence_penalty":
-			p.PresencePenalty = float(v)
+			p.PresencePenalty = r.float(name, v)
 		case "frequency_penalty":
-			p.FrequencyPenalty = float(v)
+			p.FrequencyPenalty = r.float(name, v)
 		case "response_format":
 			p.ResponseFormat = strings.Clone(v.Get("type").Str)
 		case "text": // Responses API: text.format.type
@@ -184,11 +201,11 @@ func ParseRequest(body []byte) Request {
 		case "logprobs":
 			p.Logprobs = boolean(v)
 		case "top_logprobs":
-			p.TopLogprobs = integer(v)
+			p.TopLogprobs = r.integer(name, v)
 		case "user":
 			p.User = strings.Clone(v.Str)
 		case "dimensions":
-			p.Dimensions = integer(v)
+			p.Dimensions = r.integer(name, v)
 		case "encoding_format":
 			p.EncodingFormat = strings.Clone(v.Str)
 		case "service_tier":
@@ -208,6 +225,71 @@ func ParseRequest(body []byte) Request {
 // ForEach gives a member's value. It shares raw's memory.
 func value(raw []byte) gjson.Result {
 	return gjson.Parse(str(raw))
+}
+
+// float reads the float parameter name: nil when absent (null), and nil
+// with an Invalid entry unless it is a finite number.
+func (r *Request) float(name string, v gjson.Result) *float64 {
+	f := float(v)
+	ok := f != nil && !math.IsInf(*f, 0) && !math.IsNaN(*f)
+	r.check(name, v, ok)
+	if !ok {
+		return nil
+	}
+	return f
+}
+
+// integer reads the integer parameter name: nil when absent (null), and nil
+// with an Invalid entry unless it is an integral number that fits int64
+// (written with a fraction or an exponent, it is exact up to 2^53).
+func (r *Request) integer(name string, v gjson.Result) *int64 {
+	if v.Type != gjson.Number {
+		r.check(name, v, false)
+		return nil
+	}
+	i, ok := exactInt(v.Raw, v.Num)
+	r.check(name, v, ok)
+	if !ok {
+		return nil
+	}
+	return &i
+}
+
+// check records name as invalid unless ok or v is null, and forgets an
+// earlier invalid value of name otherwise (the last member of a name wins).
+func (r *Request) check(name string, v gjson.Result, ok bool) {
+	if len(r.Invalid) > 0 {
+		r.Invalid = slices.DeleteFunc(r.Invalid, func(p InvalidParam) bool { return p.Name == name })
+		if len(r.Invalid) == 0 {
+			r.Invalid = nil
+		}
+	}
+	if ok || v.Type == gjson.Null {
+		return
+	}
+	r.Invalid = append(r.Invalid, InvalidParam{Name: name, Raw: Truncate(v.Raw, MaxInvalidRaw)})
+}
+
+// exactInt returns the integer the JSON number raw (whose float value is
+// num) is, and false when it is not integral or does not fit int64.
+func exactInt(raw string, num float64) (int64, bool) {
+	plain := true
+	for i := 0; i < len(raw); i++ {
+		if c := raw[i]; c == '.' || c == 'e' || c == 'E' {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		i, err := strconv.ParseInt(raw, 10, 64)
+		return i, err == nil
+	}
+	// 2^63 is exactly representable; every float below it in magnitude
+	// that is integral converts without overflow.
+	if num != math.Trunc(num) || num >= 1<<63 || num < -(1<<63) {
+		return 0, false
+	}
+	return int64(num), true
 }
 
 func float(v gjson.Result) *float64 {
