@@ -1,0 +1,357 @@
+// Package auth guards every route of serve in one middleware: Host and
+// Origin checks, the admin token (Bearer or login session) for the
+// dashboard, /api/* and /metrics, client keys for the gateway routes, the
+// security headers and a cap on the requests handled at once.
+package auth
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Config says what a Guard accepts. The zero Config guards nothing but the
+// Host (loopback names only) and the Origin of browser requests.
+type Config struct {
+	// AdminTokenHash is the SHA-256 of the admin token (HashToken, or
+	// LoadAdminTokenFile); nil leaves the admin routes open.
+	AdminTokenHash *[32]byte
+	// ClientKeys, when set, are the keys /v1/* clients must present; the
+	// key's name becomes the call's user (X-Llmscope-User). Nil leaves /v1
+	// open.
+	ClientKeys *Keys
+	// PassProviderKeys lets a /v1 request carrying a credential that is not
+	// a client key go on untouched, so clients use their own provider key.
+	// A request with no credential at all is still refused.
+	PassProviderKeys bool
+	// AllowedHosts are the Host values accepted: "name" (any port),
+	// "name:port", "[v6]", "[v6]:port", or "*" for any. Empty means the
+	// loopback names localhost, 127.0.0.1 and [::1] on any port.
+	AllowedHosts []string
+	// AllowedOrigins are browser origins (scheme://host[:port]) accepted
+	// besides the gateway's own.
+	AllowedOrigins []string
+	// MaxInflight caps the requests handled at once (all but /healthz);
+	// beyond it a request gets 503 at once. 0 means no cap.
+	MaxInflight int
+	// Logger receives rejections at debug level; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock of sessions and the login limiter; nil is time.Now.
+	Now func() time.Time
+	// OnReject, when set, is called once per refused request with the
+	// reason: host, origin, unauthorized, overloaded or login_throttled.
+	OnReject func(reason string)
+}
+
+// Guard is the middleware built from a Config. It is safe for concurrent use.
+type Guard struct {
+	admin      bool
+	adminHash  [32]byte
+	sessionKey []byte
+	keys       *Keys
+	pass       bool
+	anyHost    bool
+	hosts      []hostEntry
+	origins    []string
+	max        int64
+	inflight   atomic.Int64
+	log        *slog.Logger
+	now        func() time.Time
+	onReject   func(string)
+	limiter    limiter
+}
+
+// New checks cfg and returns its Guard.
+func New(cfg Config) (*Guard, error) {
+	g := &Guard{
+		keys:     cfg.ClientKeys,
+		pass:     cfg.PassProviderKeys,
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		onReject: cfg.OnReject,
+	}
+	if cfg.MaxInflight < 0 {
+		return nil, fmt.Errorf("max inflight: must not be negative, got %d", cfg.MaxInflight)
+	}
+	g.max = int64(cfg.MaxInflight)
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if cfg.AdminTokenHash != nil {
+		g.admin = true
+		g.adminHash = *cfg.AdminTokenHash
+		g.sessionKey = sessionKey(g.adminHash)
+	}
+	hosts := cfg.AllowedHosts
+	if len(hosts) == 0 {
+		hosts = []string{"localhost", "127.0.0.1", "[::1]"}
+	}
+	for _, h := range hosts {
+		if h == "*" {
+			g.anyHost = true
+			continue
+		}
+		e, err := parseHostEntry(h)
+		if err != nil {
+			return nil, fmt.Errorf("allowed hosts: %w", err)
+		}
+		g.hosts = append(g.hosts, e)
+	}
+	for _, o := range cfg.AllowedOrigins {
+		n, err := normalizeOrigin(o)
+		if err != nil {
+			return nil, fmt.Errorf("allowed origins: %w", err)
+		}
+		g.origins = append(g.origins, n)
+	}
+	return g, nil
+}
+
+// Protected reports whether the admin routes need the admin token and
+// whether /v1 needs a credential (client keys, or the client's own
+// provider key).
+func (g *Guard) Protected() (admin, clients bool) {
+	return g.admin, g.keys != nil || g.pass
+}
+
+// Inflight returns the number of requests being handled now (all but
+// /healthz), whether or not a cap is set.
+func (g *Guard) Inflight() int { return int(g.inflight.Load()) }
+
+// route is the class of a request path.
+type route uint8
+
+const (
+	routeAdmin   route = iota // the dashboard, /api, /metrics, /debug, anything else
+	routeGateway              // /v1/*, /v1beta/*: proxied upstream
+	routeHealth               // GET|HEAD /healthz
+	routeAsset                // GET|HEAD /assets/*
+	routeLogin                // /login
+	routeLogout               // /logout
+)
+
+// classify returns the class of r. When the decoded and the escaped path
+// disagree (an encoded slash or dot), the request is an admin one: the
+// strictest class, whichever of them the mux goes by.
+func classify(r *http.Request) route {
+	c := classifyPath(r.Method, r.URL.Path)
+	if r.URL.RawPath != "" && classifyPath(r.Method, r.URL.RawPath) != c {
+		return routeAdmin
+	}
+	return c
+}
+
+func classifyPath(method, p string) route {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	p = path.Clean(p) // what ServeMux routes by (it redirects otherwise)
+	switch {
+	case hasSegmentPrefix(p, "/v1"), hasSegmentPrefix(p, "/v1beta"):
+		return routeGateway
+	case p == "/login":
+		return routeLogin
+	case p == "/logout":
+		return routeLogout
+	}
+	if method == http.MethodGet || method == http.MethodHead {
+		switch {
+		case p == "/healthz":
+			return routeHealth
+		case strings.HasPrefix(p, "/assets/"):
+			return routeAsset
+		}
+	}
+	return routeAdmin
+}
+
+// hasSegmentPrefix reports whether p is prefix or lies below it.
+func hasSegmentPrefix(p, prefix string) bool {
+	return strings.HasPrefix(p, prefix) && (len(p) == len(prefix) || p[len(prefix)] == '/')
+}
+
+// Shared header values, one element each (len == cap, so an Add by a later
+// handler copies rather than writes into them).
+var (
+	valNosniff  = []string{"nosniff"}
+	valNoRef    = []string{"no-referrer"}
+	valDeny     = []string{"DENY"}
+	valCSP      = []string{"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"}
+	valRetry1   = []string{"1"}
+	valBearerRm = []string{`Bearer realm="llmscope"`}
+)
+
+// Wrap returns next guarded: the checks run in order Host, Origin, then
+// credentials by route, then the in-flight cap; only a request passing all
+// of them reaches next.
+func (g *Guard) Wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serve(next, w, r) })
+}
+
+func (g *Guard) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
+	rt := classify(r)
+	h := w.Header()
+	h["X-Content-Type-Options"] = valNosniff
+	if rt != routeGateway {
+		h["Referrer-Policy"] = valNoRef
+		h["X-Frame-Options"] = valDeny
+		h["Content-Security-Policy"] = valCSP
+	}
+	if !g.hostAllowed(r.Host) {
+		g.reject(w, r, "host", http.StatusForbidden, "invalid_request_error", "host_not_allowed",
+			"this Host is not allowed; add it to --allowed-hosts")
+		return
+	}
+	if (rt == routeGateway || !safeMethod(r.Method)) && !g.originAllowed(r) {
+		g.reject(w, r, "origin", http.StatusForbidden, "invalid_request_error", "origin_not_allowed",
+			"cross-origin request refused; add the origin to --allowed-origins")
+		return
+	}
+	var handler http.Handler = next
+	switch rt {
+	case routeAdmin:
+		if g.admin && !g.adminAuthorized(r) {
+			g.unauthorized(w, r)
+			return
+		}
+	case routeLogin:
+		if g.admin {
+			handler = http.HandlerFunc(g.login)
+		}
+	case routeLogout:
+		if g.admin {
+			handler = http.HandlerFunc(g.logout)
+		}
+	case routeGateway:
+		if g.keys != nil || g.pass {
+			var ok bool
+			if r, ok = g.client(r); !ok {
+				g.reject(w, r, "unauthorized", http.StatusUnauthorized, "invalid_request_error", "invalid_api_key",
+					"missing or unknown API key")
+				return
+			}
+		}
+	}
+	if rt != routeHealth {
+		if n := g.inflight.Add(1); g.max > 0 && n > g.max {
+			g.inflight.Add(-1)
+			w.Header()["Retry-After"] = valRetry1
+			g.reject(w, r, "overloaded", http.StatusServiceUnavailable, "server_error", "overloaded",
+				fmt.Sprintf("llmscope is handling its limit of %d requests at once (--max-inflight); retry shortly", g.max))
+			return
+		}
+		defer g.inflight.Add(-1)
+	}
+	rw := getWriter(w)
+	defer putWriter(rw)
+	handler.ServeHTTP(rw, r)
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// reject answers with an error body and reports the refusal.
+func (g *Guard) reject(w http.ResponseWriter, r *http.Request, reason string, status int, typ, code, msg string) {
+	g.rejected(r, reason)
+	writeError(w, status, typ, code, msg)
+}
+
+// rejected logs and counts one refused request (never its credentials).
+func (g *Guard) rejected(r *http.Request, reason string) {
+	if g.onReject != nil {
+		g.onReject(reason)
+	}
+	g.log.Debug("request refused", "reason", reason, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+}
+
+// unauthorized sends a browser asking for a page to the login form, and
+// anything else a 401.
+func (g *Guard) unauthorized(w http.ResponseWriter, r *http.Request) {
+	p := path.Clean("/" + r.URL.Path)
+	if r.Method == http.MethodGet && strings.Contains(r.Header.Get("Accept"), "text/html") &&
+		!hasSegmentPrefix(p, "/api") && p != "/metrics" {
+		g.rejected(r, "unauthorized")
+		w.Header().Set("Location", "/login?next="+url.QueryEscape(r.URL.RequestURI()))
+		w.WriteHeader(http.StatusSeeOther)
+		return
+	}
+	w.Header()["Www-Authenticate"] = valBearerRm
+	g.reject(w, r, "unauthorized", http.StatusUnauthorized, "invalid_request_error", "unauthorized",
+		"this route needs the admin token: Authorization: Bearer <token>, or log in at /login")
+}
+
+// adminAuthorized reports whether r carries the admin token as a Bearer
+// token or a valid session cookie.
+func (g *Guard) adminAuthorized(r *http.Request) bool {
+	if tok, ok := bearer(r.Header.Get("Authorization")); ok {
+		h := sha256.Sum256([]byte(tok))
+		if subtle.ConstantTimeCompare(h[:], g.adminHash[:]) == 1 {
+			return true
+		}
+	}
+	if c, err := r.Cookie(SessionCookie); err == nil {
+		return g.validSession(c.Value)
+	}
+	return false
+}
+
+// bearer returns the token of an "Authorization: Bearer <token>" value.
+func bearer(v string) (string, bool) {
+	const p = "bearer "
+	if len(v) < len(p) || !strings.EqualFold(v[:len(p)], p) {
+		return "", false
+	}
+	tok := strings.TrimSpace(v[len(p):])
+	return tok, tok != ""
+}
+
+// credentialHeaders are where /v1 clients send a key, in the order looked at.
+var credentialHeaders = [...]string{"Authorization", "X-Api-Key", "Api-Key", "X-Goog-Api-Key"}
+
+// client checks the credential of a gateway request. A known client key
+// yields a copy of r without credential headers and with X-Llmscope-User
+// set to the key's name; with PassProviderKeys any other credential yields
+// r untouched.
+func (g *Guard) client(r *http.Request) (*http.Request, bool) {
+	tok, found := "", false
+	for _, name := range credentialHeaders {
+		v := r.Header.Get(name)
+		if v == "" {
+			continue
+		}
+		found = true
+		if name == "Authorization" {
+			tok, _ = bearer(v)
+		} else {
+			tok = strings.TrimSpace(v)
+		}
+		break
+	}
+	if !found && r.URL.RawQuery != "" && r.URL.Query().Get("key") != "" {
+		found = true // Gemini's ?key=: a provider key, never a client key
+	}
+	if tok != "" && g.keys != nil {
+		if name, ok := g.keys.Lookup(tok); ok {
+			r2 := new(http.Request)
+			*r2 = *r
+			r2.Header = r.Header.Clone()
+			for _, h := range credentialHeaders {
+				delete(r2.Header, h)
+			}
+			r2.Header.Set("X-Llmscope-User", name)
+			return r2, true
+		}
+	}
+	return r, g.pass && found
+}
