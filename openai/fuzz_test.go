@@ -2,6 +2,7 @@ package openai
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -30,8 +31,18 @@ func FuzzParseRequest(f *testing.F) {
 		if !bytes.Equal(body, orig) {
 			t.Fatal("ParseRequest changed its input")
 		}
+		// Whatever the body, the parameters read can be encoded, and each
+		// invalid one is reported with its value as sent, cut short.
+		if _, err := json.Marshal(r.Params); err != nil {
+			t.Fatalf("ParseRequest(%q) params cannot be encoded: %v", body, err)
+		}
+		for _, p := range r.Invalid {
+			if p.Name == "" || p.Raw == "" || len(p.Raw) > MaxInvalidRaw || !bytes.Contains(body, []byte(p.Raw)) {
+				t.Fatalf("ParseRequest(%q) invalid %+v", body, p)
+			}
+		}
 		want := parseRequestGJSON(body)
-		if r.brace = 0; !reflect.DeepEqual(r, want) {
+		if r.brace, r.Invalid = 0, nil; !reflect.DeepEqual(r, want) {
 			t.Fatalf("ParseRequest(%q) = %+v, gjson's way gives %+v", body, r, want)
 		}
 		r = ParseRequest(body)
