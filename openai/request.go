@@ -231,28 +231,16 @@ func value(raw []byte) gjson.Result {
 // with an Invalid entry unless it is a finite number.
 func (r *Request) float(name string, v gjson.Result) *float64 {
 	f := float(v)
-	ok := f != nil && !math.IsInf(*f, 0) && !math.IsNaN(*f)
-	r.check(name, v, ok)
-	if !ok {
-		return nil
-	}
+	r.check(name, v, f != nil)
 	return f
 }
 
 // integer reads the integer parameter name: nil when absent (null), and nil
-// with an Invalid entry unless it is an integral number that fits int64
-// (written with a fraction or an exponent, it is exact up to 2^53).
+// with an Invalid entry unless it is an integral number that fits int64.
 func (r *Request) integer(name string, v gjson.Result) *int64 {
-	if v.Type != gjson.Number {
-		r.check(name, v, false)
-		return nil
-	}
-	i, ok := exactInt(v.Raw, v.Num)
-	r.check(name, v, ok)
-	if !ok {
-		return nil
-	}
-	return &i
+	i := integer(v)
+	r.check(name, v, i != nil)
+	return i
 }
 
 // check records name as invalid unless ok or v is null, and forgets an
@@ -292,19 +280,26 @@ func exactInt(raw string, num float64) (int64, bool) {
 	return int64(num), true
 }
 
+// float returns v's value when it is a finite number, else nil.
 func float(v gjson.Result) *float64 {
-	if v.Type != gjson.Number {
+	if v.Type != gjson.Number || math.IsInf(v.Num, 0) || math.IsNaN(v.Num) {
 		return nil
 	}
 	f := v.Num
 	return &f
 }
 
+// integer returns v's value when it is an integral number that fits int64
+// (exact when written without fraction or exponent, else up to 2^53), else
+// nil.
 func integer(v gjson.Result) *int64 {
 	if v.Type != gjson.Number {
 		return nil
 	}
-	i := v.Int()
+	i, ok := exactInt(v.Raw, v.Num)
+	if !ok {
+		return nil
+	}
 	return &i
 }
 
