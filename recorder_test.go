@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -264,5 +265,250 @@ func BenchmarkRecord(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// faultStore is a Writer whose faults a test switches: down makes every
+// write fail with a classified error, invalid names a call it refuses as
+// one it cannot store, refused a call it refuses without saying why.
+type faultStore struct {
+	mu       sync.Mutex
+	calls    map[string]*llmscope.Call
+	down     string // a WriteError reason, or "" when up
+	invalid  string
+	refused  string
+	failures map[string]int // failed attempts by reason
+}
+
+func newFaultStore() *faultStore {
+	return &faultStore{calls: map[string]*llmscope.Call{}, failures: map[string]int{}}
+}
+
+func (s *faultStore) Write(_ context.Context, calls []*llmscope.Call) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down != "" {
+		return &llmscope.WriteError{Reason: s.down, Err: errors.New("database or disk is full")}
+	}
+	for _, c := range calls {
+		if c.ID == s.invalid {
+			return &llmscope.WriteError{Reason: llmscope.WriteInvalidCall, CallID: c.ID, Err: errors.New("encode params")}
+		}
+		if c.ID == s.refused {
+			return errors.New("no idea")
+		}
+	}
+	for _, c := range calls {
+		s.calls[c.ID] = c
+	}
+	return nil
+}
+
+func (s *faultStore) set(f func(s *faultStore)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(s)
+}
+
+func (s *faultStore) stored() map[string]*llmscope.Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]*llmscope.Call, len(s.calls))
+	for k, v := range s.calls {
+		out[k] = v
+	}
+	return out
+}
+
+// counter counts calls of a func(reason string) by reason.
+type counter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *counter) add(reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[reason]++
+}
+
+func (c *counter) get(reason string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[reason]
+}
+
+func closeWithin(t *testing.T, rec *llmscope.Recorder, d time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := rec.Close(ctx); err != nil {
+		t.Fatalf("Close: %v (the writer is stuck)", err)
+	}
+}
+
+func TestRecorderDropsCallStoreCannotStore(t *testing.T) {
+	for _, alone := range []bool{false, true} {
+		store := newFaultStore()
+		store.invalid = "bad"
+		var drops, writeErrs counter
+		cfg := llmscope.RecorderConfig{BatchWait: 20 * time.Millisecond, OnDrop: drops.add, OnWriteError: writeErrs.add}
+		if alone {
+			cfg.BatchSize = 1 // the refused call is a batch of its own
+		}
+		rec := llmscope.NewRecorder(store, cfg)
+		var ids []string
+		for i := range 20 {
+			id := llmscope.NewID()
+			if i == 3 {
+				id = "bad"
+			} else {
+				ids = append(ids, id)
+			}
+			rec.Record(&llmscope.Call{ID: id})
+		}
+		closeWithin(t, rec, 20*time.Second)
+		got := store.stored()
+		for _, id := range ids {
+			if got[id] == nil {
+				t.Errorf("alone=%v: call %s not written", alone, id)
+			}
+		}
+		if got["bad"] != nil || len(got) != 19 || rec.Dropped() != 1 || drops.get(llmscope.DropStoreError) != 1 {
+			t.Errorf("alone=%v: stored %d, dropped %d (%v); want 19 stored and the refused call dropped as %s",
+				alone, len(got), rec.Dropped(), drops.n, llmscope.DropStoreError)
+		}
+		// Refused, sanitized and tagged, refused again: two failed writes.
+		if n := writeErrs.get(llmscope.WriteInvalidCall); n != 2 {
+			t.Errorf("alone=%v: OnWriteError(invalid_call) called %d times, want 2", alone, n)
+		}
+	}
+}
+
+func TestRecorderSanitizesCallStoreRefusesOnce(t *testing.T) {
+	store := newFaultStore()
+	store.invalid = "bad"
+	var tagged atomic.Bool
+	rec := llmscope.NewRecorder(store, llmscope.RecorderConfig{OnWriteError: func(string) {
+		// Accept the call at the next attempt, after the recorder sanitized it.
+		store.set(func(s *faultStore) { s.invalid = "" })
+		tagged.Store(true)
+	}})
+	rec.Record(&llmscope.Call{ID: "bad", RequestModel: "m\x00"})
+	closeWithin(t, rec, 20*time.Second)
+	c := store.stored()["bad"]
+	if !tagged.Load() || rec.Dropped() != 0 || c == nil {
+		t.Fatalf("refused call not retried and written: dropped %d", rec.Dropped())
+	}
+	if c.RequestModel != "m" || c.Tags[llmscope.TagSanitized] != "request_model,store_refused" {
+		t.Errorf("written call %q with tags %q, want it sanitized and tagged", c.RequestModel, c.Tags)
+	}
+}
+
+func TestRecorderDropsLoneCallRefusedWithoutReason(t *testing.T) {
+	store := newFaultStore()
+	store.refused = "bad"
+	var writeErrs counter
+	first := make(chan struct{})
+	var once sync.Once
+	rec := llmscope.NewRecorder(store, llmscope.RecorderConfig{OnWriteError: func(r string) {
+		writeErrs.add(r)
+		once.Do(func() { close(first) })
+	}})
+	rec.Record(&llmscope.Call{ID: "bad"})
+	<-first // the writer holds the refused call alone
+	for range 10 {
+		rec.Record(&llmscope.Call{ID: llmscope.NewID()})
+	}
+	closeWithin(t, rec, 30*time.Second)
+	got := store.stored()
+	if len(got) != 10 || got["bad"] != nil || rec.Dropped() != 1 {
+		t.Fatalf("stored %d, dropped %d; want the 10 others stored and the refused call dropped", len(got), rec.Dropped())
+	}
+	if writeErrs.get(llmscope.WriteOther) == 0 {
+		t.Error("OnWriteError(other) not called")
+	}
+}
+
+func TestRecorderHealthWhileStoreDown(t *testing.T) {
+	store := newFaultStore()
+	store.down = llmscope.WriteDiskFull
+	var writeErrs counter
+	rec := llmscope.NewRecorder(store, llmscope.RecorderConfig{
+		QueueSize: 1000, BatchSize: 4, RetryMax: 20 * time.Millisecond, OnWriteError: writeErrs.add,
+	})
+	if err := rec.Health(); err != nil {
+		t.Fatalf("Health before any write: %v", err)
+	}
+	for range 50 {
+		rec.Record(&llmscope.Call{ID: llmscope.NewID()})
+	}
+	// Many failed attempts: the writer retries with backoff, and splits
+	// nothing off while the store says it is full.
+	for writeErrs.get(llmscope.WriteDiskFull) < 10 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	err := rec.Health()
+	if err == nil || !strings.Contains(err.Error(), "store writes failing for") || !strings.Contains(err.Error(), "disk_full") {
+		t.Errorf("Health while the disk is full = %v", err)
+	}
+	if rec.Dropped() != 0 || rec.Written() != 0 {
+		t.Fatalf("while down: dropped %d, written %d; want nothing dropped", rec.Dropped(), rec.Written())
+	}
+	store.set(func(s *faultStore) { s.down = "" })
+	for rec.Written() < 50 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := rec.Health(); err != nil {
+		t.Errorf("Health after the store came back: %v", err)
+	}
+	closeWithin(t, rec, 10*time.Second)
+	if got := store.stored(); len(got) != 50 || rec.Dropped() != 0 {
+		t.Errorf("stored %d, dropped %d; want all 50 and none", len(got), rec.Dropped())
+	}
+	for reason := range writeErrs.n {
+		if reason != llmscope.WriteDiskFull {
+			t.Errorf("OnWriteError(%q): want only disk_full", reason)
+		}
+	}
+}
+
+func TestRecorderHealthWhenQueueNearlyFull(t *testing.T) {
+	store := newMemStore()
+	store.block = make(chan struct{})
+	rec := llmscope.NewRecorder(store, llmscope.RecorderConfig{QueueSize: 10, BatchSize: 1})
+	for range 11 { // one is taken by the blocked writer
+		rec.Record(&llmscope.Call{ID: llmscope.NewID()})
+	}
+	if err := rec.Health(); err == nil || !strings.Contains(err.Error(), "queue") {
+		t.Errorf("Health with a full queue = %v", err)
+	}
+	close(store.block)
+	closeWithin(t, rec, 10*time.Second)
+	if err := rec.Health(); err != nil {
+		t.Errorf("Health after the queue drained: %v", err)
+	}
+}
+
+func TestWriteErrorReason(t *testing.T) {
+	we := &llmscope.WriteError{Reason: llmscope.WriteBusy, Err: syscall.EBUSY}
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{nil, ""},
+		{errors.New("x"), llmscope.WriteOther},
+		{we, llmscope.WriteBusy},
+		{fmt.Errorf("write: %w", we), llmscope.WriteBusy},
+	} {
+		if got := llmscope.WriteErrorReason(tc.err); got != tc.want {
+			t.Errorf("WriteErrorReason(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+	if !errors.Is(we, syscall.EBUSY) || we.Error() != "busy: "+syscall.EBUSY.Error() {
+		t.Errorf("WriteError %q does not wrap its error", we)
 	}
 }
