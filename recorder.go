@@ -373,11 +373,7 @@ func (r *Recorder) failingSince() time.Time {
 // successful write.
 func (r *Recorder) Health() error {
 	if f := r.health.Load(); f != nil {
-		d := time.Since(f.since).Round(time.Second)
-		if we := (*WriteError)(nil); errors.As(f.err, &we) {
-			return fmt.Errorf("store writes failing for %s: %w", d, f.err)
-		}
-		return fmt.Errorf("store writes failing for %s: %s: %w", d, f.reason, f.err)
+		return fmt.Errorf("store writes failing for %s: %s: %w", time.Since(f.since).Round(time.Second), f.reason, f.err)
 	}
 	if depth, capacity := len(r.queue), cap(r.queue); depth*10 >= capacity*9 {
 		return fmt.Errorf("store queue %d%% full (%d of %d calls)", depth*100/capacity, depth, capacity)

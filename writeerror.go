@@ -30,12 +30,13 @@ type WriteError struct {
 	Err    error
 }
 
-// Error returns the reason followed by the underlying error.
+// Error returns the underlying error's text (the reason when there is
+// none): stores keep their own messages, the reason is a field.
 func (e *WriteError) Error() string {
 	if e.Err == nil {
 		return e.Reason
 	}
-	return e.Reason + ": " + e.Err.Error()
+	return e.Err.Error()
 }
 
 // Unwrap returns the underlying error.
