@@ -8,21 +8,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
-	"llmscope"
-	"llmscope/gateway"
-	"llmscope/internal/wire"
-	"llmscope/otlp"
-	"llmscope/pricing"
+	"golang.org/x/net/netutil"
+
 	"llmscope/prom"
 	"llmscope/sim"
-	"llmscope/web"
 )
 
 const defaultUpstream = "https://api.openai.com/v1"
@@ -36,6 +30,7 @@ type serveOptions struct {
 	mlflowURI, otlpEndpoint, runIdle              *option
 	metricsAddr, modelCap, pprof, commitWait      *option
 	simTTFT, simTPS, logLevel, logFormat          *option
+	sec                                           *secureOptions
 }
 
 func newServeOptions(stderr io.Writer) *serveOptions {
@@ -65,6 +60,7 @@ func newServeOptions(stderr io.Writer) *serveOptions {
 	o.simTPS = s.str("sim-tokens-per-second", "LLMSCOPE_SIM_TOKENS_PER_SECOND", "0", "built-in simulator: streaming pace (0 = no delay)")
 	o.logLevel = s.str("log-level", "LLMSCOPE_LOG_LEVEL", "info", "debug, info, warn or error")
 	o.logFormat = s.str("log-format", "LLMSCOPE_LOG_FORMAT", "text", "text or json")
+	o.sec = newSecureOptions(s)
 	return o
 }
 
@@ -77,162 +73,42 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err != nil {
 		return err
 	}
-	apiKey := secret("OPENAI_API_KEY")
-	upstream := o.upstream.val
-	useSim := upstream == "sim" || upstream == "" && apiKey == ""
-	if useSim {
-		fmt.Fprintln(stdout, "llmscope: no upstream configured (no OPENAI_API_KEY, no --upstream): answering from the built-in simulator, not a model")
-	} else if upstream == "" {
-		upstream = defaultUpstream
-	}
-
-	capture, err := o.capture.Bool()
+	svc, err := newService(ctx, o, stdout, logger)
 	if err != nil {
 		return err
 	}
-	captureMax, err := o.captureMax.Int()
-	if err != nil {
-		return err
-	}
-	maxBody, err := o.maxBody.Int()
-	if err != nil {
-		return err
-	}
-	queue, err := o.queue.Int()
-	if err != nil {
-		return err
-	}
-	if queue <= 0 {
-		return fmt.Errorf("--queue-size: must be positive, got %d", queue)
-	}
-	shutdownTimeout, err := o.shutdown.Duration()
-	if err != nil {
-		return err
-	}
-	upstreamTimeout, err := o.upstreamTimeout.Duration()
-	if err != nil {
-		return err
-	}
-	injectUsage, err := o.injectUsage.Bool()
-	if err != nil {
-		return err
-	}
-	prices, err := pricing.Load(o.prices.val)
-	if err != nil {
-		return err
-	}
-	if !useSim && pointsAt(upstream, o.addr.val) {
-		return fmt.Errorf("--upstream %s is this gateway's own address: set OPENAI_BASE_URL for your application, and --upstream (or nothing) for llmscope", upstream)
-	}
-
-	provider := o.provider.val
-	if useSim {
-		simURL, stopSim, err := startInProcessSim(o, logger)
-		if err != nil {
-			return err
-		}
-		defer stopSim() // after the gateway has drained
-		upstream = simURL
-		if provider == "" {
-			provider = "sim"
-		}
-	}
-
-	store, err := openStore(ctx, o.db.val)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	var rec *llmscope.Recorder
-	modelCap, err := o.modelCap.Int()
-	if err != nil {
-		return err
-	}
-	commitWait, err := o.commitWait.Duration()
-	if err != nil {
-		return err
-	}
-	metrics := prom.NewCapped(func() int { return rec.QueueDepth() }, int(modelCap))
-	rec = llmscope.NewRecorder(store, llmscope.RecorderConfig{
-		QueueSize: int(queue),
-		BatchWait: commitWait,
-		Logger:    logger.With("component", "recorder"),
-		OnDrop:    metrics.Dropped,
-	})
-	gw, err := gateway.New(gateway.Config{
-		Upstream:              upstream,
-		APIKey:                apiKey,
-		Provider:              provider,
-		Experiment:            o.experiment.val,
-		MaxBodyBytes:          maxBody,
-		Capture:               capture,
-		CaptureMaxBytes:       int(captureMax),
-		DisableUsageInjection: !injectUsage,
-		UpstreamTimeout:       upstreamTimeout,
-		Pricer:                prices,
-		OnCostUnknown:         costUnknownReporter(metrics, logger),
-		Sink:                  llmscope.Sinks{metrics, rec},
-		Logger:                logger.With("component", "gateway"),
-	})
-	if err != nil {
-		return err
-	}
-	health := map[string]web.Health{
-		"store_queue": func() error {
-			if d, c := rec.QueueDepth(), rec.QueueCapacity(); d >= c*9/10 {
-				return fmt.Errorf("store queue nearly full: %d of %d", d, c)
-			}
-			return nil
-		},
-	}
-	runIdle, err := o.runIdle.Duration()
-	if err != nil {
-		return err
-	}
-	otlpEndpoint, otlpHeaders := otlp.ConfigFromEnv(os.Getenv)
-	if o.otlpEndpoint.val != "" {
-		otlpEndpoint = o.otlpEndpoint.val
-	}
-	exports, err := wire.Start(ctx, wire.Config{
-		MLflowURI: o.mlflowURI.val, MLflowToken: secret("MLFLOW_TRACKING_TOKEN"),
-		MLflowUsername: secret("MLFLOW_TRACKING_USERNAME"), MLflowPassword: secret("MLFLOW_TRACKING_PASSWORD"),
-		RunIdle: runIdle, OTLPEndpoint: otlpEndpoint, OTLPHeaders: otlpHeaders, Capture: capture,
-	}, store, metrics, logger)
-	if err != nil {
-		return err
-	}
-	for _, ex := range exports {
-		health["export_"+ex.Name] = ex.Loop.Health
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/v1/", gw)
-	mux.Handle("GET /metrics", metrics.Handler())
-	mux.Handle("/", web.New(store, health, logger.With("component", "web")))
-	if o.pprof.val == "true" {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	}
-
+	defer svc.closeStore()
 	ln, err := net.Listen("tcp", o.addr.val)
 	if err != nil {
+		svc.stopExports(0)
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-	logger.Info("llmscope serving", "addr", "http://"+ln.Addr().String(), "upstream", upstreamLabel(upstream, useSim),
-		"db", o.db.val, "capture", capture, "settings", strings.Join(o.s.sources(), " "))
-	fmt.Fprintf(stdout, "llmscope: listening on http://%s (set OPENAI_BASE_URL=http://%s/v1)\n", ln.Addr(), ln.Addr())
+	if svc.limits.maxConns > 0 {
+		ln = netutil.LimitListener(ln, svc.limits.maxConns)
+	}
+	srv := newHTTPServer(svc.handler, logger)
+	scheme := "http"
+	if svc.tls {
+		scheme = "https"
+	}
+	logger.Info("llmscope serving", "addr", scheme+"://"+ln.Addr().String(), "upstream", upstreamLabel(svc.upstream, svc.useSim),
+		"db", o.db.val, "capture", svc.capture, "settings", strings.Join(o.s.sources(), " "))
+	fmt.Fprintf(stdout, "llmscope: listening on %s://%s (set OPENAI_BASE_URL=%s://%s/v1)\n", scheme, ln.Addr(), scheme, ln.Addr())
 
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if svc.tls {
+			errc <- srv.ServeTLS(ln, o.sec.tlsCert.val, o.sec.tlsKey.val)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
 	if addr := o.metricsAddr.val; addr != "" {
 		mln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("listen --metrics-addr: %w", err)
 		}
-		msrv := &http.Server{Handler: metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		msrv := newHTTPServer(svc.guard.Wrap(svc.metrics.Handler()), logger)
 		go func() { errc <- msrv.Serve(mln) }()
 		defer msrv.Close()
 		logger.Info("metrics", "addr", "http://"+mln.Addr().String()+"/metrics")
@@ -242,27 +118,28 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	logger.Info("shutting down: finishing requests in flight", "timeout", shutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	logger.Info("shutting down: finishing requests in flight", "timeout", svc.shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), svc.shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("requests still in flight at the deadline: closing their connections", "err", err)
 		_ = srv.Close()
 	}
-	// Handlers are done; calls still being estimated are not recorded yet.
-	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	if err := gw.Wait(wctx); err != nil {
-		logger.Error("calls still being finished at exit", "err", err)
+	return svc.drain(logger)
+}
+
+// newHTTPServer returns the HTTP server of serve: bounded header size and
+// read time, idle connections closed after a while. Bodies have their own
+// per-request deadline (the gateway's), since a server-wide read timeout
+// would also cut long streamed answers.
+func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	wcancel()
-	fctx, fcancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer fcancel()
-	if err := rec.Close(fctx); err != nil {
-		return fmt.Errorf("flush store: %w", err)
-	}
-	wire.Stop(exports, shutdownTimeout, logger)
-	logger.Info("stopped", "calls_written", rec.Written(), "calls_dropped", rec.Dropped())
-	return nil
 }
 
 // costUnknownReporter counts calls that could not be priced and warns once

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"llmscope"
+	"llmscope/auth"
+	"llmscope/gateway"
+	"llmscope/internal/wire"
+	"llmscope/otlp"
+	"llmscope/pricing"
+	"llmscope/prom"
+	"llmscope/web"
+)
+
+// service is everything serve runs behind its listener: the store and its
+// recorder, the gateway, metrics, exporters and the handler that routes to
+// them through the guard.
+type service struct {
+	handler         http.Handler
+	guard           *auth.Guard
+	store           llmscope.Store
+	rec             *llmscope.Recorder
+	gw              *gateway.Gateway
+	metrics         *prom.Metrics
+	exports         []*wire.Export
+	stopSim         func()
+	limits          limits
+	upstream        string
+	useSim, capture bool
+	tls             bool
+	shutdownTimeout time.Duration
+	logger          *slog.Logger
+}
+
+// newService resolves o and starts everything but the listener. On error
+// nothing is left running.
+func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *slog.Logger) (svc *service, err error) {
+	svc = &service{stopSim: func() {}, logger: logger}
+	defer func() {
+		if err != nil {
+			svc.stopExports(0)
+			svc.closeStore()
+		}
+	}()
+	apiKey := secret("OPENAI_API_KEY")
+	upstream := o.upstream.val
+	useSim := upstream == "sim" || upstream == "" && apiKey == ""
+	if useSim {
+		fmt.Fprintln(stdout, "llmscope: no upstream configured (no OPENAI_API_KEY, no --upstream): answering from the built-in simulator, not a model")
+	} else if upstream == "" {
+		upstream = defaultUpstream
+	}
+	capture, err := o.capture.Bool()
+	if err != nil {
+		return svc, err
+	}
+	captureMax, err := o.captureMax.Int()
+	if err != nil {
+		return svc, err
+	}
+	maxBody, err := o.maxBody.Int()
+	if err != nil {
+		return svc, err
+	}
+	queue, err := o.queue.Int()
+	if err != nil {
+		return svc, err
+	}
+	if queue <= 0 {
+		return svc, fmt.Errorf("--queue-size: must be positive, got %d", queue)
+	}
+	if svc.shutdownTimeout, err = o.shutdown.Duration(); err != nil {
+		return svc, err
+	}
+	upstreamTimeout, err := o.upstreamTimeout.Duration()
+	if err != nil {
+		return svc, err
+	}
+	injectUsage, err := o.injectUsage.Bool()
+	if err != nil {
+		return svc, err
+	}
+	modelCap, err := o.modelCap.Int()
+	if err != nil {
+		return svc, err
+	}
+	commitWait, err := o.commitWait.Duration()
+	if err != nil {
+		return svc, err
+	}
+	runIdle, err := o.runIdle.Duration()
+	if err != nil {
+		return svc, err
+	}
+	if svc.limits, err = o.sec.limits(); err != nil {
+		return svc, err
+	}
+	svc.tls = o.sec.tlsCert.val != ""
+	guardCfg, err := o.sec.guardConfig(o.addr.val, svc.limits.maxInflight, logger.With("component", "auth"))
+	if err != nil {
+		return svc, err
+	}
+	insecure, err := o.sec.insecure.Bool()
+	if err != nil {
+		return svc, err
+	}
+	admin, clients := guardCfg.AdminTokenHash != nil, guardCfg.ClientKeys != nil || guardCfg.PassProviderKeys
+	if err := checkExposure(o.addr.val, admin, clients, insecure); err != nil {
+		return svc, err
+	}
+	if !loopback(o.addr.val) && (!admin || !clients) {
+		logger.Warn("serving a non-loopback address without authentication (--insecure): anyone who reaches it can read the recorded calls and use the upstream", "addr", o.addr.val)
+	}
+	prices, err := pricing.Load(o.prices.val)
+	if err != nil {
+		return svc, err
+	}
+	if !useSim && pointsAt(upstream, o.addr.val) {
+		return svc, fmt.Errorf("--upstream %s is this gateway's own address: set OPENAI_BASE_URL for your application, and --upstream (or nothing) for llmscope", upstream)
+	}
+	provider := o.provider.val
+	if useSim {
+		simURL, stopSim, err := startInProcessSim(o, logger)
+		if err != nil {
+			return svc, err
+		}
+		svc.stopSim = stopSim
+		upstream = simURL
+		if provider == "" {
+			provider = "sim"
+		}
+	}
+	svc.upstream, svc.useSim, svc.capture = upstream, useSim, capture
+
+	if svc.store, err = openStore(ctx, o.db.val); err != nil {
+		return svc, err
+	}
+	if wc, ok := svc.store.(llmscope.WriteChecker); ok {
+		if err := wc.CheckWritable(ctx); err != nil {
+			return svc, fmt.Errorf("store %s does not accept writes: %w", o.db.val, err)
+		}
+	}
+	svc.metrics = prom.NewCapped(func() int { return svc.rec.QueueDepth() }, int(modelCap))
+	svc.rec = llmscope.NewRecorder(svc.store, llmscope.RecorderConfig{
+		QueueSize:    int(queue),
+		BatchWait:    commitWait,
+		Logger:       logger.With("component", "recorder"),
+		OnDrop:       svc.metrics.Dropped,
+		OnWriteError: svc.metrics.StoreWriteError,
+	})
+	svc.gw, err = gateway.New(gateway.Config{
+		Upstream:              upstream,
+		APIKey:                apiKey,
+		PassAuthorization:     guardCfg.PassProviderKeys,
+		Provider:              provider,
+		Experiment:            o.experiment.val,
+		MaxBodyBytes:          maxBody,
+		MaxBufferedBytes:      svc.limits.maxBuffered,
+		BodyTimeout:           svc.limits.bodyTimeout,
+		Capture:               capture,
+		CaptureMaxBytes:       int(captureMax),
+		DisableUsageInjection: !injectUsage,
+		UpstreamTimeout:       upstreamTimeout,
+		Pricer:                prices,
+		OnCostUnknown:         costUnknownReporter(svc.metrics, logger),
+		Sink:                  llmscope.Sinks{svc.metrics, svc.rec},
+		Logger:                logger.With("component", "gateway"),
+	})
+	if err != nil {
+		return svc, err
+	}
+	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmscope_rejected_requests_total",
+		Help: "Requests refused before reaching a handler, by reason (host, origin, unauthorized, overloaded, login_throttled).",
+	}, []string{"reason"})
+	guardCfg.OnReject = func(reason string) { rejected.WithLabelValues(reason).Inc() }
+	if svc.guard, err = auth.New(guardCfg); err != nil {
+		return svc, err
+	}
+	svc.metrics.Registry().MustRegister(rejected,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "llmscope_inflight_requests", Help: "Requests being handled.",
+		}, func() float64 { return float64(svc.guard.Inflight()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "llmscope_buffered_body_bytes", Help: "Bytes held by request bodies in flight (bounded by --max-buffered-bytes).",
+		}, func() float64 { return float64(svc.gw.BufferedBytes()) }))
+
+	health := map[string]web.Health{"store": svc.rec.Health}
+	otlpEndpoint, otlpHeaders := otlp.ConfigFromEnv(os.Getenv)
+	if o.otlpEndpoint.val != "" {
+		otlpEndpoint = o.otlpEndpoint.val
+	}
+	svc.exports, err = wire.Start(ctx, wire.Config{
+		MLflowURI: o.mlflowURI.val, MLflowToken: secret("MLFLOW_TRACKING_TOKEN"),
+		MLflowUsername: secret("MLFLOW_TRACKING_USERNAME"), MLflowPassword: secret("MLFLOW_TRACKING_PASSWORD"),
+		RunIdle: runIdle, OTLPEndpoint: otlpEndpoint, OTLPHeaders: otlpHeaders, Capture: capture,
+	}, svc.store, svc.metrics, logger)
+	if err != nil {
+		return svc, err
+	}
+	for _, ex := range svc.exports {
+		health["export_"+ex.Name] = ex.Loop.Health
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", svc.gw)
+	mux.Handle("GET /metrics", svc.metrics.Handler())
+	mux.Handle("/", web.New(svc.store, health, logger.With("component", "web")))
+	if o.pprof.val == "true" {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	}
+	svc.handler = svc.guard.Wrap(mux)
+	return svc, nil
+}
+
+// drain waits for the calls of finished requests, flushes the store queue
+// and stops the exporters; the HTTP server must have stopped first.
+func (svc *service) drain(logger *slog.Logger) error {
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := svc.gw.Wait(wctx); err != nil {
+		logger.Error("calls still being finished at exit", "err", err)
+	}
+	wcancel()
+	fctx, fcancel := context.WithTimeout(context.Background(), svc.shutdownTimeout)
+	defer fcancel()
+	if err := svc.rec.Close(fctx); err != nil {
+		svc.stopExports(svc.shutdownTimeout)
+		return fmt.Errorf("flush store: %w", err)
+	}
+	svc.stopExports(svc.shutdownTimeout)
+	logger.Info("stopped", "calls_written", svc.rec.Written(), "calls_dropped", svc.rec.Dropped())
+	return nil
+}
+
+// stopExports stops the exporters (and the in-process simulator) once.
+func (svc *service) stopExports(timeout time.Duration) {
+	if svc.exports != nil {
+		wire.Stop(svc.exports, timeout, svc.logger)
+		svc.exports = nil
+	}
+	if svc.stopSim != nil {
+		svc.stopSim()
+		svc.stopSim = nil
+	}
+}
+
+// closeStore closes the store, after the recorder when it ran.
+func (svc *service) closeStore() {
+	if svc.rec != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = svc.rec.Close(ctx)
+		cancel()
+	}
+	if svc.store != nil {
+		_ = svc.store.Close() // at exit or after an earlier error, which matters more
+		svc.store = nil
+	}
+}
