@@ -75,9 +75,9 @@ func (g *Guard) hostAllowed(host string) bool {
 // not marked cross-site by Sec-Fetch-Site) is not a browser's
 // cross-origin request and passes.
 func (g *Guard) originAllowed(r *http.Request) bool {
-	o := r.Header.Get("Origin")
+	o := header(r.Header, "Origin")
 	if o == "" {
-		return r.Header.Get("Sec-Fetch-Site") != "cross-site"
+		return header(r.Header, "Sec-Fetch-Site") != "cross-site"
 	}
 	scheme, host, ok := splitOrigin(o)
 	if !ok {

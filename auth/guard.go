@@ -279,7 +279,7 @@ func (g *Guard) rejected(r *http.Request, reason string) {
 // anything else a 401.
 func (g *Guard) unauthorized(w http.ResponseWriter, r *http.Request) {
 	p := path.Clean("/" + r.URL.Path)
-	if r.Method == http.MethodGet && strings.Contains(r.Header.Get("Accept"), "text/html") &&
+	if r.Method == http.MethodGet && strings.Contains(header(r.Header, "Accept"), "text/html") &&
 		!hasSegmentPrefix(p, "/api") && p != "/metrics" {
 		g.rejected(r, "unauthorized")
 		w.Header().Set("Location", "/login?next="+url.QueryEscape(r.URL.RequestURI()))
@@ -294,7 +294,7 @@ func (g *Guard) unauthorized(w http.ResponseWriter, r *http.Request) {
 // adminAuthorized reports whether r carries the admin token as a Bearer
 // token or a valid session cookie.
 func (g *Guard) adminAuthorized(r *http.Request) bool {
-	if tok, ok := bearer(r.Header.Get("Authorization")); ok {
+	if tok, ok := bearer(header(r.Header, "Authorization")); ok {
 		h := sha256.Sum256([]byte(tok))
 		if subtle.ConstantTimeCompare(h[:], g.adminHash[:]) == 1 {
 			return true
@@ -304,6 +304,15 @@ func (g *Guard) adminAuthorized(r *http.Request) bool {
 		return g.validSession(c.Value)
 	}
 	return false
+}
+
+// header returns the first value of a header by its canonical name (as the
+// server stores them), skipping Header.Get's canonicalization.
+func header(h http.Header, canonical string) string {
+	if v := h[canonical]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // bearer returns the token of an "Authorization: Bearer <token>" value.
@@ -326,7 +335,7 @@ var credentialHeaders = [...]string{"Authorization", "X-Api-Key", "Api-Key", "X-
 func (g *Guard) client(r *http.Request) (*http.Request, bool) {
 	tok, found := "", false
 	for _, name := range credentialHeaders {
-		v := r.Header.Get(name)
+		v := header(r.Header, name)
 		if v == "" {
 			continue
 		}
