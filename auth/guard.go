@@ -231,6 +231,8 @@ func (g *Guard) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 	case routeLogout:
 		if g.admin {
 			handler = http.HandlerFunc(g.logout)
+		} else {
+			handler = http.RedirectHandler("/", http.StatusSeeOther) // nothing to log out of
 		}
 	case routeGateway:
 		if g.keys != nil || g.pass {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,10 +28,20 @@ const (
 	scnDirect       = "direct"
 	scnGateway      = "gateway"
 	scnGatewayExp   = "gateway+export"
+	scnGatewayGuard = "gateway+guard"
 	scnReverseProxy = "reverseproxy"
 )
 
 var benchScenarios = []string{scnDirect, scnGateway, scnGatewayExp, scnReverseProxy}
+
+// allScenarios are every scenario bench knows; gateway+guard (the gateway
+// with an admin token, client keys and its limits, against gateway with
+// neither) is run on request.
+var allScenarios = []string{scnDirect, scnGateway, scnGatewayExp, scnGatewayGuard, scnReverseProxy}
+
+// benchClientKey is the key the load generator sends (loadtest's requests
+// carry it), made a client key of gateway+guard.
+const benchClientKey = "sk-llmscope-bench"
 
 // benchOptions are the flags of bench.
 type benchOptions struct {
@@ -115,8 +127,8 @@ func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
 		o.kinds = append(o.kinds, k)
 	}
 	for _, name := range splitList(scenarios.val) {
-		if !slices.Contains(benchScenarios, name) {
-			return nil, fmt.Errorf("--scenarios: unknown scenario %q (known: %s)", name, strings.Join(benchScenarios, ", "))
+		if !slices.Contains(allScenarios, name) {
+			return nil, fmt.Errorf("--scenarios: unknown scenario %q (known: %s)", name, strings.Join(allScenarios, ", "))
 		}
 		o.scenarios = append(o.scenarios, name)
 	}
@@ -301,9 +313,19 @@ func benchRig(ctx context.Context, o *benchOptions, stderr io.Writer) (*rig, err
 		switch scn {
 		case scnDirect:
 			t.URL = simURL
-		case scnGateway, scnGatewayExp:
+		case scnGateway, scnGatewayExp, scnGatewayGuard:
 			db := filepath.Join(dir, strings.ReplaceAll(scn, "+", "-")+".db")
 			args := []string{"serve", "--addr", "127.0.0.1:0", "--db", db, "--upstream", simURL, "--log-level", "warn"}
+			if scn == scnGatewayGuard {
+				keys := filepath.Join(dir, "keys.yaml")
+				sum := sha256.Sum256([]byte(benchClientKey))
+				if err := os.WriteFile(keys, []byte("keys:\n  - name: bench\n    sha256: "+hex.EncodeToString(sum[:])+"\n"), 0o600); err != nil {
+					return r, fmt.Errorf("client keys: %w", err)
+				}
+				args = append(args, "--admin-token", "bench-admin-token-0123456789", "--client-keys", keys)
+			} else {
+				args = append(args, "--max-inflight", "0", "--max-conns", "0") // limits off, but for the body budget
+			}
 			args = append(args, o.serveFlags...)
 			if scn == scnGatewayExp {
 				if r.sink == nil {

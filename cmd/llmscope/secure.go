@@ -114,17 +114,6 @@ func (o *secureOptions) guardConfig(addr string, maxInflight int, logger *slog.L
 	return cfg, nil
 }
 
-// splitList reads a comma-separated list, dropping blank items.
-func splitList(s string) []string {
-	var out []string
-	for item := range strings.SplitSeq(s, ",") {
-		if item = strings.TrimSpace(item); item != "" {
-			out = append(out, item)
-		}
-	}
-	return out
-}
-
 // defaultHosts returns the Host values to accept: the configured ones, or
 // on a loopback address the loopback names (the guard's default, nil), or
 // on a specific address the loopback names and that host. On a wildcard
