@@ -146,14 +146,16 @@ var insertSQL = `INSERT INTO calls (` + columns + `) VALUES (?` +
 
 // Write stores calls in one transaction; it returns only after the commit.
 // A call whose id is already stored (or appears earlier in calls) is skipped,
-// so a retried batch never duplicates. Nil entries are skipped.
+// so a retried batch never duplicates. Nil entries are skipped. Its errors
+// are *llmscope.WriteError: WriteInvalidCall with the call's id when one
+// call cannot be stored (nothing of the batch is then committed).
 func (s *Store) Write(ctx context.Context, calls []*llmscope.Call) error {
 	if len(calls) == 0 {
 		return nil
 	}
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlite: write batch: %w", err)
+		return writeError(fmt.Errorf("sqlite: write batch: %w", err), "")
 	}
 	defer tx.Rollback() // a no-op after Commit
 	stmt := tx.StmtContext(ctx, s.insert)
@@ -163,14 +165,37 @@ func (s *Store) Write(ctx context.Context, calls []*llmscope.Call) error {
 			continue
 		}
 		if err := callArgs(c, args); err != nil {
-			return fmt.Errorf("sqlite: write batch: call %q: %w", c.ID, err)
+			return invalidCall(fmt.Errorf("sqlite: write batch: call %q: %w", c.ID, err), c.ID)
 		}
 		if _, err := stmt.ExecContext(ctx, args...); err != nil {
-			return fmt.Errorf("sqlite: write batch: call %q: %w", c.ID, err)
+			return writeError(fmt.Errorf("sqlite: write batch: call %q: %w", c.ID, err), c.ID)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: write batch: commit: %w", err)
+		return writeError(fmt.Errorf("sqlite: write batch: commit: %w", err), "")
+	}
+	return nil
+}
+
+var _ llmscope.WriteChecker = (*Store)(nil)
+
+// CheckWritable really writes to the database (one row of the meta table,
+// in a transaction of its own) and returns the *llmscope.WriteError that
+// says why not when it cannot.
+func (s *Store) CheckWritable(ctx context.Context) error {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return writeError(fmt.Errorf("sqlite: check writable: %w", err), "")
+	}
+	defer tx.Rollback() // a no-op after Commit
+	now := time.Now()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value, updated) VALUES ('write_checked', ?, ?)
+	ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated`,
+		now.UTC().Format(time.RFC3339Nano), now.UnixNano()); err != nil {
+		return writeError(fmt.Errorf("sqlite: check writable: %w", err), "")
+	}
+	if err := tx.Commit(); err != nil {
+		return writeError(fmt.Errorf("sqlite: check writable: commit: %w", err), "")
 	}
 	return nil
 }
