@@ -24,6 +24,12 @@ const OtherModel = "other"
 // DefaultModelCap is how many distinct model label values are kept.
 const DefaultModelCap = 100
 
+// MaxLabelLen is the longest model, provider or error type label value kept,
+// in bytes; a longer one is recorded as OtherModel (a model counted in
+// llmscope_model_label_overflow_total), so one request cannot make every
+// scrape megabytes long.
+const MaxLabelLen = 128
+
 // genai holds the per-call collectors.
 type genai struct {
 	duration, tokens, ttft *prometheus.HistogramVec
@@ -80,7 +86,7 @@ func newGenAI(modelCap int) *genai {
 			Name: "llmscope_gateway_overhead_seconds", Help: "Time llmscope itself spent on a call.", Buckets: overheadBuckets,
 		}),
 		overflow: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "llmscope_model_label_overflow_total", Help: "Calls whose model was recorded as \"other\" because the model label cap was reached.",
+			Name: "llmscope_model_label_overflow_total", Help: "Calls whose model was recorded as \"other\" because the model label cap was reached or the name was too long.",
 		}),
 		cap:    modelCap,
 		models: map[string]struct{}{},
@@ -122,15 +128,17 @@ func (g *genai) lookup(c *llmscope.Call) *series {
 	if key.model == "" {
 		key.model = c.ResponseModel
 	}
-	// Label values must be valid UTF-8; a request can name any bytes.
-	key.model = strings.ToValidUTF8(key.model, "\uFFFD")
-	key.provider = strings.ToValidUTF8(key.provider, "\uFFFD")
-	key.errType = strings.ToValidUTF8(key.errType, "\uFFFD")
+	// Label values must be valid UTF-8 (a request can name any bytes) and
+	// short.
+	tooLong := len(key.model) > MaxLabelLen
+	key.model = label(key.model)
+	key.provider = label(key.provider)
+	key.errType = label(key.errType)
 	// Only a call that succeeded may take a place under the cap, so made-up
 	// model names that the upstream refuses cannot crowd real models out.
 	admit := c.Status < 400 && c.ErrorType == ""
 	g.mu.RLock()
-	if _, known := g.models[key.model]; !known && (len(g.models) >= g.cap || !admit) {
+	if _, known := g.models[key.model]; tooLong || !known && (len(g.models) >= g.cap || !admit) {
 		key.model = OtherModel
 		g.overflow.Inc()
 	}
@@ -166,4 +174,13 @@ func (g *genai) lookup(c *llmscope.Call) *series {
 	}
 	g.series[key] = s
 	return s
+}
+
+// label returns v as a label value: OtherModel when longer than
+// MaxLabelLen, else v with invalid UTF-8 replaced.
+func label(v string) string {
+	if len(v) > MaxLabelLen {
+		return OtherModel
+	}
+	return strings.ToValidUTF8(v, "\uFFFD")
 }

@@ -5,6 +5,7 @@ package prom
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,7 @@ type Metrics struct {
 	exportLag      *prometheus.GaugeVec
 	exportFailures *prometheus.CounterVec
 	exportProblems *prometheus.CounterVec
+	writeErrors    *prometheus.CounterVec
 	genai          *genai
 	collectors     []prometheus.Collector
 }
@@ -84,8 +86,16 @@ func build(queueDepth func() int, modelCap int) *Metrics {
 		Name: "llmscope_export_problems_total",
 		Help: "Items a remote system refused or answered oddly, by kind.",
 	}, []string{"exporter", "kind"})
+	m.writeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmscope_store_write_errors_total",
+		Help: "Failed attempts to write calls to the store, by reason (the calls are retried).",
+	}, []string{"reason"})
+	for _, reason := range llmscope.WriteErrorReasons() {
+		m.writeErrors.WithLabelValues(reason) // every reason shows, at 0
+	}
 	m.genai = newGenAI(modelCap)
 	m.collectors = append(m.genai.collectors(), m.costUnknown, m.dropped, m.exportLag, m.exportFailures, m.exportProblems,
+		m.writeErrors,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "llmscope_store_queue_depth",
 			Help: "Calls waiting to be committed to the store.",
@@ -104,6 +114,16 @@ func (m *Metrics) CostUnknown() { m.costUnknown.Inc() }
 
 // Dropped counts one call dropped for reason.
 func (m *Metrics) Dropped(reason string) { m.dropped.WithLabelValues(reason).Inc() }
+
+// StoreWriteError counts one failed store write with its reason (see
+// llmscope.WriteErrorReason); a reason llmscope does not know counts as
+// llmscope.WriteOther.
+func (m *Metrics) StoreWriteError(reason string) {
+	if !slices.Contains(llmscope.WriteErrorReasons(), reason) {
+		reason = llmscope.WriteOther
+	}
+	m.writeErrors.WithLabelValues(reason).Inc()
+}
 
 // ExportLag sets an exporter's lag.
 func (m *Metrics) ExportLag(exporter string, d time.Duration) {

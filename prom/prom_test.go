@@ -137,3 +137,57 @@ func BenchmarkRecord(b *testing.B) {
 		i++
 	}
 }
+
+func TestStoreWriteErrors(t *testing.T) {
+	m := New(func() int { return 0 })
+	body := scrape(t, m)
+	for _, reason := range llmscope.WriteErrorReasons() {
+		if want := `llmscope_store_write_errors_total{reason="` + reason + `"} 0`; !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q before any error", want)
+		}
+	}
+	m.StoreWriteError(llmscope.WriteDiskFull)
+	m.StoreWriteError(llmscope.WriteDiskFull)
+	m.StoreWriteError("made-up")
+	body = scrape(t, m)
+	for _, want := range []string{
+		`llmscope_store_write_errors_total{reason="disk_full"} 2`,
+		`llmscope_store_write_errors_total{reason="other"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "made-up") {
+		t.Error("an unknown reason became a label value")
+	}
+}
+
+func TestLongLabelValuesAreCapped(t *testing.T) {
+	m := New(func() int { return 0 })
+	huge := strings.Repeat("m", 1<<20)
+	for i := range 5 {
+		c := call(huge+strings.Repeat("x", i), 200, true)
+		if i == 4 {
+			c.Provider = huge
+			c.Status, c.ErrorType = 500, huge
+		}
+		m.Record(c)
+	}
+	edge := strings.Repeat("e", MaxLabelLen) // the longest kept
+	m.Record(call(edge, 200, false))
+	body := scrape(t, m)
+	if len(body) > 64<<10 {
+		t.Fatalf("/metrics is %d bytes after 5 calls with a 1 MB model name", len(body))
+	}
+	for _, want := range []string{
+		`gen_ai_request_model="other",status_code="200"} 4`,
+		`error_type="other",gen_ai_operation_name="chat",gen_ai_provider_name="other",gen_ai_request_model="other",status_code="500"} 1`,
+		`gen_ai_request_model="` + edge + `",status_code="200"} 1`,
+		"llmscope_model_label_overflow_total 5",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
