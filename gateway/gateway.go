@@ -33,6 +33,15 @@ type Config struct {
 	Experiment string
 	// MaxBodyBytes bounds request bodies; larger ones get 413 (default 32 MiB).
 	MaxBodyBytes int64
+	// MaxBufferedBytes bounds the buffer capacity held by all request
+	// bodies in flight together (default 256 MiB). Buffers grow as bytes
+	// arrive, never from a declared length; a request whose body cannot be
+	// held gets 503 (code "overloaded", Retry-After: 1).
+	MaxBufferedBytes int64
+	// BodyTimeout bounds the time a client takes to send its request body
+	// (default 60s); a late body gets 408 (code "body_timeout"). It ends
+	// once the body is read: answers may stream for longer.
+	BodyTimeout time.Duration
 	// Capture stores request input and response text with each call, each
 	// cut to CaptureMaxBytes (default 64 KiB). Off, the store never sees them.
 	Capture         bool
@@ -60,6 +69,7 @@ type Gateway struct {
 	inflight  sync.WaitGroup
 	id        string // this gateway's mark in X-Llmscope-Via
 	fin       *openai.Finisher
+	budget    *budget // bytes held by request bodies in flight
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes is 0.
@@ -83,6 +93,12 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if cfg.MaxBufferedBytes <= 0 {
+		cfg.MaxBufferedBytes = DefaultMaxBufferedBytes
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
 	if cfg.CaptureMaxBytes <= 0 {
 		cfg.CaptureMaxBytes = 64 << 10
 	}
@@ -96,7 +112,7 @@ func New(cfg Config) (*Gateway, error) {
 		id: llmscope.NewID()[24:], fin: &openai.Finisher{
 			Sink: cfg.Sink, Pricer: cfg.Pricer, OnCostUnknown: cfg.OnCostUnknown,
 			Capture: cfg.Capture, CaptureMax: cfg.CaptureMaxBytes,
-		}}
+		}, budget: &budget{limit: cfg.MaxBufferedBytes}}
 	if g.transport == nil {
 		t := NewTransport()
 		t.ResponseHeaderTimeout = cfg.UpstreamTimeout
@@ -117,6 +133,10 @@ func NewTransport() *http.Transport {
 	t.ForceAttemptHTTP2 = true
 	return t
 }
+
+// BufferedBytes returns the buffer capacity held by request bodies in
+// flight, the figure Config.MaxBufferedBytes bounds.
+func (g *Gateway) BufferedBytes() int64 { return g.budget.used.Load() }
 
 // Wait blocks until every request in flight has been recorded, or ctx ends.
 func (g *Gateway) Wait(ctx context.Context) error {

@@ -22,10 +22,12 @@ func hopByHop(k string) bool {
 	return false
 }
 
-// copyHeader adds the end-to-end headers of src to dst.
+// copyHeader adds the end-to-end headers of src to dst, except
+// Access-Control-Allow-Credentials: llmscope's answers never invite a
+// browser to send credentials cross-origin, whatever the upstream says.
 func copyHeader(dst, src http.Header) {
 	for k, vs := range src {
-		if !hopByHop(k) {
+		if !hopByHop(k) && k != "Access-Control-Allow-Credentials" {
 			dst[k] = vs
 		}
 	}

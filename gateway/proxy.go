@@ -21,9 +21,11 @@ type exchange struct {
 	call     *llmscope.Call
 	t0       time.Time
 	overhead time.Duration // time llmscope itself spent
-	body     *bytes.Buffer // holds the request body (pooled)
+	body     reqBody       // holds the request body (pooled, charged to the budget)
+	hasBody  bool          // the request came with a body (possibly empty)
 	upBody   *sentBody     // the body as handed to the transport
 	sent     []byte        // the body as sent upstream: in body's memory, or (rarely) its own
+	extra    int64         // bytes charged for sent when it has memory of its own
 	req      openai.Request
 	injected bool // llmscope added stream_options.include_usage
 	resp     openai.Response
@@ -79,12 +81,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		// The transport may still be sending the body after RoundTrip
 		// returned (an upstream that answered before reading it all);
-		// until it has closed it, the buffer is not ours to reuse.
-		if x.upBody == nil || x.upBody.closed.Load() {
-			putBuf(x.body)
+		// until it has closed it, the buffer is not ours to reuse. The
+		// charge ends with the request either way.
+		x.body.free(g.budget, x.upBody == nil || x.upBody.closed.Load())
+		if x.extra > 0 {
+			g.budget.release(x.extra)
 		}
 	}()
 
+	if bad := badPath(r); bad != "" {
+		g.fail(w, x, http.StatusBadRequest, "invalid_request_error", "invalid_path", bad)
+		return
+	}
 	if passedThrough(r.Header.Get(HeaderVia), g.id) {
 		g.fail(w, x, http.StatusLoopDetected, "invalid_request_error", "loop_detected",
 			"this request already passed through this gateway: its upstream points back at it")
@@ -102,6 +110,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case errors.As(err, &tooBig):
 			g.fail(w, x, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
 				"request body exceeds the limit of "+strconv.FormatInt(g.cfg.MaxBodyBytes, 10)+" bytes")
+		case errors.Is(err, errOverloaded):
+			w.Header().Set("Connection", "close") // the rest of the body is not waited for
+			w.Header().Set("Retry-After", "1")
+			g.fail(w, x, http.StatusServiceUnavailable, "server_error", "overloaded",
+				"llmscope is holding too many request bodies; retry shortly")
+		case isTimeout(err):
+			w.Header().Set("Connection", "close")
+			g.fail(w, x, http.StatusRequestTimeout, "invalid_request_error", "body_timeout",
+				"the request body did not arrive within "+g.cfg.BodyTimeout.String())
 		case r.Context().Err() != nil:
 			c.ErrorType, c.Status = llmscope.ErrTypeCancelled, 499
 			g.finish(x)
@@ -113,7 +130,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	up, err := g.upstreamRequest(r, x)
 	if err != nil {
-		g.fail(w, x, http.StatusInternalServerError, "server_error", "bad_request", err.Error())
+		g.log.Warn("build upstream request", "call_id", c.ID, "err", err)
+		g.fail(w, x, http.StatusInternalServerError, "server_error", "bad_request", "the request could not be forwarded")
 		return
 	}
 	x.overhead += time.Since(x.t0)
@@ -124,9 +142,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			c.ErrorType, c.Status = llmscope.ErrTypeCancelled, 499
 			g.finish(x)
 		case isTimeout(err):
-			g.fail(w, x, http.StatusGatewayTimeout, "upstream_error", llmscope.ErrTypeTimeout, "upstream timed out: "+err.Error())
+			g.log.Warn("upstream timed out", "call_id", c.ID, "err", err)
+			g.fail(w, x, http.StatusGatewayTimeout, "upstream_error", llmscope.ErrTypeTimeout, "upstream timed out")
 		default:
-			g.fail(w, x, http.StatusBadGateway, "upstream_error", llmscope.ErrTypeUnreachable, "upstream unreachable: "+err.Error())
+			g.log.Warn("upstream unreachable", "call_id", c.ID, "err", err)
+			g.fail(w, x, http.StatusBadGateway, "upstream_error", llmscope.ErrTypeUnreachable, "upstream unreachable")
 		}
 		return
 	}
@@ -166,8 +186,9 @@ func passedThrough(via, id string) bool {
 	return false
 }
 
-// readBody reads the request body into x.body under the size limit and
-// parses it. A body that is not JSON is kept as it is, with empty params.
+// readBody reads the request body into x.body under the size limit, the
+// budget of buffered bytes and the body deadline, and parses it. A body
+// that is not JSON is kept as it is, with empty params.
 func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, x *exchange) error {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil
@@ -175,21 +196,24 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, x *exchange) 
 	if r.ContentLength > g.cfg.MaxBodyBytes {
 		return &http.MaxBytesError{Limit: g.cfg.MaxBodyBytes}
 	}
-	x.body = bufPool.Get().(*bytes.Buffer)
-	if r.ContentLength > 0 {
-		// Room for the body, for ReadFrom's last read (which finds EOF; without
-		// the room it would double the buffer first) and for the usage
-		// injection, so the body is read into one buffer and never copied.
-		x.body.Grow(int(r.ContentLength) + bytes.MinRead)
-	}
+	x.hasBody = true
 	t := time.Now()
-	_, err := x.body.ReadFrom(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
+	// A deadline on this body alone: the server's ReadTimeout would also
+	// end long streams. It is lifted once the body is read, and left to
+	// expire when reading failed, so the server never waits for the rest.
+	// Writers that cannot set one (tests, adapters) read without.
+	rc := http.NewResponseController(w)
+	deadline := rc.SetReadDeadline(t.Add(g.cfg.BodyTimeout)) == nil
+	err := x.body.read(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes), g.budget)
+	if deadline && err == nil {
+		_ = rc.SetReadDeadline(time.Time{})
+	}
 	x.overhead -= time.Since(t) // receiving the body is the client's time, not ours
-	x.sent = x.body.Bytes()
+	x.sent = x.body.buf
 	if err != nil {
 		return err
 	}
-	if x.call.Operation == llmscope.OpModels || x.call.Operation == llmscope.OpOther && x.body.Len() == 0 {
+	if x.call.Operation == llmscope.OpModels || x.call.Operation == llmscope.OpOther && len(x.sent) == 0 {
 		return nil
 	}
 	x.req = openai.ParseRequest(x.sent)
@@ -202,12 +226,32 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, x *exchange) 
 	}
 	if x.req.Stream && !x.req.IncludeUsage && !g.cfg.DisableUsageInjection &&
 		(c.Operation == llmscope.OpChat || c.Operation == llmscope.OpTextCompletion) {
-		if b, err := x.req.InjectUsage(x.sent); err == nil {
-			x.sent = b // x.body must not be written to any more
-			x.injected = true
-		}
+		g.injectUsage(x)
 	}
 	return nil
+}
+
+// injectUsage adds stream_options.include_usage to the body sent upstream,
+// in the body's own buffer when it has room (made under the budget); a copy
+// that cannot be charged to the budget is not sent.
+func (g *Gateway) injectUsage(x *exchange) {
+	if !x.body.room(len(`,"stream_options":{"include_usage":true}`), g.budget) {
+		return // no injection: the usage is estimated instead
+	}
+	x.sent = x.body.buf
+	b, err := x.req.InjectUsage(x.sent)
+	if err != nil {
+		return
+	}
+	if len(b) > 0 && len(x.sent) > 0 && &b[0] != &x.sent[0] {
+		// A copy of its own (a body that already had stream_options).
+		if !g.budget.reserve(int64(cap(b))) {
+			return
+		}
+		x.extra = int64(cap(b))
+	}
+	x.sent = b // x.body must not be written to any more
+	x.injected = true
 }
 
 // upstreamRequest builds the request sent upstream: same method, path below
@@ -219,7 +263,7 @@ func (g *Gateway) upstreamRequest(r *http.Request, x *exchange) (*http.Request, 
 		target += "?" + r.URL.RawQuery
 	}
 	var body io.Reader = http.NoBody
-	if x.body != nil {
+	if x.hasBody {
 		x.upBody = &sentBody{Reader: bytes.NewReader(x.sent)}
 		body = x.upBody
 	}
@@ -227,7 +271,7 @@ func (g *Gateway) upstreamRequest(r *http.Request, x *exchange) (*http.Request, 
 	if err != nil {
 		return nil, err
 	}
-	if x.body != nil {
+	if x.hasBody {
 		up.ContentLength = int64(len(x.sent))
 	}
 	for k, vs := range r.Header {
