@@ -62,7 +62,22 @@ type Filter struct {
 	Operation  string
 	MaxSeq     int64 // seq <= MaxSeq, when > 0
 	Limit      int   // at most this many calls; 0 means the store's default (100)
+	// Before, when set, selects only the calls after it in List's order
+	// (start descending, then id descending): the next page after a call.
+	Before *Position
+	// OmitText makes List leave Input and Output empty (a store need not
+	// read them at all); Get always returns them.
+	OmitText bool
 }
+
+// Position is a place in List's order: a call's start and id.
+type Position struct {
+	Start time.Time
+	ID    string
+}
+
+// PositionOf returns the position of c in List's order.
+func PositionOf(c *Call) Position { return Position{Start: c.Start, ID: c.ID} }
 
 // DefaultLimit is the number of calls List returns when Filter.Limit is 0.
 const DefaultLimit = 100

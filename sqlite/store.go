@@ -351,6 +351,11 @@ func where(f llmscope.Filter) (string, []any) {
 	if f.MaxSeq > 0 {
 		conds, args = append(conds, "seq <= ?"), append(args, f.MaxSeq)
 	}
+	if p := f.Before; p != nil {
+		// start <= ? alone lets the start index bound the scan.
+		n := toNanos(p.Start)
+		conds, args = append(conds, "start <= ? AND (start < ? OR id < ?)"), append(args, n, n, p.ID)
+	}
 	if len(conds) == 0 {
 		return "", nil
 	}
@@ -359,14 +364,20 @@ func where(f llmscope.Filter) (string, []any) {
 
 // List returns the calls matching f, newest first (by start, then by id),
 // at most f.Limit of them, or llmscope.DefaultLimit when f.Limit <= 0.
+// With f.OmitText the captured texts are not read.
 func (s *Store) List(ctx context.Context, f llmscope.Filter) ([]*llmscope.Call, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = llmscope.DefaultLimit
 	}
+	cols := columns
+	if f.OmitText {
+		// Empty strings in the texts' places: scanCall reads the same shape.
+		cols = strings.Replace(columns, "input_text, output_text", "'', ''", 1)
+	}
 	cond, args := where(f)
 	rows, err := s.reader.QueryContext(ctx,
-		`SELECT `+columns+` FROM calls`+cond+` ORDER BY start DESC, id DESC LIMIT ?`, append(args, limit)...)
+		`SELECT `+cols+` FROM calls`+cond+` ORDER BY start DESC, id DESC LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list: %w", err)
 	}
@@ -376,6 +387,9 @@ func (s *Store) List(ctx context.Context, f llmscope.Filter) ([]*llmscope.Call, 
 		c, err := scanCall(rows)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: list: %w", err)
+		}
+		if f.OmitText {
+			c.Input, c.Output = "", "" // in case the columns were read after all
 		}
 		calls = append(calls, c)
 	}

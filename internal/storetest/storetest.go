@@ -51,6 +51,8 @@ func Run(t *testing.T, open func(t *testing.T) llmscope.Store) {
 		{"ListOrder", testListOrder},
 		{"ListLimit", testListLimit},
 		{"ListFilter", testListFilter},
+		{"ListPages", testListPages},
+		{"ListOmitText", testListOmitText},
 		{"Stats", testStats},
 		{"StatsFilter", testStatsFilter},
 		{"StatsEmpty", testStatsEmpty},
@@ -492,7 +494,17 @@ func matches(f llmscope.Filter, c *llmscope.Call) bool {
 		(f.Model == "" || c.RequestModel == f.Model || c.ResponseModel == f.Model) &&
 		(f.Run == "" || c.Run == f.Run) &&
 		(f.Experiment == "" || c.Experiment == f.Experiment) &&
-		(f.Operation == "" || c.Operation == f.Operation)
+		(f.Operation == "" || c.Operation == f.Operation) &&
+		(f.Before == nil || after(c, *f.Before))
+}
+
+// after reports whether c comes after p in List's order: an older start,
+// or the same start and a smaller id.
+func after(c *llmscope.Call, p llmscope.Position) bool {
+	if d := c.Start.Compare(p.Start); d != 0 {
+		return d < 0
+	}
+	return c.ID < p.ID
 }
 
 func selectCalls(f llmscope.Filter, calls []*llmscope.Call) []*llmscope.Call {

@@ -110,7 +110,13 @@ func (m *memStore) List(_ context.Context, f llmscope.Filter) ([]*llmscope.Call,
 	if limit <= 0 {
 		limit = llmscope.DefaultLimit
 	}
-	return out[:min(limit, len(out))], nil
+	out = out[:min(limit, len(out))]
+	if f.OmitText {
+		for _, c := range out {
+			c.Input, c.Output = "", ""
+		}
+	}
+	return out, nil
 }
 
 func (m *memStore) Stats(_ context.Context, f llmscope.Filter) (*llmscope.Stats, error) {
