@@ -3,12 +3,14 @@
 package web
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"llmscope"
@@ -88,22 +90,134 @@ func parseTime(v string, now time.Time) (time.Time, error) {
 	return t, nil
 }
 
+// MaxListBytes bounds the encoded calls of one /api/calls answer: a page
+// that would grow past it ends early, with a next cursor (a page always
+// holds at least one call).
+const MaxListBytes = 8 << 20
+
+// listCalls serves GET /api/calls: the calls ParseFilter selects, newest
+// first, without their captured texts unless text=true. When more calls
+// match than the answer holds (the limit, or MaxListBytes), it carries
+// "next", a cursor that cursor=… continues from.
 func (h *Handler) listCalls(w http.ResponseWriter, r *http.Request) {
-	f, err := ParseFilter(r.URL.Query(), time.Now())
+	q := r.URL.Query()
+	f, err := ParseFilter(q, time.Now())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
 		return
 	}
-	calls, err := h.store.List(r.Context(), f)
+	if v := q.Get("text"); v != "" {
+		withText, err := strconv.ParseBool(v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_request_error", "text must be true or false")
+			return
+		}
+		f.OmitText = !withText
+	} else {
+		f.OmitText = true
+	}
+	if v := q.Get("cursor"); v != "" {
+		p, err := parseCursor(v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_request_error", "cursor is not one this API gave")
+			return
+		}
+		f.Before = &p
+	}
+	page, err := h.page(r, f)
 	if err != nil {
 		h.log.Error("list calls", "err", err)
-		writeError(w, http.StatusInternalServerError, "server_error", "list calls: "+err.Error())
+		writeError(w, http.StatusInternalServerError, "server_error", "list calls failed")
 		return
 	}
-	if calls == nil {
-		calls = []*llmscope.Call{}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(page)
+}
+
+// page returns the encoded answer to /api/calls for f: {"calls":[…]} and,
+// when more calls match, "next". It reads the store in batches (small ones
+// when texts are included), so memory follows the answer's size.
+func (h *Handler) page(r *http.Request, f llmscope.Filter) ([]byte, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = llmscope.DefaultLimit
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"calls": calls})
+	batch := 1000
+	if !f.OmitText {
+		batch = 50
+	}
+	out := append(make([]byte, 0, 4096), `{"calls":[`...)
+	n, more := 0, false
+	var last *llmscope.Call
+	for n < limit && !more {
+		f.Limit = min(limit-n, batch) + 1 // one more: are there more calls?
+		calls, err := h.store.List(r.Context(), f)
+		if err != nil {
+			return nil, err
+		}
+		for i, c := range calls {
+			if n == limit || i == f.Limit-1 {
+				more = n == limit
+				break
+			}
+			b, err := json.Marshal(c)
+			if err != nil {
+				return nil, fmt.Errorf("encode call %q: %w", c.ID, err)
+			}
+			if n > 0 && len(out)+len(b) > MaxListBytes {
+				more = true
+				break
+			}
+			if n > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, b...)
+			n++
+			last = c
+		}
+		if len(calls) < f.Limit {
+			break // the store has no more
+		}
+		p := llmscope.PositionOf(last)
+		f.Before = &p
+	}
+	out = append(out, ']')
+	if more {
+		next, _ := json.Marshal(formatCursor(llmscope.PositionOf(last)))
+		out = append(append(out, `,"next":`...), next...)
+	}
+	return append(out, "}\n"...), nil
+}
+
+// formatCursor returns the opaque cursor of p: base64url of its start in
+// unix nanoseconds and its id.
+func formatCursor(p llmscope.Position) string {
+	s := "z"
+	if !p.Start.IsZero() {
+		s = strconv.FormatInt(p.Start.UnixNano(), 10)
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(s + " " + p.ID))
+}
+
+// parseCursor reads a cursor formatCursor made.
+func parseCursor(v string) (llmscope.Position, error) {
+	b, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil {
+		return llmscope.Position{}, fmt.Errorf("cursor: %w", err)
+	}
+	ts, id, ok := strings.Cut(string(b), " ")
+	if !ok || id == "" {
+		return llmscope.Position{}, errors.New("cursor: no id")
+	}
+	if ts == "z" {
+		return llmscope.Position{ID: id}, nil
+	}
+	ns, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return llmscope.Position{}, fmt.Errorf("cursor: %w", err)
+	}
+	return llmscope.Position{Start: time.Unix(0, ns).UTC(), ID: id}, nil
 }
 
 func (h *Handler) getCall(w http.ResponseWriter, r *http.Request) {
@@ -113,7 +227,7 @@ func (h *Handler) getCall(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "invalid_request_error", "no call with id "+strconv.Quote(r.PathValue("id")))
 	case err != nil:
 		h.log.Error("get call", "err", err)
-		writeError(w, http.StatusInternalServerError, "server_error", "get call: "+err.Error())
+		writeError(w, http.StatusInternalServerError, "server_error", "get call failed")
 	default:
 		writeJSON(w, http.StatusOK, c)
 	}
@@ -132,7 +246,7 @@ func (h *Handler) stats(w http.ResponseWriter, r *http.Request) {
 	s, err := h.store.Stats(r.Context(), f)
 	if err != nil {
 		h.log.Error("stats", "err", err)
-		writeError(w, http.StatusInternalServerError, "server_error", "stats: "+err.Error())
+		writeError(w, http.StatusInternalServerError, "server_error", "stats failed")
 		return
 	}
 	if s.Groups == nil {

@@ -3,7 +3,7 @@
 // in data-value attributes (tests compare them with /api/stats).
 'use strict';
 (function () {
-  const SAMPLE = 2000;   // calls fetched for the distributions
+  const SAMPLE = 2000;   // calls fetched for the distributions (without their texts)
   const RECENT = 50;     // rows in the recent calls table
   const EVERY = 5000;    // live refresh period, ms
   const $ = (s, root) => (root || document).querySelector(s);
@@ -249,7 +249,7 @@
     for (let i = 0; i < nb; i++) labels.push((min + i * width).toFixed(digits) + '–' + (min + (i + 1) * width).toFixed(digits));
     return { labels, counts, min, width, count: nb };
   }
-  function renderCharts(calls, s) {
+  function renderCharts(calls, s, more) {
     const mins = windowMinutes(), now = Date.now(), from = now - mins * 60000;
     // requests over time: 30 buckets across the window.
     const nb = 30, bw = (mins * 60000) / nb, ok = new Array(nb).fill(0), bad = new Array(nb).fill(0), labels = [];
@@ -284,7 +284,7 @@
       { label: 'input tokens', data: tk.counts[0], backgroundColor: '#1f6feb' },
       { label: 'output tokens', data: tk.counts[1], backgroundColor: '#f9a825' }] }, { plugins: { markers: { list: [] } } });
 
-    const capped = calls.length >= SAMPLE;
+    const capped = more || calls.length >= SAMPLE;
     $('#sample-label').textContent = capped ? '(latest ' + calls.length + ' of ' + t.calls + ' calls; percentile lines over all ' + t.calls + ')'
       : '(' + calls.length + ' calls)';
   }
@@ -296,6 +296,8 @@
     const q = filters(true), qNoModel = filters(false);
     const statsQ = new URLSearchParams(q); statsQ.set('group_by', 'model');
     const optsQ = new URLSearchParams(qNoModel); optsQ.set('group_by', 'model');
+    // /api/calls leaves the captured texts out unless asked (text=true): the
+    // list and the distributions need none; the drill-down reads one call.
     const callsQ = new URLSearchParams(q); callsQ.set('limit', String(SAMPLE));
     try {
       const [s, opts, list] = await Promise.all([
@@ -306,7 +308,7 @@
       renderModels(s);
       renderCalls(list.calls);
       renderDatalists(list.calls);
-      renderCharts(list.calls, s);
+      renderCharts(list.calls, s, Boolean(list.next));
       statusEl.classList.remove('bad');
       statusEl.textContent = 'updated ' + new Date().toLocaleTimeString();
       main.dataset.query = q.toString();
