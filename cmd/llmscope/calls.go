@@ -35,7 +35,8 @@ func runCalls(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return err
 	}
 	defer store.Close()
-	calls, err := store.List(ctx, llmscope.Filter{Limit: int(n), Model: model.val, Run: run.val, Experiment: experiment.val})
+	// The table shows no captured text; --json prints whole calls.
+	calls, err := store.List(ctx, llmscope.Filter{Limit: int(n), Model: model.val, Run: run.val, Experiment: experiment.val, OmitText: !jsonOut})
 	if err != nil {
 		return err
 	}
@@ -51,8 +52,8 @@ func runCalls(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	fmt.Fprintln(tw, "START\tID\tOPERATION\tMODEL\tSTATUS\tSTREAM\tIN\tOUT\tLATENCY_MS\tTTFT_MS\tERROR\t")
 	for _, c := range calls {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%t\t%d\t%d\t%.1f\t%.1f\t%s\t\n",
-			c.Start.Local().Format(time.DateTime), c.ID, c.Operation, c.Model(), c.Status, c.Stream,
-			c.Usage.InputTokens, c.Usage.OutputTokens, c.DurationMS, c.TTFTMS, c.ErrorType)
+			c.Start.Local().Format(time.DateTime), termSafe(c.ID), termSafe(c.Operation), termSafe(c.Model()), c.Status, c.Stream,
+			c.Usage.InputTokens, c.Usage.OutputTokens, c.DurationMS, c.TTFTMS, termSafe(c.ErrorType))
 	}
 	return tw.Flush()
 }

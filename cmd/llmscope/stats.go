@@ -60,7 +60,7 @@ func runStats(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		if g.CostUnknown > 0 {
 			cost += fmt.Sprintf(" (+%d unpriced)", g.CostUnknown)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t\n", name, g.Calls, g.Errors, g.InputTokens, g.OutputTokens, cost,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t\n", termSafe(name), g.Calls, g.Errors, g.InputTokens, g.OutputTokens, cost,
 			g.LatencyP50MS, g.LatencyP95MS, g.LatencyP99MS, g.TTFTP50MS)
 	}
 	for _, g := range st.Groups {
