@@ -280,7 +280,7 @@ func (g *Gateway) upstreamRequest(r *http.Request, x *exchange) (*http.Request, 
 		}
 		up.Header[k] = vs
 	}
-	if g.cfg.APIKey != "" {
+	if g.cfg.APIKey != "" && (!g.cfg.PassAuthorization || up.Header.Get("Authorization") == "") {
 		up.Header.Set("Authorization", "Bearer "+g.cfg.APIKey)
 	}
 	via := g.id

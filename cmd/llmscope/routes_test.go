@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
+	oaoption "github.com/openai/openai-go/v3/option"
 )
 
 const (
@@ -140,12 +140,12 @@ func TestEveryRouteIsAuthenticated(t *testing.T) {
 
 	// The real OpenAI client with a client key: the key's name is the
 	// call's user, and the key reaches neither the store nor the upstream.
-	client := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey(testClientKey), option.WithMaxRetries(0))
+	client := openai.NewClient(oaoption.WithBaseURL(base+"/v1/"), oaoption.WithAPIKey(testClientKey), oaoption.WithMaxRetries(0))
 	var raw *http.Response
 	if _, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
 		Model:    "gpt-4o-mini",
 		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hello")},
-	}, option.WithResponseInto(&raw)); err != nil {
+	}, oaoption.WithResponseInto(&raw)); err != nil {
 		t.Fatalf("openai-go with a client key: %v", err)
 	}
 	id := raw.Header.Get("X-Llmscope-Call-Id")
@@ -159,7 +159,7 @@ func TestEveryRouteIsAuthenticated(t *testing.T) {
 	}
 	if _, wrong := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
 		Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hello")},
-	}, option.WithAPIKey("sk-wrong")); wrong == nil || !strings.Contains(wrong.Error(), "401") {
+	}, oaoption.WithAPIKey("sk-wrong")); wrong == nil || !strings.Contains(wrong.Error(), "401") {
 		t.Errorf("openai-go with an unknown key: %v, want a 401", wrong)
 	}
 	var out, errb bytes.Buffer
