@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,11 @@ import (
 	"llmscope/prom"
 	"llmscope/web"
 )
+
+// memoryHeadroom is the heap serve needs besides request bodies (the
+// store's queue, metrics, exporters' batches), above which the garbage
+// collector works harder.
+const memoryHeadroom = 64 << 20
 
 // service is everything serve runs behind its listener: the store and its
 // recorder, the gateway, metrics, exporters and the handler that routes to
@@ -106,6 +112,12 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 		return svc, err
 	}
 	svc.tls = o.sec.tlsCert.val != ""
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// Request bodies are most of what a busy gateway holds: tell the
+		// garbage collector to keep the heap near their budget rather than
+		// let it double before collecting.
+		debug.SetMemoryLimit(svc.limits.maxBuffered + memoryHeadroom)
+	}
 	guardCfg, err := o.sec.guardConfig(o.addr.val, svc.limits.maxInflight, logger.With("component", "auth"))
 	if err != nil {
 		return svc, err
@@ -142,9 +154,14 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 	}
 	svc.upstream, svc.useSim, svc.capture = upstream, useSim, capture
 
-	if svc.store, err = openStore(ctx, o.db.val); err != nil {
+	store, err := openStore(ctx, o.db.val)
+	if err != nil { // store may be a typed nil: not kept
+		if werr := writableDir(o.db.val); werr != nil {
+			return svc, fmt.Errorf("store %s does not accept writes: %w (%v)", o.db.val, werr, err)
+		}
 		return svc, err
 	}
+	svc.store = store
 	if wc, ok := svc.store.(llmscope.WriteChecker); ok {
 		if err := wc.CheckWritable(ctx); err != nil {
 			return svc, fmt.Errorf("store %s does not accept writes: %w", o.db.val, err)

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"strings"
+	"syscall"
 
 	"llmscope"
 	"llmscope/sqlite"
@@ -16,4 +19,19 @@ func openStore(ctx context.Context, db string) (llmscope.Store, error) {
 		return nil, errors.New("--db: the Postgres store is not part of this build; use a SQLite file path")
 	}
 	return sqlite.Open(ctx, db)
+}
+
+// writableDir tells why the directory of the SQLite store at path cannot be
+// written (a read-only file system, no permission), or nil when it can.
+// SQLite creates its journal files there, so a store whose directory is
+// read-only cannot be opened for writing.
+func writableDir(path string) error {
+	if strings.Contains(path, "://") {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	if err := syscall.Access(dir, 2 /* W_OK */); err != nil {
+		return fmt.Errorf("directory %s: %w", dir, err)
+	}
+	return nil
 }
