@@ -184,7 +184,7 @@ func hasSegmentPrefix(p, prefix string) bool {
 // handler copies rather than writes into them).
 var (
 	valNosniff  = []string{"nosniff"}
-	valNoRef    = []string{"no-referrer"}
+	valNoRef    = []string{"same-origin"} // not no-referrer: under it a browser sends "Origin: null" with the login form
 	valDeny     = []string{"DENY"}
 	valCSP      = []string{"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"}
 	valRetry1   = []string{"1"}

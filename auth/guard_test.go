@@ -329,7 +329,7 @@ func TestSecurityHeaders(t *testing.T) {
 	h := newGuard(t, Config{AdminTokenHash: adminHash()}).Wrap(&recorder{})
 	page := map[string]string{
 		"X-Content-Type-Options":  "nosniff",
-		"Referrer-Policy":         "no-referrer",
+		"Referrer-Policy":         "same-origin",
 		"X-Frame-Options":         "DENY",
 		"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
 	}
