@@ -22,6 +22,13 @@ import (
 // the project's alert rules loaded, and returns its base URL.
 func startPrometheus(t *testing.T, target string) string {
 	t.Helper()
+	return startPrometheusWith(t, target, "")
+}
+
+// startPrometheusWith is startPrometheus with extra lines (YAML, indented
+// as the job's keys) in the scrape job.
+func startPrometheusWith(t *testing.T, target, job string) string {
+	t.Helper()
 	bin := needs.Binary(t, "prometheus", "run scripts/test-deps.sh (Debian package prometheus)")
 	dir := t.TempDir()
 	rules, err := filepath.Abs("../../deploy/prometheus/alerts.yml")
@@ -33,7 +40,7 @@ rule_files: [%q]
 scrape_configs:
   - job_name: llmscope
     static_configs: [{targets: [%q]}]
-`, rules, target)
+%s`, rules, target, job)
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -208,4 +215,26 @@ func TestPromtoolChecksDeployFiles(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("promtool check metrics on serve's /metrics: %v\n%s", err, out)
 	}
+}
+
+// TestPrometheusScrapesWithTheAdminToken: with an admin token, /metrics
+// refuses a scrape without it, and Prometheus' authorization configuration
+// scrapes it.
+func TestPrometheusScrapesWithTheAdminToken(t *testing.T) {
+	_, base, _, _ := startServe(t, "--admin-token", testAdminToken)
+	if s, _, _ := request(t, "GET", base+"/metrics", "", nil); s != 401 {
+		t.Fatalf("/metrics without the token = %d, want 401", s)
+	}
+	target := strings.TrimPrefix(base, "http://")
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(testAdminToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	prom := startPrometheusWith(t, target, fmt.Sprintf("    authorization: {credentials_file: %q}\n", tokenFile))
+	sendJSON(t, base+"/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`, nil)
+	eventually(t, "Prometheus to scrape with the token", 60*time.Second, func() bool {
+		up, _, err := promQuery(prom, `up{job="llmscope"}`)
+		n, _, err2 := promQuery(prom, "sum(llmscope_requests_total)")
+		return err == nil && err2 == nil && up == 1 && n == 1
+	})
 }
