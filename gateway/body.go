@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"io"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,22 @@ const (
 	// request body when Config.BodyTimeout is 0.
 	DefaultBodyTimeout = 60 * time.Second
 )
+
+// setReadDeadline sets the read deadline of w's connection, as
+// http.ResponseController does (unwrapping wrappers), without building an
+// error when w cannot: false then.
+func setReadDeadline(w http.ResponseWriter, t time.Time) bool {
+	for {
+		switch v := w.(type) {
+		case interface{ SetReadDeadline(time.Time) error }:
+			return v.SetReadDeadline(t) == nil
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = v.Unwrap()
+		default:
+			return false
+		}
+	}
+}
 
 // errOverloaded is returned by reqBody.read when the budget of buffered
 // bytes cannot hold the body's next growth.
@@ -49,7 +66,7 @@ func (b *budget) release(n int64) { b.used.Add(-n) }
 // the smallest and moves up as its bytes arrive, so a small request never
 // holds (or is charged for) a large buffer. Beyond the largest class a body
 // has a buffer of its own, doubled as needed.
-var bodyClasses = [...]int{4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20}
+var bodyClasses = [...]int{1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20}
 
 var bodyPools [len(bodyClasses)]sync.Pool // *[]byte of cap bodyClasses[i]
 
@@ -61,7 +78,6 @@ type reqBody struct {
 	buf     []byte
 	class   int   // index of buf's class in bodyClasses; len(bodyClasses) when unpooled
 	charged int64 // bytes reserved in the budget for buf
-	probe   [1]byte
 }
 
 // read appends r to the body until EOF, growing the buffer only when it is
@@ -74,13 +90,15 @@ func (b *reqBody) read(r io.Reader, bud *budget) error {
 	for {
 		if len(b.buf) == cap(b.buf) {
 			// Full: see whether anything follows before growing, so a body
-			// that fills its buffer exactly never moves up a class.
-			n, err := r.Read(b.probe[:])
+			// that fills its buffer exactly never moves up a class. (probe
+			// is declared here: it escapes, and only this path pays for it.)
+			var probe [1]byte
+			n, err := r.Read(probe[:])
 			if n > 0 {
 				if !b.grow(bud) {
 					return errOverloaded
 				}
-				b.buf = append(b.buf, b.probe[0])
+				b.buf = append(b.buf, probe[0])
 			}
 			if err == io.EOF {
 				return nil

@@ -202,11 +202,10 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, x *exchange) 
 	// end long streams. It is lifted once the body is read, and left to
 	// expire when reading failed, so the server never waits for the rest.
 	// Writers that cannot set one (tests, adapters) read without.
-	rc := http.NewResponseController(w)
-	deadline := rc.SetReadDeadline(t.Add(g.cfg.BodyTimeout)) == nil
+	deadline := setReadDeadline(w, t.Add(g.cfg.BodyTimeout))
 	err := x.body.read(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes), g.budget)
 	if deadline && err == nil {
-		_ = rc.SetReadDeadline(time.Time{})
+		setReadDeadline(w, time.Time{})
 	}
 	x.overhead -= time.Since(t) // receiving the body is the client's time, not ours
 	x.sent = x.body.buf
