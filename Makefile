@@ -39,3 +39,5 @@ fuzz:
 	$(GO) test ./tokenizer/ -run '^$$' -fuzz FuzzEncodeMatchesOracle -fuzztime $(FUZZTIME)
 	for f in FuzzParseSpec FuzzReadDataset; do \
 		$(GO) test ./sweep/ -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
+	$(GO) test ./auth/ -run '^$$' -fuzz '^FuzzWrap$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./cmd/llmscope/ -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(FUZZTIME)

@@ -25,6 +25,7 @@ import (
 // No request may panic, leave body bytes or an in-flight slot held, or be
 // answered by the gateway without its call reaching the store.
 func FuzzServe(f *testing.F) {
+	f.Setenv("GOMEMLIMIT", "off") // serve's heap target is for serve, not for the fuzzer's workers
 	o := newServeOptions(io.Discard)
 	if err := o.s.parse([]string{"--db", filepath.Join(f.TempDir(), "fuzz.db"), "--upstream", "sim", "--commit-wait", "1ms",
 		"--admin-token", testAdminToken, "--max-buffered-bytes", "4MiB", "--max-body-bytes", "1MiB", "--capture"}); err != nil {
