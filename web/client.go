@@ -18,8 +18,9 @@ import (
 // Stats match llmscope.Store's, so code that reads calls can read them from
 // a store or from a gateway alike.
 type Client struct {
-	Base string       // e.g. "http://127.0.0.1:8700"
-	HTTP *http.Client // nil: a client with a 30 s timeout
+	Base  string       // e.g. "http://127.0.0.1:8700"
+	HTTP  *http.Client // nil: a client with a 30 s timeout
+	Token string       // the gateway's admin token, when it has one
 }
 
 // Query returns the query parameters that select f (the inverse of
@@ -44,6 +45,12 @@ func Query(f llmscope.Filter) url.Values {
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(min(f.Limit, MaxLimit)))
 	}
+	if !f.OmitText {
+		q.Set("text", "true") // as Store.List gives them
+	}
+	if f.Before != nil {
+		q.Set("cursor", formatCursor(*f.Before))
+	}
 	return q
 }
 
@@ -59,6 +66,9 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, out any) er
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return fmt.Errorf("llmscope API: %w", err)
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -78,19 +88,32 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, out any) er
 	return nil
 }
 
-// List returns the calls matching f, newest first. A limit above MaxLimit
-// that the API would cut is an error, never a silent cut.
+// List returns the calls matching f, newest first, following the API's
+// pages (an answer holds at most MaxLimit calls and MaxListBytes of them)
+// until it has f.Limit calls or the last.
 func (c *Client) List(ctx context.Context, f llmscope.Filter) ([]*llmscope.Call, error) {
-	var out struct {
-		Calls []*llmscope.Call `json:"calls"`
+	limit := f.Limit
+	if limit <= 0 {
+		limit = llmscope.DefaultLimit
 	}
-	if err := c.get(ctx, "/api/calls", Query(f), &out); err != nil {
-		return nil, err
+	q := Query(f)
+	var calls []*llmscope.Call
+	for {
+		var out struct {
+			Calls []*llmscope.Call `json:"calls"`
+			Next  string           `json:"next"`
+		}
+		q.Set("limit", strconv.Itoa(min(limit-len(calls), MaxLimit)))
+		if err := c.get(ctx, "/api/calls", q, &out); err != nil {
+			return nil, err
+		}
+		calls = append(calls, out.Calls...)
+		if out.Next == "" || len(calls) >= limit {
+			break
+		}
+		q.Set("cursor", out.Next)
 	}
-	if f.Limit > MaxLimit && len(out.Calls) >= MaxLimit {
-		return nil, fmt.Errorf("more than %d calls match: the API lists no more; read the store directly", MaxLimit)
-	}
-	return out.Calls, nil
+	return calls, nil
 }
 
 // Stats summarises the calls matching f (f.Limit is ignored).

@@ -115,7 +115,7 @@ func runSweep(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		if r.APIKey == "" {
 			r.APIKey = "unused" // the gateway holds the key
 		}
-		r.Reader = &web.Client{Base: gw}
+		r.Reader = &web.Client{Base: gw, Token: secret("LLMSCOPE_ADMIN_TOKEN")}
 		finish = func() error { return nil }
 	} else {
 		store, err := openStore(ctx, db.val)
