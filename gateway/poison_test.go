@@ -3,11 +3,8 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -76,23 +73,10 @@ func TestPoisonRequestsAreStored(t *testing.T) {
 	want := map[string]int{} // call id → index in poison, -1 for a normal call
 	send := func(body string, header map[string]string) string {
 		t.Helper()
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/v1/chat/completions", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		for k, v := range header {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		_, _ = io.Copy(io.Discard, resp.Body)
-		id := resp.Header.Get(gateway.HeaderCallID)
+		status, h, _ := post(t, srv.URL+"/v1/chat/completions", body, header)
+		id := h.Get(gateway.HeaderCallID)
 		if id == "" {
-			t.Fatalf("no call id (status %d): %s", resp.StatusCode, body)
+			t.Fatalf("no call id (status %d): %s", status, body)
 		}
 		return id
 	}
