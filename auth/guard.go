@@ -5,6 +5,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
@@ -234,6 +235,10 @@ func (g *Guard) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 		} else {
 			handler = http.RedirectHandler("/", http.StatusSeeOther) // nothing to log out of
 		}
+	case routeHealth:
+		if g.admin && !g.adminAuthorized(r) {
+			r = r.WithContext(context.WithValue(r.Context(), publicKey{}, true))
+		}
 	case routeGateway:
 		if g.keys != nil || g.pass {
 			var ok bool
@@ -257,6 +262,17 @@ func (g *Guard) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 	rw := getWriter(w)
 	defer putWriter(rw)
 	handler.ServeHTTP(rw, r)
+}
+
+type publicKey struct{}
+
+// Public reports whether a request reached an open route (/healthz) of a
+// guard that protects its admin routes without presenting the admin
+// credentials: its answer should name what fails, not the details (errors
+// may name internal addresses).
+func Public(ctx context.Context) bool {
+	v, _ := ctx.Value(publicKey{}).(bool)
+	return v
 }
 
 func safeMethod(m string) bool {

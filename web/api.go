@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"llmscope"
+	"llmscope/auth"
 )
 
 // Health reports the state of a component for /healthz: nil when healthy.
@@ -258,9 +259,13 @@ func (h *Handler) stats(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
 	status, code := "ok", http.StatusOK
 	checks := map[string]string{}
+	public := auth.Public(r.Context())
 	for name, check := range h.health {
 		if err := check(); err != nil {
 			checks[name] = err.Error()
+			if public {
+				checks[name] = "failing" // the details need the admin token
+			}
 			status, code = "degraded", http.StatusServiceUnavailable
 		} else {
 			checks[name] = "ok"
