@@ -188,7 +188,7 @@ func TestPrometheusScrapesServe(t *testing.T) {
 		Data struct{ Groups []struct{ Rules []any } }
 	}
 	_ = json.NewDecoder(r.Body).Decode(&rules)
-	if len(rules.Data.Groups) != 1 || len(rules.Data.Groups[0].Rules) != 6 {
+	if len(rules.Data.Groups) != 1 || len(rules.Data.Groups[0].Rules) != 8 {
 		t.Errorf("alert rules not loaded: %+v", rules.Data)
 	}
 }
