@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"llmscope"
 )
 
 const (
@@ -86,15 +88,26 @@ func TestPassProviderKeys(t *testing.T) {
 	const provider = "Bearer sk-proj-provider-key"
 	serve(h, req("POST", "/v1/chat/completions", "Authorization", provider, "X-Llmscope-User", "carol"))
 	got := next.last(t)
-	if got.Header.Get("Authorization") != provider || got.Header.Get("X-Llmscope-User") != "carol" {
-		t.Errorf("provider key request changed: %v", got.Header)
+	if got.Header.Get("Authorization") != provider || got.Header.Get("X-Llmscope-User") != "" {
+		t.Errorf("provider key request: %v, want its key kept and no user label it cannot vouch for", got.Header)
+	}
+	if _, ok := llmscope.ClientFrom(got.Context()); ok {
+		t.Error("a provider key request is marked as authenticated by a client key")
 	}
 	serve(h, req("POST", "/v1/chat/completions", "Authorization", "Bearer "+aliceKey))
 	if got := next.last(t); got.Header.Get("Authorization") != "" || got.Header.Get("X-Llmscope-User") != "alice" {
 		t.Errorf("client key with PassProviderKeys: %v", got.Header)
+	} else if name, ok := llmscope.ClientFrom(got.Context()); !ok || name != "alice" {
+		t.Errorf("client key request not marked: %q %t", name, ok)
+	}
+	// A client key behind another credential header is still found, and
+	// neither goes upstream.
+	serve(h, req("POST", "/v1/chat/completions", "Authorization", "Basic Zm9vOmJhcg==", "X-Api-Key", aliceKey))
+	if got := next.last(t); got.Header.Get("Authorization") != "" || got.Header.Get("X-Api-Key") != "" || got.Header.Get("X-Llmscope-User") != "alice" {
+		t.Errorf("client key in X-Api-Key after a Basic Authorization: %v", got.Header)
 	}
 	serve(h, req("POST", "/v1beta/models/g:generateContent?key=provider"))
-	if next.count() != 3 {
+	if next.count() != 4 {
 		t.Error("Gemini ?key= refused")
 	}
 	wantError(t, serve(h, req("POST", "/v1/chat/completions")), 401, "invalid_request_error", "invalid_api_key")

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"llmscope"
 )
 
 // Config says what a Guard accepts. The zero Config guards nothing but the
@@ -46,6 +48,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock of sessions and the login limiter; nil is time.Now.
 	Now func() time.Time
+	// SessionSecret signs login sessions together with the admin token's
+	// hash. Gateways behind one load balancer share it so that a session
+	// made by one is valid on all; empty, each guard draws its own and its
+	// sessions end with it.
+	SessionSecret []byte
 	// OnReject, when set, is called once per refused request with the
 	// reason: host, origin, unauthorized, overloaded or login_throttled.
 	OnReject func(reason string)
@@ -91,7 +98,7 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.AdminTokenHash != nil {
 		g.admin = true
 		g.adminHash = *cfg.AdminTokenHash
-		g.sessionKey = sessionKey(g.adminHash)
+		g.sessionKey = sessionKey(g.adminHash, cfg.SessionSecret)
 	}
 	hosts := cfg.AllowedHosts
 	if len(hosts) == 0 {
@@ -133,21 +140,22 @@ func (g *Guard) Inflight() int { return int(g.inflight.Load()) }
 type route uint8
 
 const (
-	routeAdmin   route = iota // the dashboard, /api, /metrics, /debug, anything else
-	routeGateway              // /v1/*, /v1beta/*: proxied upstream
-	routeHealth               // GET|HEAD /healthz
-	routeAsset                // GET|HEAD /assets/*
-	routeLogin                // /login
-	routeLogout               // /logout
+	routeAdmin     route = iota // the dashboard, /api, /metrics, /debug, anything else
+	routeGateway                // /v1/*, /v1beta/*: proxied upstream
+	routeHealth                 // GET|HEAD /healthz
+	routeAsset                  // GET|HEAD /assets/*
+	routeLogin                  // /login
+	routeLogout                 // /logout
+	routeAmbiguous              // the decoded and escaped paths fall in different classes
 )
 
-// classify returns the class of r. When the decoded and the escaped path
-// disagree (an encoded slash or dot), the request is an admin one: the
-// strictest class, whichever of them the mux goes by.
+// classify returns the class of r, or routeAmbiguous when the decoded and
+// the escaped path disagree (an encoded slash or dot): no class's checks
+// could be trusted for it, whichever of them the mux goes by.
 func classify(r *http.Request) route {
 	c := classifyPath(r.Method, r.URL.Path)
 	if r.URL.RawPath != "" && classifyPath(r.Method, r.URL.RawPath) != c {
-		return routeAdmin
+		return routeAmbiguous
 	}
 	return c
 }
@@ -220,6 +228,10 @@ func (g *Guard) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 	}
 	var handler http.Handler = next
 	switch rt {
+	case routeAmbiguous:
+		g.reject(w, r, "path", http.StatusBadRequest, "invalid_request_error", "invalid_path",
+			"the path means different things encoded and decoded")
+		return
 	case routeAdmin:
 		if g.admin && !g.adminAuthorized(r) {
 			g.unauthorized(w, r)
@@ -346,39 +358,49 @@ func bearer(v string) (string, bool) {
 // credentialHeaders are where /v1 clients send a key, in the order looked at.
 var credentialHeaders = [...]string{"Authorization", "X-Api-Key", "Api-Key", "X-Goog-Api-Key"}
 
-// client checks the credential of a gateway request. A known client key
-// yields a copy of r without credential headers and with X-Llmscope-User
-// set to the key's name; with PassProviderKeys any other credential yields
-// r untouched.
+// client checks the credential of a gateway request. A known client key,
+// in any of the credential headers, yields a copy of r without credential
+// headers, with X-Llmscope-User set to the key's name and its context
+// marked (llmscope.WithClient: only such requests may be sent with the
+// gateway's own upstream key). With PassProviderKeys any other credential
+// yields r, minus an X-Llmscope-User it cannot vouch for.
 func (g *Guard) client(r *http.Request) (*http.Request, bool) {
-	tok, found := "", false
+	found := false
 	for _, name := range credentialHeaders {
 		v := header(r.Header, name)
 		if v == "" {
 			continue
 		}
 		found = true
+		tok := strings.TrimSpace(v)
 		if name == "Authorization" {
 			tok, _ = bearer(v)
-		} else {
-			tok = strings.TrimSpace(v)
 		}
-		break
-	}
-	if !found && r.URL.RawQuery != "" && r.URL.Query().Get("key") != "" {
-		found = true // Gemini's ?key=: a provider key, never a client key
-	}
-	if tok != "" && g.keys != nil {
-		if name, ok := g.keys.Lookup(tok); ok {
-			r2 := new(http.Request)
-			*r2 = *r
+		if tok == "" || g.keys == nil {
+			continue
+		}
+		if key, ok := g.keys.Lookup(tok); ok {
+			r2 := r.WithContext(llmscope.WithClient(r.Context(), key))
 			r2.Header = r.Header.Clone()
 			for _, h := range credentialHeaders {
 				delete(r2.Header, h)
 			}
-			r2.Header.Set("X-Llmscope-User", name)
+			r2.Header.Set("X-Llmscope-User", key)
 			return r2, true
 		}
 	}
-	return r, g.pass && found
+	if !found && r.URL.RawQuery != "" && r.URL.Query().Get("key") != "" {
+		found = true // Gemini's ?key=: a provider key, never a client key
+	}
+	if !g.pass || !found {
+		return r, false
+	}
+	if _, forged := r.Header["X-Llmscope-User"]; forged {
+		r2 := new(http.Request)
+		*r2 = *r
+		r2.Header = r.Header.Clone()
+		delete(r2.Header, "X-Llmscope-User") // only a client key names the user
+		return r2, true
+	}
+	return r, true
 }

@@ -192,11 +192,21 @@ func TestOpenRoutes(t *testing.T) {
 	for _, r := range []*http.Request{
 		req("POST", "/healthz"), req("POST", "/assets/style.css"),
 		req("GET", "/assets/../api/calls"),
-		req("GET", "/assets/%2e%2e/api/calls"),
-		req("GET", "/v1%2F..%2Fapi/calls"),
+		req("GET", "/v1%2F..%2Fapi/calls"), // both forms are admin routes
 		req("GET", "/healthz/../metrics"),
 	} {
 		wantError(t, serve(h, r), 401, "invalid_request_error", "unauthorized")
+	}
+	// Paths whose encoded and decoded forms fall in different classes are
+	// refused whatever credentials the classes would want.
+	for _, r := range []*http.Request{
+		req("GET", "/assets/%2e%2e/api/calls"),
+		req("GET", "/v1/%2e%2e/api/calls"),
+	} {
+		wantError(t, serve(h, r), 400, "invalid_request_error", "invalid_path")
+	}
+	if next.count() != 4 {
+		t.Errorf("%d requests reached next, want only the 4 open ones", next.count())
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"fmt"
 	"html/template"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,38 +19,73 @@ var loginHTML string
 
 var loginPage = template.Must(template.New("login").Parse(loginHTML))
 
-// Failed logins: after maxFailures within failureWindow of the first, every
-// login attempt gets 429 until the window ends.
+// Failed logins: after maxFailures from one address within failureWindow
+// of its first, every login attempt from that address gets 429 until the
+// window ends. At most maxTracked addresses are tracked; beyond, the others
+// share one window, so a flood of addresses cannot grow memory.
 const (
 	maxFailures   = 10
 	failureWindow = time.Minute
 	maxLoginBody  = 8 << 10
+	maxTracked    = 4096
 )
 
-// limiter counts failed logins across all clients in fixed windows.
+// limiter counts failed logins per client address in fixed windows.
 type limiter struct {
-	mu       sync.Mutex
+	mu      sync.Mutex
+	windows map[string]*window
+}
+
+type window struct {
 	start    time.Time
 	failures int
 }
 
-// blocked reports whether logins are refused now, and for how long more.
-func (l *limiter) blocked(now time.Time) (bool, time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.start) >= failureWindow {
-		return false, 0
+// key returns the address a request's failures count against.
+func (l *limiter) key(remoteAddr string, now time.Time) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
 	}
-	return l.failures >= maxFailures, l.start.Add(failureWindow).Sub(now)
+	if _, ok := l.windows[host]; ok || len(l.windows) < maxTracked {
+		return host
+	}
+	for k, w := range l.windows { // full: forget windows that ended
+		if now.Sub(w.start) >= failureWindow {
+			delete(l.windows, k)
+		}
+	}
+	if len(l.windows) < maxTracked {
+		return host
+	}
+	return "*"
 }
 
-func (l *limiter) fail(now time.Time) {
+// blocked reports whether logins from remoteAddr are refused now, and for
+// how long more.
+func (l *limiter) blocked(remoteAddr string, now time.Time) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now.Sub(l.start) >= failureWindow {
-		l.start, l.failures = now, 0
+	w := l.windows[l.key(remoteAddr, now)]
+	if w == nil || now.Sub(w.start) >= failureWindow {
+		return false, 0
 	}
-	l.failures++
+	return w.failures >= maxFailures, w.start.Add(failureWindow).Sub(now)
+}
+
+func (l *limiter) fail(remoteAddr string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.windows == nil {
+		l.windows = make(map[string]*window)
+	}
+	k := l.key(remoteAddr, now)
+	w := l.windows[k]
+	if w == nil || now.Sub(w.start) >= failureWindow {
+		w = &window{start: now}
+		l.windows[k] = w
+	}
+	w.failures++
 }
 
 // localPath returns next when it is a path on this server ("/…", not
@@ -89,7 +125,7 @@ func (g *Guard) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	next := localPath(r.PostForm.Get("next"))
 	now := g.now()
-	if blocked, wait := g.limiter.blocked(now); blocked {
+	if blocked, wait := g.limiter.blocked(r.RemoteAddr, now); blocked {
 		g.rejected(r, "login_throttled")
 		secs := int((wait + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
@@ -99,7 +135,7 @@ func (g *Guard) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	h := sha256.Sum256([]byte(strings.TrimSpace(r.PostForm.Get("token"))))
 	if subtle.ConstantTimeCompare(h[:], g.adminHash[:]) != 1 {
-		g.limiter.fail(now)
+		g.limiter.fail(r.RemoteAddr, now)
 		g.rejected(r, "unauthorized")
 		g.loginForm(w, http.StatusUnauthorized, next, "Wrong token.")
 		return

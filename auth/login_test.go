@@ -1,6 +1,9 @@
 package auth
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strings"
@@ -176,6 +179,12 @@ func TestLoginWrongTokenThrottled(t *testing.T) {
 	if ra := w.Header().Get("Retry-After"); ra != "50" {
 		t.Errorf("Retry-After = %q, want 50", ra)
 	}
+	// Another address is not locked out by these failures.
+	other := loginPost(adminToken, "/")
+	other.RemoteAddr = "192.0.2.77:4000"
+	if w := serve(h, other); w.Code != http.StatusSeeOther {
+		t.Errorf("login from another address during the lockout: status %d, want 303", w.Code)
+	}
 	c.Add(50 * time.Second)
 	if w := serve(h, loginPost(adminToken, "/")); w.Code != http.StatusSeeOther {
 		t.Fatalf("after the window: status %d, want 303", w.Code)
@@ -203,14 +212,24 @@ func TestSessionRefused(t *testing.T) {
 	valid := g.newSession(c.Now().Add(time.Hour))
 	exp, _, _ := strings.Cut(valid, ".")
 	for name, v := range map[string]string{
-		"forged signature": exp + ".AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-		"moved expiry":     strings.Replace(valid, exp, "9"+exp, 1),
-		"expired":          g.newSession(c.Now().Add(-time.Second)),
-		"other token":      og.newSession(c.Now().Add(time.Hour)),
-		"garbage":          "garbage",
-		"no signature":     exp + ".",
-		"empty":            "",
-		"the token itself": adminToken,
+		"forged signature":            exp + ".AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+		"moved expiry":                strings.Replace(valid, exp, "9"+exp, 1),
+		"expired":                     g.newSession(c.Now().Add(-time.Second)),
+		"other token":                 og.newSession(c.Now().Add(time.Hour)),
+		"garbage":                     "garbage",
+		"no signature":                exp + ".",
+		"empty":                       "",
+		"the token itself":            adminToken,
+		"beyond a session's lifetime": g.newSession(c.Now().Add(SessionLifetime + time.Hour)),
+		// Whoever holds the token's hash (an admin token file) cannot sign
+		// sessions: the key also needs the guard's secret.
+		"signed with the hash alone": func() string {
+			k := hmac.New(sha256.New, adminHash()[:])
+			k.Write([]byte("llmscope session key v1"))
+			m := hmac.New(sha256.New, k.Sum(nil))
+			m.Write([]byte(exp))
+			return exp + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+		}(),
 	} {
 		r := req("GET", "/api/calls")
 		r.AddCookie(&http.Cookie{Name: SessionCookie, Value: v})
@@ -218,11 +237,19 @@ func TestSessionRefused(t *testing.T) {
 			wantError(t, serve(g.Wrap(&recorder{}), r), 401, "invalid_request_error", "unauthorized")
 		})
 	}
-	// Gateways sharing the token accept each other's sessions.
-	g2 := newGuard(t, Config{AdminTokenHash: adminHash(), Now: c.Now})
+	// Another gateway with the same token accepts the session only when
+	// both share the session secret.
 	r := req("GET", "/api/calls")
 	r.AddCookie(&http.Cookie{Name: SessionCookie, Value: valid})
-	if w := serve(g2.Wrap(&recorder{}), r); w.Code != 200 {
-		t.Errorf("a session of another gateway with the same token: status %d", w.Code)
+	if w := serve(newGuard(t, Config{AdminTokenHash: adminHash(), Now: c.Now}).Wrap(&recorder{}), r); w.Code != 401 {
+		t.Errorf("a session of another gateway without a shared secret: status %d, want 401", w.Code)
+	}
+	secret := []byte("shared-session-secret-0123456789")
+	a := newGuard(t, Config{AdminTokenHash: adminHash(), Now: c.Now, SessionSecret: secret})
+	b := newGuard(t, Config{AdminTokenHash: adminHash(), Now: c.Now, SessionSecret: secret})
+	r = req("GET", "/api/calls")
+	r.AddCookie(&http.Cookie{Name: SessionCookie, Value: a.newSession(c.Now().Add(time.Hour))})
+	if w := serve(b.Wrap(&recorder{}), r); w.Code != 200 {
+		t.Errorf("a session of another gateway sharing the secret: status %d", w.Code)
 	}
 }

@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -61,12 +62,19 @@ func LoadAdminTokenFile(path string) ([32]byte, error) {
 	return h, nil
 }
 
-// sessionKey derives the key signing sessions from the admin token's hash:
-// gateways sharing a token accept each other's sessions, and a new token
-// ends all sessions.
-func sessionKey(adminHash [32]byte) []byte {
-	m := hmac.New(sha256.New, adminHash[:])
-	m.Write([]byte("llmscope session key v1"))
+// sessionKey derives the key signing sessions from the admin token's hash
+// and a secret: the hash alone is not secret enough (an admin token file
+// holds it), so without a configured secret each process draws its own and
+// its sessions end when it stops. Gateways given the same secret accept
+// each other's sessions; a new token ends all sessions.
+func sessionKey(adminHash [32]byte, secret []byte) []byte {
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret) // never fails (crypto/rand)
+	}
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("llmscope session key v2\x00"))
+	m.Write(adminHash[:])
 	return m.Sum(nil)
 }
 
@@ -91,8 +99,9 @@ func (g *Guard) validSession(v string) bool {
 		return false
 	}
 	unix, err := strconv.ParseInt(exp, 10, 64)
-	if err != nil || !g.now().Before(time.Unix(unix, 0)) {
-		return false
+	now := g.now()
+	if err != nil || !now.Before(time.Unix(unix, 0)) || time.Unix(unix, 0).After(now.Add(SessionLifetime+time.Minute)) {
+		return false // expired, or longer than any session this guard makes
 	}
 	mac, err := base64.RawURLEncoding.DecodeString(sig)
 	if err != nil {

@@ -109,6 +109,7 @@ func (o *secureOptions) guardConfig(addr string, maxInflight int, logger *slog.L
 		return cfg, err
 	}
 	cfg.PassProviderKeys = pass
+	cfg.SessionSecret = []byte(secret("LLMSCOPE_SESSION_SECRET"))
 	cfg.AllowedHosts = defaultHosts(splitList(o.allowedHosts.val), addr)
 	cfg.AllowedOrigins = splitList(o.allowedOrigins.val)
 	return cfg, nil
