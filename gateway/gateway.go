@@ -27,9 +27,10 @@ type Config struct {
 	Transport http.RoundTripper
 	// APIKey, when set, replaces the client's Authorization header.
 	APIKey string
-	// PassAuthorization keeps a client's own Authorization header: APIKey
-	// is then sent only for requests that carry none (those a client key
-	// authenticated, whose key was removed before the gateway).
+	// PassAuthorization keeps a client's own credentials (its provider
+	// key): APIKey is then sent only for requests a client key
+	// authenticated (llmscope.ClientFrom), whose key was removed before the
+	// gateway; never for a request that merely lacks an Authorization.
 	PassAuthorization bool
 	// Provider names the upstream in records ("openai" by default).
 	Provider string

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,7 +132,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	up, err := g.upstreamRequest(r, x)
 	if err != nil {
-		g.log.Warn("build upstream request", "call_id", c.ID, "err", err)
+		g.log.Warn("build upstream request", "call_id", c.ID, "err", redact(err))
 		g.fail(w, x, http.StatusInternalServerError, "server_error", "bad_request", "the request could not be forwarded")
 		return
 	}
@@ -142,10 +144,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			c.ErrorType, c.Status = llmscope.ErrTypeCancelled, 499
 			g.finish(x)
 		case isTimeout(err):
-			g.log.Warn("upstream timed out", "call_id", c.ID, "err", err)
+			g.log.Warn("upstream timed out", "call_id", c.ID, "err", redact(err))
 			g.fail(w, x, http.StatusGatewayTimeout, "upstream_error", llmscope.ErrTypeTimeout, "upstream timed out")
 		default:
-			g.log.Warn("upstream unreachable", "call_id", c.ID, "err", err)
+			g.log.Warn("upstream unreachable", "call_id", c.ID, "err", redact(err))
 			g.fail(w, x, http.StatusBadGateway, "upstream_error", llmscope.ErrTypeUnreachable, "upstream unreachable")
 		}
 		return
@@ -274,13 +276,17 @@ func (g *Gateway) upstreamRequest(r *http.Request, x *exchange) (*http.Request, 
 		up.ContentLength = int64(len(x.sent))
 	}
 	for k, vs := range r.Header {
-		if hopByHop(k) || k == "Accept-Encoding" || strings.HasPrefix(k, "X-Llmscope-") {
+		// Cookies belong to llmscope's own pages (its session), never to
+		// the upstream.
+		if hopByHop(k) || k == "Accept-Encoding" || k == "Cookie" || strings.HasPrefix(k, "X-Llmscope-") {
 			continue
 		}
 		up.Header[k] = vs
 	}
-	if g.cfg.APIKey != "" && (!g.cfg.PassAuthorization || up.Header.Get("Authorization") == "") {
-		up.Header.Set("Authorization", "Bearer "+g.cfg.APIKey)
+	if g.cfg.APIKey != "" {
+		if _, byKey := llmscope.ClientFrom(r.Context()); byKey || !g.cfg.PassAuthorization {
+			up.Header.Set("Authorization", "Bearer "+g.cfg.APIKey)
+		}
 	}
 	via := g.id
 	if prev := r.Header.Get(HeaderVia); prev != "" {
@@ -366,7 +372,7 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, resp *http
 				c.ErrorType = llmscope.ErrTypeCancelled
 			} else {
 				c.ErrorType = llmscope.ErrTypeStream
-				g.log.Warn("upstream stream broke", "call_id", c.ID, "err", err)
+				g.log.Warn("upstream stream broke", "call_id", c.ID, "err", redact(err))
 			}
 			break
 		}
@@ -406,4 +412,22 @@ func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
 func isTimeout(err error) bool {
 	var ne interface{ Timeout() bool }
 	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// redact returns err for a log line without the query of a URL it names: a
+// query may hold a provider key (Gemini's ?key=).
+func redact(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	u, perr := url.Parse(ue.URL)
+	if perr != nil {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "redacted"
+	}
+	u.User = nil
+	return &url.Error{Op: ue.Op, URL: u.String(), Err: ue.Err}
 }
