@@ -6,6 +6,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"llmscope"
 )
@@ -13,8 +14,10 @@ import (
 // Finisher completes calls and hands them on; the gateway and the SDK
 // transport share it. It fills the fields a response decides (model, finish
 // reason, usage, captured output), estimates usage the upstream did not
-// report — on its own goroutine, so no response ever waits for the tokenizer
-// — sanitizes the call (Call.Sanitize), prices it and gives it to the sink.
+// report — on its own goroutine, so no response waits for the tokenizer,
+// unless 1,024 estimates or 64 MiB of requests and answers wait already:
+// then on the caller's, so memory stays bounded — sanitizes the call
+// (Call.Sanitize), prices it and gives it to the sink.
 type Finisher struct {
 	Sink          llmscope.Sink
 	Pricer        llmscope.Pricer    // nil: cost stays null
@@ -22,9 +25,11 @@ type Finisher struct {
 	Capture       bool
 	CaptureMax    int
 
-	once       sync.Once
-	estimators chan struct{}
-	pending    sync.WaitGroup
+	once         sync.Once
+	estimators   chan struct{}
+	pending      sync.WaitGroup
+	pendingCalls atomic.Int64 // estimates waiting off the request path
+	pendingBytes atomic.Int64 // the request and answer bytes they hold
 }
 
 // TextLimit returns how much response text to keep: enough to estimate
@@ -64,14 +69,22 @@ func (f *Finisher) Finish(c *llmscope.Call, req Request, body []byte, res *Respo
 	case res.HasUsage:
 		c.Usage = res.Usage
 	case c.Status < 400 && c.Status != 0 && req.Valid && Estimable(c.Operation):
-		body = bytes.Clone(body)
 		text := res.Text()
+		size := int64(len(body) + len(text))
+		if !f.hold(size) {
+			// Too much waits for the tokenizer already: count on this
+			// goroutine, from the caller's own memory, rather than hold more.
+			c.Usage = Estimate(c, body, text)
+			break
+		}
+		body = bytes.Clone(body)
 		f.pending.Add(1)
 		go func() {
 			defer f.pending.Done()
 			f.estimators <- struct{}{}
 			c.Usage = Estimate(c, body, text)
 			<-f.estimators
+			f.release(size)
 			f.record(c)
 		}()
 		return
@@ -79,6 +92,31 @@ func (f *Finisher) Finish(c *llmscope.Call, req Request, body []byte, res *Respo
 		c.Usage.Source = llmscope.UsageNone
 	}
 	f.record(c)
+}
+
+// Bounds on what waits for the tokenizer off the request path.
+const (
+	maxPendingEstimates     = 1024
+	maxPendingEstimateBytes = 64 << 20
+)
+
+// hold reserves room for one more estimate of size bytes off the request
+// path; false when the bounds are reached.
+func (f *Finisher) hold(size int64) bool {
+	if n := f.pendingCalls.Add(1); n > maxPendingEstimates {
+		f.pendingCalls.Add(-1)
+		return false
+	}
+	if n := f.pendingBytes.Add(size); n > maxPendingEstimateBytes {
+		f.release(size)
+		return false
+	}
+	return true
+}
+
+func (f *Finisher) release(size int64) {
+	f.pendingCalls.Add(-1)
+	f.pendingBytes.Add(-size)
 }
 
 // Estimate counts the tokens of a call whose upstream reported none.

@@ -405,15 +405,25 @@ const (
 	HeaderTags       = "X-Llmscope-Tags"
 )
 
+// Bounds on the labels a request sets: each queued call holds them, so
+// their size bounds the recorder's memory.
+const (
+	MaxLabelBytes  = 256 // experiment, run, user, session, a tag's value
+	MaxTagKeyBytes = 128
+	MaxTags        = 64
+)
+
 // ReadLabels copies the X-Llmscope-* labels of a request onto c; a header
-// that is absent leaves c's value as it is. c.Tags is never nil afterwards.
+// that is absent leaves c's value as it is. Labels are cut to MaxLabelBytes,
+// tag keys to MaxTagKeyBytes, and tags beyond MaxTags are left out. c.Tags
+// is never nil afterwards.
 func ReadLabels(h http.Header, c *llmscope.Call) {
 	for _, l := range [...]struct {
 		name string
 		dst  *string
 	}{{HeaderExperiment, &c.Experiment}, {HeaderRun, &c.Run}, {HeaderUser, &c.User}, {HeaderSession, &c.Session}} {
 		if v := h.Get(l.name); v != "" {
-			*l.dst = v
+			*l.dst = cut(v, MaxLabelBytes)
 		}
 	}
 	if tags := ParseTags(h.Get(HeaderTags)); tags != nil {
@@ -421,7 +431,10 @@ func ReadLabels(h http.Header, c *llmscope.Call) {
 			c.Tags = map[string]string{}
 		}
 		for k, v := range tags {
-			c.Tags[k] = v
+			if len(c.Tags) >= MaxTags {
+				break
+			}
+			c.Tags[cut(k, MaxTagKeyBytes)] = cut(v, MaxLabelBytes)
 		}
 	}
 	if c.Tags == nil {
@@ -443,4 +456,13 @@ func ParseTags(s string) map[string]string {
 		}
 	}
 	return tags
+}
+
+// cut returns s cut to at most max bytes without splitting a UTF-8
+// sequence; s itself when it is short enough.
+func cut(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	return Truncate(s, max)
 }
