@@ -235,8 +235,9 @@ func (b *callBox) get(ctx context.Context, id string) (*llmscope.Call, error) {
 	}
 }
 
-// gatewayLookup reads calls from a running gateway's API.
+// gatewayLookup reads calls from a running gateway's API, with its admin
+// token when it has one (LLMSCOPE_ADMIN_TOKEN).
 func gatewayLookup(base string) chat.CallLookup {
-	c := &web.Client{Base: base}
+	c := &web.Client{Base: base, Token: secret("LLMSCOPE_ADMIN_TOKEN")}
 	return c.Wait
 }
