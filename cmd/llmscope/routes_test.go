@@ -285,10 +285,39 @@ func TestServeRefusesAnOpenExposedAddress(t *testing.T) {
 	if exited, stderr := start("--admin-token", testAdminToken); !exited || !strings.Contains(stderr, "--client-keys") {
 		t.Errorf("0.0.0.0 with only an admin token: exited %t, stderr %q", exited, stderr)
 	}
+	if exited, stderr := start("--addr", "127.0.0.1:0", "--metrics-addr", "0.0.0.0:0"); !exited || !strings.Contains(stderr, "--metrics-addr") {
+		t.Errorf("open metrics on 0.0.0.0: exited %t, stderr %q", exited, stderr)
+	}
 	if exited, stderr := start("--insecure"); exited {
 		t.Errorf("--insecure refused: %s", stderr)
 	}
 	if exited, stderr := start("--admin-token", testAdminToken, "--client-keys", writeClientKeys(t)); exited {
 		t.Errorf("authenticated 0.0.0.0 refused: %s", stderr)
+	}
+}
+
+// TestMetricsAddrIsGuarded: /metrics on --metrics-addr needs the admin
+// token as /metrics on --addr does.
+func TestMetricsAddrIsGuarded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	startServe(t, "--admin-token", testAdminToken, "--metrics-addr", addr)
+	url := "http://" + addr + "/metrics"
+	eventually(t, "--metrics-addr to listen", 10*time.Second, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	if s, _, _ := request(t, "GET", url, "", nil); s != 401 {
+		t.Errorf("--metrics-addr /metrics without the token = %d, want 401", s)
+	}
+	if s, _, b := request(t, "GET", url, "", map[string]string{"Authorization": "Bearer " + testAdminToken}); s != 200 || !strings.Contains(b, "llmscope_store_queue_depth") {
+		t.Errorf("--metrics-addr /metrics with the token = %d", s)
 	}
 }

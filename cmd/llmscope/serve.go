@@ -108,7 +108,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		if err != nil {
 			return fmt.Errorf("listen --metrics-addr: %w", err)
 		}
-		msrv := newHTTPServer(svc.guard.Wrap(svc.metrics.Handler()), logger)
+		msrv := newHTTPServer(svc.metricsHandler, logger)
 		go func() { errc <- msrv.Serve(mln) }()
 		defer msrv.Close()
 		logger.Info("metrics", "addr", "http://"+mln.Addr().String()+"/metrics")

@@ -33,6 +33,7 @@ const memoryHeadroom = 64 << 20
 // them through the guard.
 type service struct {
 	handler         http.Handler
+	metricsHandler  http.Handler // of --metrics-addr, when given
 	guard           *auth.Guard
 	store           llmscope.Store
 	rec             *llmscope.Recorder
@@ -240,6 +241,20 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	}
 	svc.handler = svc.guard.Wrap(mux)
+	if addr := o.metricsAddr.val; addr != "" {
+		// The metrics listener has the same guard, with the Host names
+		// of its own address.
+		if err := checkExposure(addr, admin, true, insecure); err != nil {
+			return svc, fmt.Errorf("--metrics-addr: %w", err)
+		}
+		mcfg := guardCfg
+		mcfg.AllowedHosts = defaultHosts(splitList(o.sec.allowedHosts.val), addr)
+		mguard, err := auth.New(mcfg)
+		if err != nil {
+			return svc, err
+		}
+		svc.metricsHandler = mguard.Wrap(svc.metrics.Handler())
+	}
 	return svc, nil
 }
 
