@@ -40,4 +40,5 @@ fuzz:
 	for f in FuzzParseSpec FuzzReadDataset; do \
 		$(GO) test ./sweep/ -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
 	$(GO) test ./auth/ -run '^$$' -fuzz '^FuzzWrap$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./gateway/ -run '^$$' -fuzz '^FuzzBadPath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./cmd/llmscope/ -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(FUZZTIME)
