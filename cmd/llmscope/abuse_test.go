@@ -275,3 +275,33 @@ func TestIdleConnectionsAreCheap(t *testing.T) {
 		t.Errorf("2,000 idle connections took %.0f MiB", float64(grown)/mib)
 	}
 }
+
+// TestLabelBombsKeepMetricsSmall: requests naming 1 MB models (and many
+// distinct ones) neither grow /metrics nor its series without bound.
+func TestLabelBombsKeepMetricsSmall(t *testing.T) {
+	_, base, _, _ := startServe(t)
+	huge := strings.Repeat("m", 1<<20)
+	for i := range 5 {
+		body := fmt.Sprintf(`{"model":"%s%d","messages":[{"role":"user","content":"hi"}]}`, huge, i)
+		if s := sendJSON(t, base+"/v1/chat/completions", body, nil); s != 200 {
+			t.Fatalf("1 MB model name answered %d", s)
+		}
+	}
+	for i := range 300 { // more distinct models than the label cap
+		sendJSON(t, base+"/v1/chat/completions", fmt.Sprintf(`{"model":"bomb-%d","messages":[]}`, i), nil)
+	}
+	waitStats(t, base, 305)
+	r, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if len(b) > 512<<10 {
+		t.Errorf("/metrics is %d KiB after label bombs", len(b)>>10)
+	}
+	if strings.Contains(string(b), strings.Repeat("m", 200)) {
+		t.Error("a 1 MB model name became a label value")
+	}
+	t.Logf("/metrics after 5 × 1 MB model names and 300 distinct ones: %d KiB", len(b)>>10)
+}
