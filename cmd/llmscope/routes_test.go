@@ -251,10 +251,17 @@ func TestServeRefusesAnOpenExposedAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serverKey := false
 	start := func(args ...string) (exited bool, stderr string) {
 		cmd := exec.Command(bin, append([]string{"serve", "--addr", "0.0.0.0:0", "--db", filepath.Join(t.TempDir(), "c.db")}, args...)...)
 		cmd.Dir = t.TempDir()
 		cmd.Env = append(os.Environ(), "OPENAI_API_KEY=", "OPENAI_BASE_URL=")
+		if serverKey {
+			// A provider key of the gateway's own, for an upstream that
+			// is never reached.
+			cmd.Env = append(cmd.Env, "OPENAI_API_KEY=sk-server-0123456789")
+			cmd.Args = append(cmd.Args, "--upstream", "http://127.0.0.1:9/v1")
+		}
 		var out, errb syncBuffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		if err := cmd.Start(); err != nil {
@@ -282,9 +289,19 @@ func TestServeRefusesAnOpenExposedAddress(t *testing.T) {
 	if exited, stderr := start(); !exited || !strings.Contains(stderr, "--admin-token") || !strings.Contains(stderr, "--insecure") {
 		t.Errorf("open 0.0.0.0: exited %t, stderr %q", exited, stderr)
 	}
-	if exited, stderr := start("--admin-token", testAdminToken); !exited || !strings.Contains(stderr, "--client-keys") {
-		t.Errorf("0.0.0.0 with only an admin token: exited %t, stderr %q", exited, stderr)
+	// With only the admin token, /v1 is open: fine while the gateway holds
+	// no provider key (clients bring theirs), refused when it holds one.
+	if exited, stderr := start("--admin-token", testAdminToken); exited {
+		t.Errorf("0.0.0.0 with an admin token and no provider key of its own refused: %s", stderr)
 	}
+	serverKey = true
+	if exited, stderr := start("--admin-token", testAdminToken); !exited || !strings.Contains(stderr, "--client-keys") {
+		t.Errorf("0.0.0.0 with only an admin token and the gateway's own provider key: exited %t, stderr %q", exited, stderr)
+	}
+	if exited, stderr := start("--admin-token", testAdminToken, "--client-keys", writeClientKeys(t)); exited {
+		t.Errorf("0.0.0.0 with an admin token, client keys and a provider key refused: %s", stderr)
+	}
+	serverKey = false
 	if exited, stderr := start("--addr", "127.0.0.1:0", "--metrics-addr", "0.0.0.0:0"); !exited || !strings.Contains(stderr, "--metrics-addr") {
 		t.Errorf("open metrics on 0.0.0.0: exited %t, stderr %q", exited, stderr)
 	}

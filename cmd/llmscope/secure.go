@@ -153,16 +153,18 @@ func loopback(addr string) bool {
 
 // checkExposure refuses a non-loopback listen address that leaves the
 // recorded calls or the upstream key open to whoever reaches it, unless
-// insecure says so explicitly.
-func checkExposure(addr string, admin, clients, insecure bool) error {
-	if loopback(addr) || insecure || admin && clients {
+// insecure says so explicitly: it needs the admin token, and client
+// authentication on /v1 when the gateway holds a provider key of its own
+// (serverKey) that any request could spend.
+func checkExposure(addr string, admin, clients, serverKey, insecure bool) error {
+	if loopback(addr) || insecure || admin && (clients || !serverKey) {
 		return nil
 	}
 	var missing []string
 	if !admin {
 		missing = append(missing, "--admin-token (or --admin-token-file) to protect /api, the dashboard and /metrics, which show every recorded call")
 	}
-	if !clients {
+	if !clients && serverKey {
 		missing = append(missing, "--client-keys (or --pass-provider-keys) to protect /v1, through which anyone could spend the upstream key")
 	}
 	return fmt.Errorf("refusing to listen on %s, which is reachable from other machines, without authentication: set %s; or pass --insecure to run it open anyway",

@@ -18,32 +18,41 @@ func TestLoopback(t *testing.T) {
 }
 
 func TestCheckExposure(t *testing.T) {
-	if err := checkExposure("127.0.0.1:8700", false, false, false); err != nil {
+	if err := checkExposure("127.0.0.1:8700", false, false, true, false); err != nil {
 		t.Errorf("loopback without auth refused: %v", err)
 	}
 	for _, c := range []struct {
-		admin, clients bool
-		want           []string
+		admin, clients, serverKey bool
+		want                      []string // nil: accepted
 	}{
-		{false, false, []string{"--admin-token", "--client-keys", "--insecure", "0.0.0.0:8700"}},
-		{true, false, []string{"--client-keys", "spend the upstream key"}},
-		{false, true, []string{"--admin-token", "recorded call"}},
+		{false, false, true, []string{"--admin-token", "--client-keys", "--insecure", "0.0.0.0:8700"}},
+		{false, false, false, []string{"--admin-token", "recorded call"}},
+		{true, false, true, []string{"--client-keys", "spend the upstream key"}},
+		{false, true, true, []string{"--admin-token", "recorded call"}},
+		{true, false, false, nil}, // clients bring their own keys: /v1 spends none of ours
+		{true, true, true, nil},
 	} {
-		err := checkExposure("0.0.0.0:8700", c.admin, c.clients, false)
+		err := checkExposure("0.0.0.0:8700", c.admin, c.clients, c.serverKey, false)
+		if c.want == nil {
+			if err != nil {
+				t.Errorf("%+v refused: %v", c, err)
+			}
+			continue
+		}
 		if err == nil {
-			t.Errorf("admin=%t clients=%t: exposed address accepted", c.admin, c.clients)
+			t.Errorf("%+v: exposed address accepted", c)
 			continue
 		}
 		for _, w := range c.want {
 			if !strings.Contains(err.Error(), w) {
-				t.Errorf("admin=%t clients=%t: %q does not say %q", c.admin, c.clients, err, w)
+				t.Errorf("%+v: %q does not say %q", c, err, w)
 			}
 		}
+		if c.serverKey == false && strings.Contains(err.Error(), "--client-keys") {
+			t.Errorf("%+v: asks for client keys although the gateway holds no key: %q", c, err)
+		}
 	}
-	if err := checkExposure("0.0.0.0:8700", true, true, false); err != nil {
-		t.Errorf("fully authenticated exposed address refused: %v", err)
-	}
-	if err := checkExposure("0.0.0.0:8700", false, false, true); err != nil {
+	if err := checkExposure("0.0.0.0:8700", false, false, true, true); err != nil {
 		t.Errorf("--insecure refused: %v", err)
 	}
 }

@@ -128,11 +128,16 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 		return svc, err
 	}
 	admin, clients := guardCfg.AdminTokenHash != nil, guardCfg.ClientKeys != nil || guardCfg.PassProviderKeys
-	if err := checkExposure(o.addr.val, admin, clients, insecure); err != nil {
+	serverKey := apiKey != "" && !useSim
+	if err := checkExposure(o.addr.val, admin, clients, serverKey, insecure); err != nil {
 		return svc, err
 	}
-	if !loopback(o.addr.val) && (!admin || !clients) {
+	switch {
+	case loopback(o.addr.val):
+	case !admin || !clients && serverKey:
 		logger.Warn("serving a non-loopback address without authentication (--insecure): anyone who reaches it can read the recorded calls and use the upstream", "addr", o.addr.val)
+	case !clients:
+		logger.Warn("/v1 is open to whoever reaches this address: clients use their own provider keys (the gateway holds none); --client-keys would name them", "addr", o.addr.val)
 	}
 	prices, err := pricing.Load(o.prices.val)
 	if err != nil {
@@ -244,7 +249,7 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 	if addr := o.metricsAddr.val; addr != "" {
 		// The metrics listener has the same guard, with the Host names
 		// of its own address.
-		if err := checkExposure(addr, admin, true, insecure); err != nil {
+		if err := checkExposure(addr, admin, true, false, insecure); err != nil {
 			return svc, fmt.Errorf("--metrics-addr: %w", err)
 		}
 		mcfg := guardCfg
