@@ -59,7 +59,7 @@ func startBareProxy(t *testing.T, upstreamRoot string) (*exec.Cmd, string) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "bench", "proxy", "--addr", "127.0.0.1:0", "--upstream", upstreamRoot)
-	return cmd, startChild(t, cmd, "listening on http://")
+	return cmd, startChild(t, cmd, "listening on ")
 }
 
 // startSim runs `llmscope sim` and returns its root URL (without /v1).
@@ -69,11 +69,12 @@ func startSim(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startChild(t, exec.Command(bin, "sim", "--addr", "127.0.0.1:0"), "http://")
+	return startChild(t, exec.Command(bin, "sim", "--addr", "127.0.0.1:0"), "simulated")
 }
 
 // startChild starts cmd, waits for the line of its standard output that
-// holds marker followed by an address and returns http://address.
+// holds marker and returns the first http:// or https:// URL after it
+// (without a trailing /v1).
 func startChild(t *testing.T, cmd *exec.Cmd, marker string) string {
 	t.Helper()
 	cmd.Env = append(os.Environ(), "OPENAI_API_KEY=", "OPENAI_BASE_URL=")
@@ -91,11 +92,17 @@ func startChild(t *testing.T, cmd *exec.Cmd, marker string) string {
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if i := strings.Index(sc.Text(), marker); i >= 0 {
-				rest := sc.Text()[i+len(marker)-len("http://"):]
-				found <- "http://" + strings.TrimPrefix(strings.Fields(rest)[0], "http://")
-				break
+			_, rest, ok := strings.Cut(sc.Text(), marker)
+			if !ok {
+				continue
 			}
+			for _, f := range strings.Fields(rest) {
+				if strings.HasPrefix(f, "http://") || strings.HasPrefix(f, "https://") {
+					found <- f
+					break
+				}
+			}
+			break
 		}
 		_, _ = io.Copy(io.Discard, out)
 	}()

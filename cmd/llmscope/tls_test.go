@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -66,31 +65,7 @@ func TestServeTLS(t *testing.T) {
 	}
 	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "c.db"),
 		"--tls-cert", certFile, "--tls-key", keyFile, "--admin-token", testAdminToken)
-	cmd.Env = append(os.Environ(), "OPENAI_API_KEY=", "OPENAI_BASE_URL=")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if _, rest, ok := strings.Cut(sc.Text(), "listening on "); ok {
-				found <- strings.Fields(rest)[0]
-				return
-			}
-		}
-	}()
-	var base string
-	select {
-	case base = <-found:
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve with TLS did not start")
-	}
+	base := startChild(t, cmd, "listening on ")
 	if !strings.HasPrefix(base, "https://") {
 		t.Fatalf("serve with TLS listens on %q", base)
 	}
