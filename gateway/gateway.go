@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"llmscope"
@@ -51,6 +52,12 @@ type Config struct {
 	// cut to CaptureMaxBytes (default 64 KiB). Off, the store never sees them.
 	Capture         bool
 	CaptureMaxBytes int
+	// KeepRequestBodies holds every request body until its answer ends.
+	// By default a body is released once sent when the upstream has been
+	// reporting usage for that kind of call, so only a call whose answer
+	// then ends without usage (a client that hangs up mid-stream) loses
+	// its estimate: its usage is recorded as unknown.
+	KeepRequestBodies bool
 	// InjectUsage asks streaming chat and completion requests for usage and
 	// hides the extra chunk from the client (default on; see DESIGN.md).
 	DisableUsageInjection bool
@@ -75,6 +82,8 @@ type Gateway struct {
 	id        string // this gateway's mark in X-Llmscope-Via
 	fin       *openai.Finisher
 	budget    *budget // bytes held by request bodies in flight
+	seen      usageSeen
+	probing   atomic.Int64 // bytes of bodies held while their kind's usage is unknown
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes is 0.

@@ -29,7 +29,9 @@ type exchange struct {
 	sent     []byte        // the body as sent upstream: in body's memory, or (rarely) its own
 	extra    int64         // bytes charged for sent when it has memory of its own
 	req      openai.Request
-	injected bool // llmscope added stream_options.include_usage
+	injected bool  // llmscope added stream_options.include_usage
+	released bool  // the transport frees body once sent (releaseOnSend)
+	probing  int64 // bytes of body counted in Gateway.probing
 	resp     openai.Response
 }
 
@@ -46,12 +48,15 @@ const maxPooled = 1 << 20
 // the transport closes a request body once it has sent it or given up.
 type sentBody struct {
 	*bytes.Reader
-	closed atomic.Bool
+	closed  atomic.Bool
+	onClose func() // run once, by the first Close
 }
 
 // Close implements io.Closer.
 func (b *sentBody) Close() error {
-	b.closed.Store(true)
+	if !b.closed.Swap(true) && b.onClose != nil {
+		b.onClose()
+	}
 	return nil
 }
 
@@ -80,16 +85,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.call = c
 	openai.ReadLabels(r.Header, c)
 	w.Header().Set(HeaderCallID, c.ID)
-	defer func() {
-		// The transport may still be sending the body after RoundTrip
-		// returned (an upstream that answered before reading it all);
-		// until it has closed it, the buffer is not ours to reuse. The
-		// charge ends with the request either way.
-		x.body.free(g.budget, x.upBody == nil || x.upBody.closed.Load())
-		if x.extra > 0 {
-			g.budget.release(x.extra)
-		}
-	}()
+	defer g.freeBody(x)
 
 	if bad := badPath(r); bad != "" {
 		g.fail(w, x, http.StatusBadRequest, "invalid_request_error", "invalid_path", bad)
@@ -135,6 +131,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.log.Warn("build upstream request", "call_id", c.ID, "err", redact(err))
 		g.fail(w, x, http.StatusInternalServerError, "server_error", "bad_request", "the request could not be forwarded")
 		return
+	}
+	if x.hasBody && !g.needsBody(x) {
+		g.releaseOnSend(x)
 	}
 	x.overhead += time.Since(x.t0)
 	resp, err := g.transport.RoundTrip(up)
@@ -403,6 +402,7 @@ func (g *Gateway) finish(x *exchange) {
 	c := x.call
 	c.DurationMS = ms(time.Since(x.t0))
 	c.OverheadMS = ms(max(x.overhead, 0))
+	g.learnUsage(x)
 	g.fin.Finish(c, x.req, x.sent, &x.resp)
 }
 

@@ -43,7 +43,9 @@ func (f *Finisher) TextLimit() int {
 }
 
 // Finish completes c from res and records it. req and body are the parsed
-// and raw request (body is copied when it is needed later).
+// and raw request (body is copied when it is needed later). A nil body
+// with a valid req means the body was released before the answer ended:
+// missing usage then stays unknown (Usage.Source "none").
 func (f *Finisher) Finish(c *llmscope.Call, req Request, body []byte, res *Response) {
 	f.once.Do(func() { f.estimators = make(chan struct{}, max(2, runtime.GOMAXPROCS(0))) })
 	c.ResponseModel = res.Model
@@ -68,7 +70,7 @@ func (f *Finisher) Finish(c *llmscope.Call, req Request, body []byte, res *Respo
 	switch {
 	case res.HasUsage:
 		c.Usage = res.Usage
-	case c.Status < 400 && c.Status != 0 && req.Valid && Estimable(c.Operation):
+	case c.Status < 400 && c.Status != 0 && req.Valid && body != nil && Estimable(c.Operation):
 		text := res.Text()
 		size := int64(len(body) + len(text))
 		if !f.hold(size) {

@@ -27,6 +27,7 @@ type serveOptions struct {
 	addr, db, upstream, experiment, provider      *option
 	capture, captureMax, maxBody, queue, shutdown *option
 	prices, injectUsage, upstreamTimeout          *option
+	keepBodies                                    *option
 	mlflowURI, otlpEndpoint, runIdle              *option
 	metricsAddr, modelCap, pprof, commitWait      *option
 	simTTFT, simTPS, logLevel, logFormat          *option
@@ -47,6 +48,7 @@ func newServeOptions(stderr io.Writer) *serveOptions {
 	o.queue = s.str("queue-size", "LLMSCOPE_QUEUE_SIZE", "10000", "calls waiting for the store before new ones are dropped (and counted)")
 	o.prices = s.str("prices", "LLMSCOPE_PRICES", "", "YAML price overrides merged over the built-in table (see llmscope prices)")
 	o.injectUsage = s.boolean("inject-usage", "LLMSCOPE_INJECT_USAGE", true, "ask streaming requests for usage and hide the extra chunk from the client")
+	o.keepBodies = s.boolean("keep-request-bodies", "LLMSCOPE_KEEP_REQUEST_BODIES", false, "hold each request body until its answer ends, so a call whose answer ends without usage (a client that hangs up mid-stream) is still estimated; by default a body is released once sent to an upstream that reports usage")
 	o.upstreamTimeout = s.str("upstream-timeout", "LLMSCOPE_UPSTREAM_TIMEOUT", "10m", "longest wait for the upstream's response headers")
 	o.mlflowURI = s.str("mlflow", "MLFLOW_TRACKING_URI", "", "MLflow tracking server URL: export runs, metrics and traces to it")
 	o.otlpEndpoint = s.str("otlp-endpoint", "LLMSCOPE_OTLP_ENDPOINT", "", "OTLP/HTTP traces endpoint of an OpenTelemetry collector (default from OTEL_EXPORTER_OTLP_ENDPOINT)")

@@ -97,6 +97,10 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 	if err != nil {
 		return svc, err
 	}
+	keepBodies, err := o.keepBodies.Bool()
+	if err != nil {
+		return svc, err
+	}
 	modelCap, err := o.modelCap.Int()
 	if err != nil {
 		return svc, err
@@ -193,6 +197,7 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 		Capture:               capture,
 		CaptureMaxBytes:       int(captureMax),
 		DisableUsageInjection: !injectUsage,
+		KeepRequestBodies:     keepBodies,
 		UpstreamTimeout:       upstreamTimeout,
 		Pricer:                prices,
 		OnCostUnknown:         costUnknownReporter(svc.metrics, logger),
