@@ -35,16 +35,36 @@ type Call struct {
 	Tags          map[string]string `json:"tags"`
 	OverheadMS    float64           `json:"overhead_ms"`
 
+	// The upstream's own marks on its answer, when it sent them: the
+	// response id ("chatcmpl-…", "resp_…"), its creation time (unix
+	// seconds) and the system fingerprint.
+	ResponseID        string `json:"response_id,omitempty"`
+	ResponseCreated   int64  `json:"response_created,omitempty"`
+	SystemFingerprint string `json:"system_fingerprint,omitempty"`
+	// Chunks counts the events of a streamed answer (0 when not streamed).
+	Chunks int64 `json:"chunks,omitempty"`
+	// ErrorCode and ErrorMessage are what the upstream's error body said
+	// (its error.code, else error.type; its error.message, redacted and cut
+	// to MaxErrorMessage bytes). Empty when it said nothing.
+	ErrorCode    string `json:"error_code,omitempty"`
+	ErrorMessage string `json:"error_message,omitempty"`
+
 	// Input and Output hold the captured request messages/input and response
-	// text. They are empty unless capture is switched on.
-	Input  string `json:"input,omitempty"`
-	Output string `json:"output,omitempty"`
+	// text; Tools the request's tools array and ToolCalls the answer's tool
+	// calls, each as raw JSON. They are empty unless capture is switched on.
+	Input     string `json:"input,omitempty"`
+	Output    string `json:"output,omitempty"`
+	Tools     string `json:"tools,omitempty"`
+	ToolCalls string `json:"tool_calls,omitempty"`
 
 	// Seq is the call's position in the store's commit order, set by
 	// Store.After; 0 for a call not read that way. Exporters use it as their
 	// cursor.
 	Seq int64 `json:"-"`
 }
+
+// MaxErrorMessage bounds Call.ErrorMessage, in bytes.
+const MaxErrorMessage = 1024
 
 // Failed reports whether the call ended in an error of any kind.
 func (c *Call) Failed() bool { return c.ErrorType != "" || c.Status >= 400 }
