@@ -59,10 +59,18 @@ type facts struct {
 	ErrorCode    string
 	Text         string
 	Kinds        []string `json:",omitempty"`
+
+	ErrorMessage      string `json:",omitempty"`
+	ID                string `json:",omitempty"`
+	Created           int64  `json:",omitempty"`
+	SystemFingerprint string `json:",omitempty"`
+	Chunks            int64  `json:",omitempty"`
+	ToolCalls         string `json:",omitempty"`
 }
 
 func factsOf(r *Response) facts {
-	return facts{r.Model, r.Usage, r.HasUsage, r.FinishReason, r.ErrorType, r.ErrorCode, r.Text(), nil}
+	return facts{r.Model, r.Usage, r.HasUsage, r.FinishReason, r.ErrorType, r.ErrorCode, r.Text(), nil,
+		r.ErrorMessage, r.ID, r.Created, r.SystemFingerprint, r.Chunks, r.ToolCalls()}
 }
 
 func opOf(name string) string {

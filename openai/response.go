@@ -18,8 +18,57 @@ type Response struct {
 	FinishReason string
 	ErrorType    string // error.type of an error body
 	ErrorCode    string // error.code of an error body
-	text         strings.Builder
-	textMax      int
+	ErrorMessage string // error.message of an error body, cut to llmscope.MaxErrorMessage
+	// The answer's id, creation time (unix seconds) and system fingerprint.
+	ID                string
+	Created           int64
+	SystemFingerprint string
+	Chunks            int64 // events of a stream, its end marker excluded
+	text              strings.Builder
+	textMax           int
+	tools             toolCalls
+}
+
+// ToolCalls returns the answer's tool calls as a JSON array ("" when none):
+// the Chat Completions shape, or the function_call items of a Responses
+// answer. Kept only while text is (SetTextLimit), arguments within it.
+func (r *Response) ToolCalls() string { return r.tools.JSON() }
+
+// readMeta reads the answer's id, created and system_fingerprint members
+// from the first object that has them.
+func (r *Response) readMeta(id, created, fp gjson.Result) {
+	if r.ID != "" {
+		return
+	}
+	if id.Type == gjson.String {
+		r.ID = strings.Clone(id.Str)
+	}
+	if created.Type == gjson.Number {
+		r.Created = created.Int()
+	}
+	if fp.Type == gjson.String {
+		r.SystemFingerprint = strings.Clone(fp.Str)
+	}
+}
+
+// readMetaMembers is readMeta over the top-level members ms of data.
+func (r *Response) readMetaMembers(data []byte, ms []member) {
+	if r.ID != "" {
+		return
+	}
+	var id, created, fp []byte
+	for i := range ms {
+		m := &ms[i]
+		switch m.name(data) {
+		case "id":
+			id = first(id, data[m.v0:m.v1])
+		case "created":
+			created = first(created, data[m.v0:m.v1])
+		case "system_fingerprint":
+			fp = first(fp, data[m.v0:m.v1])
+		}
+	}
+	r.readMeta(gjson.Parse(str(id)), gjson.Parse(str(created)), gjson.Parse(str(fp)))
 }
 
 // Text returns the response text gathered so far (the assistant's content),
@@ -52,8 +101,11 @@ func (r *Response) ReadBody(op string, body []byte) {
 	// as gjson's Get would.
 	errv, model, usage, choices := topMembers(body, ms)
 	if isObject(errv) {
-		r.ErrorType, r.ErrorCode = errorFields(errv)
+		r.ErrorType, r.ErrorCode, r.ErrorMessage = errorFields(errv)
 		return
+	}
+	if op != llmscope.OpResponses {
+		r.readMetaMembers(body, ms)
 	}
 	if len(model) > 0 && model[0] == '"' {
 		r.Model = strings.Clone(stringValue(model))
@@ -77,9 +129,11 @@ func (r *Response) readBodyGJSON(op string, body []byte) {
 	}
 	root := gjson.Parse(str(body))
 	if e := root.Get("error"); e.IsObject() {
-		r.ErrorType = strings.Clone(e.Get("type").String())
-		r.ErrorCode = strings.Clone(e.Get("code").String())
+		r.ErrorType, r.ErrorCode, r.ErrorMessage = errorFields([]byte(e.Raw))
 		return
+	}
+	if op != llmscope.OpResponses {
+		r.readMeta(root.Get("id"), root.Get("created"), root.Get("system_fingerprint"))
 	}
 	if m := root.Get("model"); m.Type == gjson.String {
 		r.Model = strings.Clone(m.Str)
@@ -102,6 +156,7 @@ func (r *Response) readChoices(op string, choices gjson.Result) {
 				r.FinishReason = strings.Clone(c.Get("finish_reason").Str)
 			}
 			r.addText(c.Get("message.content").Str)
+			r.tools.setRaw(c.Get("message.tool_calls"), r.textMax)
 			return false // the first choice speaks for the call
 		})
 	case llmscope.OpTextCompletion:
@@ -118,7 +173,11 @@ func (r *Response) readResponseObject(obj gjson.Result) {
 	if m := obj.Get("model"); m.Type == gjson.String {
 		r.Model = strings.Clone(m.Str)
 	}
+	r.readMeta(obj.Get("id"), obj.Get("created_at"), gjson.Result{})
 	r.readUsage(obj.Get("usage"))
+	if r.tools.raw == "" {
+		r.tools.raw = functionCallItems(obj.Get("output"), r.textMax)
+	}
 	switch obj.Get("status").Str {
 	case "completed":
 		r.FinishReason = "stop"
@@ -137,6 +196,7 @@ func (r *Response) readResponseObject(obj gjson.Result) {
 		r.FinishReason = "error"
 		if e := obj.Get("error"); e.IsObject() {
 			r.ErrorType = strings.Clone(e.Get("code").String())
+			r.ErrorMessage = errorMessage(e.Get("message").String())
 		}
 	}
 	if r.text.Len() == 0 && r.textMax > 0 {

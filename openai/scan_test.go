@@ -86,6 +86,7 @@ func referenceEvent(s *Stream, data []byte) Chunk {
 		s.finished = true
 		return ChunkDone
 	}
+	s.Chunks++
 	return s.eventGJSON(data)
 }
 

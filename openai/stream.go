@@ -59,6 +59,7 @@ func (s *Stream) Event(data []byte) Chunk {
 		s.finished = true
 		return ChunkDone
 	}
+	s.Chunks++
 	// The usual event is a small JSON object: one pass validates it and
 	// finds its members, and only the members read are looked at again.
 	if len(data) < shallowSize && data[0] == '{' {
@@ -81,9 +82,10 @@ func (s *Stream) Event(data []byte) Chunk {
 func (s *Stream) chatMembers(data []byte, ms []member) Chunk {
 	errv, model, usage, choices := topMembers(data, ms)
 	if isObject(errv) {
-		s.ErrorType, s.ErrorCode = errorFields(errv)
+		s.ErrorType, s.ErrorCode, s.ErrorMessage = errorFields(errv)
 		return ChunkOther
 	}
+	s.readMetaMembers(data, ms)
 	if s.Model == "" && len(model) > 0 && model[0] == '"' {
 		s.Model = strings.Clone(stringValue(model))
 	}
@@ -138,10 +140,16 @@ func topMembers(data []byte, ms []member) (errv, model, usage, choices []byte) {
 	return errv, model, usage, choices
 }
 
-// errorFields returns the type and code of an error object.
-func errorFields(errv []byte) (typ, code string) {
+// errorFields returns the type, code and message of an error object.
+func errorFields(errv []byte) (typ, code, msg string) {
 	e := gjson.Parse(str(errv))
-	return strings.Clone(e.Get("type").String()), strings.Clone(e.Get("code").String())
+	return strings.Clone(e.Get("type").String()), strings.Clone(e.Get("code").String()), errorMessage(e.Get("message").String())
+}
+
+// errorMessage returns an upstream's error message cut to
+// llmscope.MaxErrorMessage bytes.
+func errorMessage(s string) string {
+	return strings.Clone(Truncate(s, llmscope.MaxErrorMessage))
 }
 
 func first(found, v []byte) []byte {
@@ -180,7 +188,7 @@ func (s *Stream) choiceMembers(c []byte, kind *Chunk) int {
 	} else if isObject(delta) {
 		t = s.deltaMembers(delta, kind)
 	} else {
-		t = deltaGJSON(gjson.Parse(str(delta)), kind)
+		t = s.deltaGJSON(gjson.Parse(str(delta)), kind)
 	}
 	if t != "" {
 		*kind = ChunkContent
@@ -214,6 +222,9 @@ func (s *Stream) deltaMembers(d []byte, kind *Chunk) string {
 		}
 	}
 	text := stringValue(content)
+	if isArray(toolCalls) {
+		s.tools.addDelta(gjson.Parse(str(toolCalls)), s.textMax)
+	}
 	if text != "" || isArray(toolCalls) || stringValue(refusal) != "" || stringValue(reasoning) != "" || isObject(functionCall) {
 		*kind = ChunkContent
 	}
@@ -248,10 +259,10 @@ func (s *Stream) eventGJSON(data []byte) Chunk {
 		return s.responsesEvent(root)
 	}
 	if e := root.Get("error"); e.IsObject() {
-		s.ErrorType = strings.Clone(e.Get("type").String())
-		s.ErrorCode = strings.Clone(e.Get("code").String())
+		s.ErrorType, s.ErrorCode, s.ErrorMessage = errorFields([]byte(e.Raw))
 		return ChunkOther
 	}
+	s.readMeta(root.Get("id"), root.Get("created"), root.Get("system_fingerprint"))
 	if s.Model == "" {
 		if m := root.Get("model"); m.Type == gjson.String {
 			s.Model = strings.Clone(m.Str)
@@ -288,7 +299,7 @@ func (s *Stream) choice(c gjson.Result, kind *Chunk) {
 	if s.op == llmscope.OpTextCompletion {
 		text = c.Get("text").Str
 	} else {
-		text = deltaGJSON(c.Get("delta"), kind)
+		text = s.deltaGJSON(c.Get("delta"), kind)
 	}
 	if text != "" {
 		*kind = ChunkContent
@@ -300,8 +311,11 @@ func (s *Stream) choice(c gjson.Result, kind *Chunk) {
 
 // deltaGJSON reads the delta of a chat choice: it returns its text and marks
 // kind as content when the delta carries any.
-func deltaGJSON(d gjson.Result, kind *Chunk) string {
+func (s *Stream) deltaGJSON(d gjson.Result, kind *Chunk) string {
 	text := d.Get("content").Str
+	if tc := d.Get("tool_calls"); tc.IsArray() {
+		s.tools.addDelta(tc, s.textMax)
+	}
 	if text != "" || d.Get("tool_calls").IsArray() || d.Get("refusal").Str != "" ||
 		d.Get("reasoning_content").Str != "" || d.Get("function_call").IsObject() {
 		*kind = ChunkContent
@@ -328,6 +342,7 @@ func (s *Stream) responsesEvent(ev gjson.Result) Chunk {
 		s.finished = true
 		s.readResponseObject(ev.Get("response"))
 	case "error":
+		s.ErrorMessage = errorMessage(ev.Get("message").String())
 		s.ErrorType = strings.Clone(ev.Get("code").String())
 		if s.ErrorType == "" {
 			s.ErrorType = "error"
