@@ -223,6 +223,7 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, x *exchange) 
 	c.Params = x.req.Params
 	if g.cfg.Capture && x.req.Valid {
 		c.Input = openai.CaptureInput(x.sent, g.cfg.CaptureMaxBytes)
+		c.Tools = openai.CaptureTools(x.sent, g.cfg.CaptureMaxBytes)
 	}
 	if x.req.Stream && !x.req.IncludeUsage && !g.cfg.DisableUsageInjection &&
 		(c.Operation == llmscope.OpChat || c.Operation == llmscope.OpTextCompletion) {

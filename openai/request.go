@@ -383,6 +383,20 @@ func CaptureInput(body []byte, max int) string {
 	return Truncate(out, max)
 }
 
+// CaptureTools returns the request's tools array as raw JSON, or "" when it
+// has none or the array is longer than max bytes (a cut array would not be
+// JSON).
+func CaptureTools(body []byte, max int) string {
+	if !validJSON(body) {
+		return ""
+	}
+	v := gjson.Get(str(body), "tools")
+	if !v.IsArray() || v.Raw == "[]" || max > 0 && len(v.Raw) > max {
+		return ""
+	}
+	return strings.Clone(v.Raw)
+}
+
 // Truncate cuts s to at most max bytes without splitting a UTF-8 sequence.
 // max <= 0 means no limit.
 func Truncate(s string, max int) string {
