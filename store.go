@@ -65,7 +65,7 @@ type Filter struct {
 	// Before, when set, selects only the calls after it in List's order
 	// (start descending, then id descending): the next page after a call.
 	Before *Position
-	// OmitText makes List leave Input and Output empty (a store need not
+	// OmitText makes List leave Input, Output, Tools and ToolCalls empty (a store need not
 	// read them at all); Get always returns them.
 	OmitText bool
 }

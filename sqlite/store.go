@@ -137,9 +137,9 @@ const columns = `id, trace_id, start, duration_ms, ttft_ms, operation, provider,
 	request_model, response_model, stream, status, error_type, finish_reason, params,
 	input_tokens, output_tokens, total_tokens, cached_input_tokens, reasoning_tokens, usage_source,
 	cost_input_usd, cost_output_usd, cost_total_usd, price_source,
-	experiment, run, user, session, tags, overhead_ms, input_text, output_text`
+	experiment, run, user, session, tags, overhead_ms, input_text, output_text, detail`
 
-const numColumns = 33
+const numColumns = 34
 
 var insertSQL = `INSERT INTO calls (` + columns + `) VALUES (?` +
 	strings.Repeat(", ?", numColumns-1) + `) ON CONFLICT (id) DO NOTHING`
@@ -248,13 +248,17 @@ func callArgs(c *llmscope.Call, args []any) error {
 	if c.Cost != nil {
 		costIn, costOut, costTotal, priceSource = c.Cost.InputUSD, c.Cost.OutputUSD, c.Cost.TotalUSD, c.Cost.PriceSource
 	}
+	det, err := detailArg(c)
+	if err != nil {
+		return err
+	}
 	copy(args, []any{
 		c.ID, c.TraceID, toNanos(c.Start), c.DurationMS, c.TTFTMS, c.Operation, c.Provider, c.Endpoint,
 		c.RequestModel, c.ResponseModel, c.Stream, c.Status, c.ErrorType, c.FinishReason, string(params),
 		c.Usage.InputTokens, c.Usage.OutputTokens, c.Usage.TotalTokens, c.Usage.CachedInputTokens,
 		c.Usage.ReasoningTokens, c.Usage.Source,
 		costIn, costOut, costTotal, priceSource,
-		c.Experiment, c.Run, c.User, c.Session, tags, c.OverheadMS, c.Input, c.Output,
+		c.Experiment, c.Run, c.User, c.Session, tags, c.OverheadMS, c.Input, c.Output, det,
 	})
 	return nil
 }
@@ -271,7 +275,7 @@ func scanCallSeq(row interface{ Scan(...any) error }, seq *int64) (*llmscope.Cal
 		c                          llmscope.Call
 		start                      int64
 		params                     string
-		tags, priceSource          sql.NullString
+		tags, priceSource, det     sql.NullString
 		costIn, costOut, costTotal sql.NullFloat64
 	)
 	dest := []any{
@@ -280,7 +284,7 @@ func scanCallSeq(row interface{ Scan(...any) error }, seq *int64) (*llmscope.Cal
 		&c.Usage.InputTokens, &c.Usage.OutputTokens, &c.Usage.TotalTokens, &c.Usage.CachedInputTokens,
 		&c.Usage.ReasoningTokens, &c.Usage.Source,
 		&costIn, &costOut, &costTotal, &priceSource,
-		&c.Experiment, &c.Run, &c.User, &c.Session, &tags, &c.OverheadMS, &c.Input, &c.Output,
+		&c.Experiment, &c.Run, &c.User, &c.Session, &tags, &c.OverheadMS, &c.Input, &c.Output, &det,
 	}
 	if seq != nil {
 		dest = append([]any{seq}, dest...)
@@ -299,6 +303,9 @@ func scanCallSeq(row interface{ Scan(...any) error }, seq *int64) (*llmscope.Cal
 		if err := json.Unmarshal([]byte(tags.String), &c.Tags); err != nil {
 			return nil, fmt.Errorf("call %q: decode tags: %w", c.ID, err)
 		}
+	}
+	if err := setDetail(&c, det); err != nil {
+		return nil, err
 	}
 	if costTotal.Valid {
 		c.Cost = &llmscope.Cost{
@@ -389,7 +396,7 @@ func (s *Store) List(ctx context.Context, f llmscope.Filter) ([]*llmscope.Call, 
 			return nil, fmt.Errorf("sqlite: list: %w", err)
 		}
 		if f.OmitText {
-			c.Input, c.Output = "", "" // in case the columns were read after all
+			c.Input, c.Output, c.Tools, c.ToolCalls = "", "", "", ""
 		}
 		calls = append(calls, c)
 	}

@@ -63,11 +63,12 @@ func testListOmitText(t *testing.T, s llmscope.Store) {
 	if len(got) != 1 {
 		t.Fatalf("List returned %d calls, want 1", len(got))
 	}
-	if got[0].Input != "" || got[0].Output != "" {
-		t.Errorf("OmitText: input %d bytes, output %d bytes; want none", len(got[0].Input), len(got[0].Output))
+	if got[0].Input != "" || got[0].Output != "" || got[0].Tools != "" || got[0].ToolCalls != "" {
+		t.Errorf("OmitText: input %d bytes, output %d, tools %d, tool calls %d; want none",
+			len(got[0].Input), len(got[0].Output), len(got[0].Tools), len(got[0].ToolCalls))
 	}
 	want := normalize(c)
-	want.Input, want.Output = "", ""
+	want.Input, want.Output, want.Tools, want.ToolCalls = "", "", "", ""
 	assertSameCall(t, "List OmitText", normalize(got[0]), want)
 	assertSameCall(t, "List", normalize(list(t, s, llmscope.Filter{})[0]), normalize(c))
 	assertSameCall(t, "Get", normalize(get(t, s, c.ID)), normalize(c))

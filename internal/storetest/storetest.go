@@ -139,6 +139,15 @@ func fullCall() *llmscope.Call {
 		OverheadMS: 0.1 + 0.2,
 		Input:      `[{"role":"system","content":"Be brief."},{"role":"user","content":"héllo 👋\nworld"}]`,
 		Output:     "Hello! 'single' \"double\"; DROP TABLE calls; --\r\n\ttabbed",
+		Tools:      `[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]`,
+		ToolCalls:  `[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Zürich\"}"}}]`,
+
+		ResponseID:        "chatcmpl-ABC'123",
+		ResponseCreated:   1_700_000_000,
+		SystemFingerprint: "fp_44709d6fcb",
+		Chunks:            42,
+		ErrorCode:         "rate_limit_exceeded",
+		ErrorMessage:      "Rate limit reached for gpt-4o-mini: \"quoted\" 'single' 👋",
 	}
 }
 

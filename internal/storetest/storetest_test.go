@@ -113,7 +113,7 @@ func (m *memStore) List(_ context.Context, f llmscope.Filter) ([]*llmscope.Call,
 	out = out[:min(limit, len(out))]
 	if f.OmitText {
 		for _, c := range out {
-			c.Input, c.Output = "", ""
+			c.Input, c.Output, c.Tools, c.ToolCalls = "", "", "", ""
 		}
 	}
 	return out, nil
