@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
-
-	"llmscope"
 )
 
 // attrs builds an ordered attribute list.
@@ -92,107 +90,4 @@ type cost struct {
 	InputCost  float64 `json:"input_cost"`
 	OutputCost float64 `json:"output_cost"`
 	TotalCost  float64 `json:"total_cost"`
-}
-
-// rawOrString returns s as raw JSON when it is valid JSON (captured request
-// input is the raw JSON of the request's messages/input/prompt), else as a
-// JSON string (e.g. input cut short by the capture limit).
-func rawOrString(s string) any {
-	if json.Valid([]byte(s)) {
-		return json.RawMessage(s)
-	}
-	return s
-}
-
-// spanInputs is the value of mlflow.spanInputs: the request as the OpenAI
-// API would see it, limited to what llmscope recorded: the model, the
-// parameters sent, stream, and, only when capture is on, the captured input
-// under the request field it came from (messages for chat, prompt for text
-// completions, input otherwise).
-func spanInputs(c *llmscope.Call, capture bool) map[string]any {
-	in := map[string]any{}
-	if b, err := json.Marshal(&c.Params); err == nil {
-		var params map[string]json.RawMessage
-		if json.Unmarshal(b, &params) == nil {
-			for k, v := range params {
-				in[k] = v
-			}
-		}
-	}
-	if c.RequestModel != "" {
-		in["model"] = c.RequestModel
-	}
-	if c.Stream {
-		in["stream"] = true
-	}
-	if !capture || c.Input == "" {
-		return in
-	}
-	switch c.Operation {
-	case llmscope.OpChat:
-		in["messages"] = rawOrString(c.Input)
-	case llmscope.OpTextCompletion:
-		in["prompt"] = rawOrString(c.Input)
-	case llmscope.OpResponses:
-		// The capture of a Responses request with instructions is
-		// {"instructions":…,"input":…}: spread it back into the request.
-		var obj map[string]json.RawMessage
-		if json.Unmarshal([]byte(c.Input), &obj) == nil && len(obj) == 2 &&
-			obj["instructions"] != nil && obj["input"] != nil {
-			in["instructions"] = obj["instructions"]
-			in["input"] = obj["input"]
-		} else {
-			in["input"] = rawOrString(c.Input)
-		}
-	default:
-		in["input"] = rawOrString(c.Input)
-	}
-	return in
-}
-
-// spanOutputs is the value of mlflow.spanOutputs: the response model, the
-// finish reason, usage, the error of a failed call and, only when capture is
-// on, the captured response text (as an OpenAI-style choices list for chat
-// and text completions, so MLflow can render it, and as output otherwise).
-func spanOutputs(c *llmscope.Call, capture, hasUsage bool) map[string]any {
-	out := map[string]any{}
-	if c.ResponseModel != "" {
-		out["model"] = c.ResponseModel
-	}
-	if c.FinishReason != "" {
-		out["finish_reason"] = c.FinishReason
-	}
-	if hasUsage {
-		out["usage"] = tokenUsage{
-			InputTokens:          c.Usage.InputTokens,
-			OutputTokens:         c.Usage.OutputTokens,
-			TotalTokens:          c.Usage.TotalTokens,
-			CacheReadInputTokens: c.Usage.CachedInputTokens,
-		}
-	}
-	if c.Failed() {
-		e := map[string]any{"type": errorType(c)}
-		if c.Status != 0 {
-			e["status"] = c.Status
-		}
-		out["error"] = e
-	}
-	if !capture || c.Output == "" {
-		return out
-	}
-	choice := map[string]any{"index": 0}
-	if c.FinishReason != "" {
-		choice["finish_reason"] = c.FinishReason
-	}
-	switch c.Operation {
-	case llmscope.OpChat:
-		choice["message"] = map[string]any{"role": "assistant", "content": c.Output}
-		out["choices"] = []any{choice}
-	case llmscope.OpTextCompletion:
-		choice["text"] = c.Output
-		out["choices"] = []any{choice}
-	default:
-		out["output"] = c.Output
-	}
-	return out
 }

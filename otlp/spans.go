@@ -146,8 +146,19 @@ func spanType(op string) string {
 	return "UNKNOWN"
 }
 
-// spanName follows the GenAI convention "{operation} {request model}".
+// spanName is the name mlflow.openai.autolog() gives the span of the same
+// call (the OpenAI client's resource: Completions, Embeddings, Responses),
+// so MLflow users' span.name and trace.name filters find both alike; other
+// operations follow the GenAI convention "{operation} {request model}".
 func spanName(c *llmscope.Call) string {
+	switch c.Operation {
+	case llmscope.OpChat, llmscope.OpTextCompletion:
+		return "Completions"
+	case llmscope.OpEmbeddings:
+		return "Embeddings"
+	case llmscope.OpResponses:
+		return "Responses"
+	}
 	op := genAIOperation(c.Operation)
 	switch {
 	case op == "" && c.RequestModel == "":
@@ -195,7 +206,21 @@ func span(c *llmscope.Call, opts Options) *tracepb.Span {
 		Status: &tracepb.Status{Code: tracepb.Status_STATUS_CODE_OK},
 	}
 	if c.Failed() {
-		s.Status = &tracepb.Status{Code: tracepb.Status_STATUS_CODE_ERROR, Message: errorType(c)}
+		typ, msg := exceptionType(c), exceptionMessage(c)
+		s.Status = &tracepb.Status{Code: tracepb.Status_STATUS_CODE_ERROR, Message: typ + ": " + msg}
+		var ea attrs
+		ea.str("exception.type", typ)
+		ea.str("exception.message", msg)
+		s.Events = append(s.Events, &tracepb.Span_Event{Name: "exception", TimeUnixNano: end, Attributes: ea})
+	}
+	if c.Stream && c.TTFTMS > 0 {
+		// What a user reads off autolog's chunk events, in one event: when
+		// the first chunk came, and how many followed.
+		var ea attrs
+		ea.dbl("llmscope.ttft_ms", c.TTFTMS)
+		ea.int("llmscope.chunks", c.Chunks)
+		at := start + uint64(c.TTFTMS*float64(time.Millisecond))
+		s.Events = append([]*tracepb.Span_Event{{Name: "first_chunk", TimeUnixNano: at, Attributes: ea}}, s.Events...)
 	}
 	return s
 }
@@ -212,6 +237,7 @@ func attributes(c *llmscope.Call, opts Options) []*commonpb.KeyValue {
 	a.strIf("gen_ai.provider.name", c.Provider)
 	a.strIf("gen_ai.request.model", c.RequestModel)
 	a.strIf("gen_ai.response.model", c.ResponseModel)
+	a.strIf("gen_ai.response.id", c.ResponseID)
 	if hasUsage {
 		a.int("gen_ai.usage.input_tokens", c.Usage.InputTokens)
 		a.int("gen_ai.usage.output_tokens", c.Usage.OutputTokens)
@@ -242,8 +268,9 @@ func attributes(c *llmscope.Call, opts Options) []*commonpb.KeyValue {
 		a.int("http.response.status_code", int64(c.Status))
 	}
 
-	// MLflow: JSON-encoded values.
-	a.json("mlflow.spanType", spanType(c.Operation))
+	// MLflow: JSON-encoded values, except the span type, which MLflow
+	// stores as sent (a JSON-quoted type would match no span.type filter).
+	a.str("mlflow.spanType", spanType(c.Operation))
 	if m := c.Model(); m != "" {
 		a.json("mlflow.llm.model", m)
 	}
@@ -268,6 +295,13 @@ func attributes(c *llmscope.Call, opts Options) []*commonpb.KeyValue {
 	a.json("mlflow.spanInputs", spanInputs(c, opts.Capture))
 	if out := spanOutputs(c, opts.Capture, hasUsage); len(out) > 0 {
 		a.json("mlflow.spanOutputs", out)
+	}
+	if tools := rawArray(c.Tools); opts.Capture && tools != nil {
+		a.json("mlflow.chat.tools", tools)
+	}
+	if c.Operation == llmscope.OpChat || c.Operation == llmscope.OpResponses {
+		// The UI renders the inputs and outputs as a conversation.
+		a.json("mlflow.message.format", "openai")
 	}
 	// User and session: MLflow keeps them as trace metadata under these
 	// keys. Recent MLflow servers promote the root span's user.id and
@@ -300,6 +334,10 @@ func attributes(c *llmscope.Call, opts Options) []*commonpb.KeyValue {
 	if c.TTFTMS > 0 {
 		a.dbl("llmscope.ttft_ms", c.TTFTMS)
 	}
+	if c.Stream {
+		a.int("llmscope.chunks", c.Chunks)
+	}
+	a.strIf("llmscope.error_code", c.ErrorCode)
 	a.boolean("llmscope.stream", c.Stream)
 	keys := make([]string, 0, len(c.Tags))
 	for k := range c.Tags {
@@ -310,7 +348,9 @@ func attributes(c *llmscope.Call, opts Options) []*commonpb.KeyValue {
 		a.str("llmscope.tags."+k, c.Tags[k])
 	}
 	// Recent MLflow servers turn mlflow.traceTag.<k> on a root span into
-	// the trace tag k (searchable in the trace list).
+	// the trace tag k (searchable in the trace list); mlflow.traceName is
+	// the trace's name, as autolog sets it.
+	a.str("mlflow.traceTag.mlflow.traceName", spanName(c))
 	for _, k := range keys {
 		a.str("mlflow.traceTag."+k, c.Tags[k])
 	}

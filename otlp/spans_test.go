@@ -117,6 +117,10 @@ func capturedCalls() []*llmscope.Call {
 	chat := chatCall()
 	chat.Input = `[{"role":"user","content":"` + secretPrompt + `"}]`
 	chat.Output = secretAnswer
+	chat.ResponseID, chat.ResponseCreated, chat.SystemFingerprint = "chatcmpl-1", 1773500966, "fp_1"
+	chat.Tools = `[{"type":"function","function":{"name":"launch","parameters":{"type":"object","properties":{"code":{"type":"string"}}}}}]`
+	chat.ToolCalls = `[{"id":"call_1","type":"function","function":{"name":"launch","arguments":"{\"code\":\"` + secretAnswer + `\"}"}}]`
+	chat.Params.Tools = i64(1)
 	resp := &llmscope.Call{
 		ID:            "0195a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a61",
 		TraceID:       "0195a1b2c3d47e5f8a9b0c1d2e3f4a61",
@@ -134,6 +138,8 @@ func capturedCalls() []*llmscope.Call {
 		Experiment:    "llmscope",
 		Input:         `{"instructions":"` + secretInstruct + `","input":"` + secretPrompt + `"}`,
 		Output:        secretAnswer,
+		ResponseID:    "resp_1",
+		ToolCalls:     `[{"type":"function_call","id":"fc_1","call_id":"call_2","name":"launch","arguments":"{}","status":"completed"}]`,
 	}
 	return []*llmscope.Call{chat, resp}
 }
@@ -288,11 +294,20 @@ func TestTraceIDFallback(t *testing.T) {
 
 func TestSpanFields(t *testing.T) {
 	s, a := oneSpan(t, streamFailedCall(), Options{})
-	if s.Name != "chat gpt-4o-mini" || s.Kind != tracepb.Span_SPAN_KIND_CLIENT {
+	if s.Name != "Completions" || s.Kind != tracepb.Span_SPAN_KIND_CLIENT {
 		t.Errorf("name, kind = %q, %v", s.Name, s.Kind)
 	}
-	if s.Status.GetCode() != tracepb.Status_STATUS_CODE_ERROR || s.Status.GetMessage() != llmscope.ErrTypeStream {
+	if s.Status.GetCode() != tracepb.Status_STATUS_CODE_ERROR ||
+		s.Status.GetMessage() != "APIError: the upstream's stream ended before its end marker" {
 		t.Errorf("status = %v", s.Status)
+	}
+	if a["mlflow.traceTag.mlflow.traceName"].GetStringValue() != "Completions" {
+		t.Errorf("trace name %v, want Completions", a["mlflow.traceTag.mlflow.traceName"])
+	}
+	// The first chunk's event, then the exception's.
+	if len(s.Events) != 2 || s.Events[0].Name != "first_chunk" || s.Events[1].Name != "exception" ||
+		s.Events[0].TimeUnixNano != s.StartTimeUnixNano+uint64(143200*time.Microsecond) {
+		t.Errorf("events %v", s.Events)
 	}
 	if s.StartTimeUnixNano != uint64(t0.Add(time.Second).UnixNano()) ||
 		s.EndTimeUnixNano-s.StartTimeUnixNano != uint64(1503250*time.Microsecond) {
@@ -300,7 +315,7 @@ func TestSpanFields(t *testing.T) {
 	}
 	if a["error.type"].GetStringValue() != llmscope.ErrTypeStream ||
 		a["llmscope.ttft_ms"].GetDoubleValue() != 143.2 || !a["llmscope.stream"].GetBoolValue() ||
-		a["mlflow.spanType"].GetStringValue() != `"CHAT_MODEL"` ||
+		a["mlflow.spanType"].GetStringValue() != "CHAT_MODEL" ||
 		a["mlflow.llm.model"].GetStringValue() != `"gpt-4o-mini"` {
 		t.Errorf("attributes: %v", a)
 	}
@@ -311,10 +326,16 @@ func TestSpanFields(t *testing.T) {
 	// An HTTP error without an error type, and no usage.
 	c := streamFailedCall()
 	c.ErrorType, c.Status, c.Usage = "", 429, llmscope.Usage{Source: llmscope.UsageNone}
+	c.ErrorCode, c.ErrorMessage = "rate_limit_exceeded", "Rate limit reached for gpt-4o-mini"
 	s, a = oneSpan(t, c, Options{})
-	if s.Status.GetMessage() != "429" || a["error.type"].GetStringValue() != "429" ||
-		a["http.response.status_code"].GetIntValue() != 429 {
+	const wantMsg = "Error code: 429 - Rate limit reached for gpt-4o-mini"
+	if s.Status.GetMessage() != "RateLimitError: "+wantMsg || a["error.type"].GetStringValue() != "429" ||
+		a["http.response.status_code"].GetIntValue() != 429 || a["llmscope.error_code"].GetStringValue() != "rate_limit_exceeded" {
 		t.Errorf("status %v, attributes %v", s.Status, a)
+	}
+	if ev := s.Events[len(s.Events)-1]; ev.Name != "exception" || len(ev.Attributes) != 2 ||
+		ev.Attributes[0].Value.GetStringValue() != "RateLimitError" || ev.Attributes[1].Value.GetStringValue() != wantMsg {
+		t.Errorf("exception event %v", ev)
 	}
 	for _, k := range []string{"mlflow.chat.tokenUsage", "gen_ai.usage.input_tokens"} {
 		if _, ok := a[k]; ok {
@@ -323,19 +344,19 @@ func TestSpanFields(t *testing.T) {
 	}
 
 	// Span types and operation names per operation.
-	for op, want := range map[string][2]string{
-		llmscope.OpChat:           {"CHAT_MODEL", "chat"},
-		llmscope.OpResponses:      {"CHAT_MODEL", "chat"},
-		llmscope.OpTextCompletion: {"LLM", "text_completion"},
-		llmscope.OpEmbeddings:     {"EMBEDDING", "embeddings"},
-		llmscope.OpModels:         {"UNKNOWN", "models"},
-		llmscope.OpOther:          {"UNKNOWN", "other"},
+	for op, want := range map[string][3]string{
+		llmscope.OpChat:           {"CHAT_MODEL", "chat", "Completions"},
+		llmscope.OpResponses:      {"CHAT_MODEL", "chat", "Responses"},
+		llmscope.OpTextCompletion: {"LLM", "text_completion", "Completions"},
+		llmscope.OpEmbeddings:     {"EMBEDDING", "embeddings", "Embeddings"},
+		llmscope.OpModels:         {"UNKNOWN", "models", "models o4-mini"},
+		llmscope.OpOther:          {"UNKNOWN", "other", "other o4-mini"},
 	} {
 		c := chatCall()
 		c.Operation = op
 		s, a := oneSpan(t, c, Options{})
-		if a["mlflow.spanType"].GetStringValue() != `"`+want[0]+`"` ||
-			a["gen_ai.operation.name"].GetStringValue() != want[1] || s.Name != want[1]+" o4-mini" {
+		if a["mlflow.spanType"].GetStringValue() != want[0] ||
+			a["gen_ai.operation.name"].GetStringValue() != want[1] || s.Name != want[2] {
 			t.Errorf("%s: spanType %s, operation %s, name %q", op,
 				a["mlflow.spanType"].GetStringValue(), a["gen_ai.operation.name"].GetStringValue(), s.Name)
 		}
