@@ -50,6 +50,14 @@ func (f *Finisher) Finish(c *llmscope.Call, req Request, body []byte, res *Respo
 	f.once.Do(func() { f.estimators = make(chan struct{}, max(2, runtime.GOMAXPROCS(0))) })
 	c.ResponseModel = res.Model
 	c.FinishReason = res.FinishReason
+	c.ResponseID, c.ResponseCreated, c.SystemFingerprint = res.ID, res.Created, res.SystemFingerprint
+	if c.Stream {
+		c.Chunks = res.Chunks
+	}
+	c.ErrorCode, c.ErrorMessage = res.ErrorCode, res.ErrorMessage
+	if c.ErrorCode == "" {
+		c.ErrorCode = res.ErrorType
+	}
 	if len(req.Invalid) > 0 {
 		// Recorded as sent by the client; Sanitize makes them storable.
 		if c.Tags == nil {
@@ -66,6 +74,9 @@ func (f *Finisher) Finish(c *llmscope.Call, req Request, body []byte, res *Respo
 	}
 	if f.Capture {
 		c.Output = Truncate(res.Text(), f.CaptureMax)
+		if calls := res.ToolCalls(); len(calls) <= f.CaptureMax || f.CaptureMax <= 0 {
+			c.ToolCalls = calls
+		}
 	}
 	switch {
 	case res.HasUsage:
