@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"strings"
 	"time"
 )
 
@@ -61,6 +62,18 @@ type Call struct {
 	// Store.After; 0 for a call not read that way. Exporters use it as their
 	// cursor.
 	Seq int64 `json:"-"`
+}
+
+// TraceHex returns the 32 lowercase hex digits of the call's trace as
+// exporters send it: TraceID (lowercased) when it is 32 hex digits other
+// than all zeros, else TraceIDFor(ID).
+func (c *Call) TraceHex() string {
+	if len(c.TraceID) == 32 && strings.Trim(c.TraceID, "0") != "" {
+		if _, err := hex.DecodeString(c.TraceID); err == nil {
+			return strings.ToLower(c.TraceID)
+		}
+	}
+	return TraceIDFor(c.ID)
 }
 
 // MaxErrorMessage bounds Call.ErrorMessage, in bytes.

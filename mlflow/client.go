@@ -128,6 +128,12 @@ func (e *APIError) Error() string {
 	return s
 }
 
+// isStatus reports whether err wraps an *APIError with HTTP status status.
+func isStatus(err error, status int) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == status
+}
+
 // IsCode reports whether err wraps an *APIError whose Code is code.
 func IsCode(err error, code string) bool {
 	var ae *APIError

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
+	"time"
 )
 
 // Trace endpoints, as MLflow 3.17's server routes them and its Python
@@ -37,9 +39,10 @@ import (
 // "mlflow.trace.cost" (JSON string {input_cost, output_cost, total_cost}),
 // "mlflow.trace.session" (span attribute session.id or
 // gen_ai.conversation.id) and "mlflow.trace.user" (user.id). Root-span
-// attributes "mlflow.traceTag.<k>" become trace tags <k>. The run link is
-// not in the trace info: find a run's traces with the filter
-// "attributes.run_id = '<run id>'".
+// attributes "mlflow.traceTag.<k>" become trace tags <k> (the tag
+// "mlflow.traceName" becomes the trace's name). x-mlflow-run-id links at
+// most 100 traces per request (more are not linked at all) and puts no
+// "mlflow.sourceRun" in the trace metadata: StartTrace does that.
 
 // SearchTraces returns the trace infos (TraceInfoV3 JSON objects, see
 // above) of the experiments that match filter (MLflow trace search syntax,
@@ -125,6 +128,48 @@ func (c *Client) ExportTraces(ctx context.Context, experimentID, runID string, p
 	})
 	if err != nil {
 		return fmt.Errorf("mlflow: export traces: %w", err)
+	}
+	return nil
+}
+
+// TraceInfo is what StartTrace records of a trace whose spans arrive over
+// OTLP: its identity, timing and state, and the metadata and tags only this
+// call can set (mlflow.sourceRun is not set from spans).
+type TraceInfo struct {
+	TraceID      string // MLflow's id, "tr-<32 hex>"
+	ExperimentID string
+	RequestTime  time.Time
+	Duration     time.Duration
+	State        string // "OK" or "ERROR"
+	Metadata     map[string]string
+	Tags         map[string]string
+}
+
+// StartTrace records info with StartTraceV3 (POST /api/3.0/mlflow/traces),
+// which MLflow's Python client calls when a trace ends. For a trace that
+// already exists (its spans came first) the server merges: it sets the
+// trace's timing and state from info and adds the metadata and tags.
+// Sending the same info again changes nothing.
+func (c *Client) StartTrace(ctx context.Context, info TraceInfo) error {
+	ti := map[string]any{
+		"trace_id": info.TraceID,
+		"trace_location": map[string]any{
+			"type":              "MLFLOW_EXPERIMENT",
+			"mlflow_experiment": map[string]string{"experiment_id": info.ExperimentID},
+		},
+		"request_time":       info.RequestTime.UTC().Format(time.RFC3339Nano),
+		"execution_duration": strconv.FormatFloat(info.Duration.Seconds(), 'f', -1, 64) + "s",
+		"state":              info.State,
+	}
+	if len(info.Metadata) > 0 {
+		ti["trace_metadata"] = info.Metadata
+	}
+	if len(info.Tags) > 0 {
+		ti["tags"] = info.Tags
+	}
+	in := map[string]any{"trace": map[string]any{"trace_info": ti}}
+	if err := c.call(ctx, "POST", "/api/3.0/mlflow/traces", nil, in, nil); err != nil {
+		return fmt.Errorf("mlflow: start trace %s: %w", info.TraceID, err)
 	}
 	return nil
 }

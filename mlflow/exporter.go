@@ -59,6 +59,8 @@ type Exporter struct {
 	experiments map[string]string // name → id
 	runs        map[runKey]*runState
 	rollups     map[string]*rollup // experiment id → rollup run
+	// noStartTrace: the server has no StartTraceV3 (run metadata skipped).
+	noStartTrace bool
 }
 
 type runKey struct{ experiment, run string }
@@ -130,8 +132,21 @@ func (e *Exporter) Export(ctx context.Context, calls []*llmscope.Call) error {
 				return err
 			}
 		}
-		if err := e.writeTraces(ctx, g.exp, g.run, batch); err != nil {
-			return err
+		// MLflow links at most maxRunLinks traces to a run per request.
+		for len(batch) > 0 {
+			part := batch
+			if g.run != "" && len(part) > maxRunLinks {
+				part = part[:maxRunLinks]
+			}
+			batch = batch[len(part):]
+			if err := e.writeTraces(ctx, g.exp, g.run, part); err != nil {
+				return err
+			}
+			if g.run != "" {
+				if err := e.markSourceRun(ctx, g.exp, g.run, part); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	// Only now, with the whole batch delivered, do unnamed calls count in the
@@ -377,6 +392,52 @@ func (e *Exporter) writeTraces(ctx context.Context, expID, runID string, calls [
 	for _, c := range calls {
 		if err := e.writeTraces(ctx, expID, runID, []*llmscope.Call{c}); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// maxRunLinks is the most traces MLflow links to a run in one OTLP request
+// (its MAX_TRACE_LINKS_PER_REQUEST); beyond it, it links none of them.
+const maxRunLinks = 100
+
+// markSourceRun puts mlflow.sourceRun (and the trace's name, user and
+// session) in the metadata of the traces of calls of one run, as autolog's
+// traces have it: get_trace().info.trace_metadata names the run. A server
+// without the V3 trace API keeps the link the OTLP header made.
+func (e *Exporter) markSourceRun(ctx context.Context, expID, runID string, calls []*llmscope.Call) error {
+	for _, c := range calls {
+		if e.noStartTrace {
+			return nil
+		}
+		info := TraceInfo{
+			TraceID:      "tr-" + c.TraceHex(),
+			ExperimentID: expID,
+			RequestTime:  c.Start,
+			Duration:     time.Duration(c.DurationMS * float64(time.Millisecond)),
+			State:        "OK",
+			Metadata:     map[string]string{"mlflow.sourceRun": runID},
+		}
+		if c.Failed() {
+			info.State = "ERROR"
+		}
+		if c.User != "" {
+			info.Metadata["mlflow.trace.user"] = c.User
+		}
+		if c.Session != "" {
+			info.Metadata["mlflow.trace.session"] = c.Session
+		}
+		err := e.cfg.Client.StartTrace(ctx, info)
+		switch {
+		case err == nil:
+		case IsCode(err, "ENDPOINT_NOT_FOUND") || isStatus(err, 404):
+			e.log.Warn("this MLflow server has no V3 trace API: traces stay linked to their runs without mlflow.sourceRun", "err", err)
+			e.noStartTrace = true
+		case isPermanent(err) || isStatus(err, 400):
+			e.log.Error("MLflow refused a trace's run metadata: skipped", "call_id", c.ID, "err", err)
+			e.cfg.OnProblem("trace_refused")
+		default:
+			return fmt.Errorf("mark traces of run %s: %w", runID, err)
 		}
 	}
 	return nil

@@ -108,6 +108,9 @@ func TraceID(c *llmscope.Call) []byte {
 	return b
 }
 
+// The trace id MLflow shows is "tr-" + Call.TraceHex(); TraceID must stay
+// the same bytes (checked in TestTraceHexAgrees).
+
 // SpanID returns the 8-byte OTLP span id of c (see Spans).
 func SpanID(c *llmscope.Call) []byte {
 	sum := sha256.Sum256([]byte("span:" + c.ID))

@@ -373,3 +373,20 @@ func TestSpanFields(t *testing.T) {
 		t.Errorf("spans = %d, want 1", n)
 	}
 }
+
+// TestTraceHexAgrees: the trace id sent over OTLP and the one the MLflow
+// exporter names in its REST calls are the same.
+func TestTraceHexAgrees(t *testing.T) {
+	for _, id := range []struct{ id, trace string }{
+		{"0195a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "0195a1b2c3d47e5f8a9b0c1d2e3f4a5b"},
+		{"legacy-42", ""},
+		{"legacy-43", "00000000000000000000000000000000"},
+		{"legacy-44", "not hex at all, but 32 long....."},
+		{"legacy-45", "0195A1B2C3D47E5F8A9B0C1D2E3F4A5B"},
+	} {
+		c := &llmscope.Call{ID: id.id, TraceID: id.trace}
+		if got, want := c.TraceHex(), hex.EncodeToString(TraceID(c)); got != want {
+			t.Errorf("%+v: TraceHex %s, OTLP trace id %s", id, got, want)
+		}
+	}
+}
