@@ -29,6 +29,10 @@ func BenchmarkChatStream(b *testing.B) {
 	benchServe(b, "/v1/chat/completions", `{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Tell me about rivers."}]}`)
 }
 
+func BenchmarkChatToolCallStream(b *testing.B) {
+	benchServe(b, "/v1/chat/completions", `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Weather in Oslo?"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"},"days":{"type":"integer"}},"required":["city","days"]}}}]}`)
+}
+
 func BenchmarkResponsesStream(b *testing.B) {
 	benchServe(b, "/v1/responses", `{"model":"gpt-4.1","stream":true,"input":"Tell me about rivers."}`)
 }

@@ -19,10 +19,13 @@ type chatRequest struct {
 		Name    string          `json:"name"`
 		Content json.RawMessage `json:"content"`
 	} `json:"messages"`
-	Stream              bool           `json:"stream"`
-	StreamOptions       *streamOptions `json:"stream_options"`
-	MaxTokens           *int           `json:"max_tokens"`
-	MaxCompletionTokens *int           `json:"max_completion_tokens"`
+	Stream              bool            `json:"stream"`
+	StreamOptions       *streamOptions  `json:"stream_options"`
+	MaxTokens           *int            `json:"max_tokens"`
+	MaxCompletionTokens *int            `json:"max_completion_tokens"`
+	Tools               json.RawMessage `json:"tools"`
+	ToolChoice          json.RawMessage `json:"tool_choice"`
+	ResponseFormat      json.RawMessage `json:"response_format"`
 }
 
 // answer is everything needed to write one chat or text completion, in
@@ -31,6 +34,7 @@ type answer struct {
 	model        string
 	ids          ids
 	plan         plan
+	call         *toolCall // the tool call the answer makes, with plan as its arguments
 	usage        usage
 	sendUsage    bool // false under no_usage
 	includeUsage bool // stream_options.include_usage (and not no_usage)
@@ -38,7 +42,8 @@ type answer struct {
 }
 
 // chat serves POST /v1/chat/completions. One choice is returned whatever n
-// says; tools and response formats are ignored.
+// says. With function tools it answers one tool call (see shape), with a
+// JSON response_format JSON content.
 func (s *Server) chat(x *exchange) {
 	var req chatRequest
 	if !x.decode(&req) || !x.requireModel(req.Model) {
@@ -62,15 +67,20 @@ func (s *Server) chat(x *exchange) {
 		}
 		p.add(m.Role, m.Name, text)
 	}
-	h := p.hash(s.cfg.Seed, req.Model)
-	pt := s.promptTokens(h, func() int { return p.tokens(req.Model) })
-	a := s.newAnswer(x, req.Model, h, pt, limit, req.StreamOptions)
+	sh, bad := newShape(req.Tools, req.ToolChoice, req.ResponseFormat, p.lastRole(), false, "response_format")
+	if bad != nil {
+		x.reject(bad)
+		return
+	}
+	h := sh.hash(p.hash(s.cfg.Seed, req.Model))
+	pt := s.promptTokens(h, func() int { return p.tokens(req.Model) + sh.promptTokens(req.Model) })
+	a := s.newAnswer(x, req.Model, h, pt, limit, req.StreamOptions, sh)
 	x.setRequestID(a.ids.requestID)
 	if req.Stream {
 		s.streamChat(x, &a)
 		return
 	}
-	if sleep(x.ctx, a.pace.total(len(a.plan.pieces))) != nil {
+	if sleep(x.ctx, a.pace.total(a.plan.len())) != nil {
 		return
 	}
 	b := s.getBuf()
@@ -79,18 +89,29 @@ func (s *Server) chat(x *exchange) {
 	x.writeJSON(http.StatusOK, *b)
 }
 
-// newAnswer plans the answer for request hash h.
-func (s *Server) newAnswer(x *exchange, model string, h uint64, promptTokens, limit int, so *streamOptions) answer {
-	p := makePlan(h, model, limit)
+// newAnswer plans the answer for request hash h in shape sh (nil for text
+// completions).
+func (s *Server) newAnswer(x *exchange, model string, h uint64, promptTokens, limit int, so *streamOptions, sh *shape) answer {
+	p, call := sh.plan(h, model, limit)
 	return answer{
 		model:        model,
 		ids:          makeIDs(h),
 		plan:         p,
+		call:         call,
 		usage:        newUsage(promptTokens, s.cachedTokens(h, promptTokens), &p),
 		sendUsage:    !x.fault.noUsage,
 		includeUsage: so != nil && so.IncludeUsage && !x.fault.noUsage,
 		pace:         s.pacer(h),
 	}
+}
+
+// finishReason is "length" when the token limit cut the answer, else
+// "tool_calls" for a tool call and "stop" for text.
+func (a *answer) finishReason() string {
+	if a.call != nil && !a.plan.truncated {
+		return "tool_calls"
+	}
+	return a.plan.finishReason()
 }
 
 func (a *answer) appendChatCompletion(b []byte) []byte {
@@ -101,9 +122,15 @@ func (a *answer) appendChatCompletion(b []byte) []byte {
 	b = append(b, `,"model":`...)
 	b = appendString(b, a.model)
 	b = append(b, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
-	b = appendString(b, a.plan.text())
+	if a.call != nil {
+		b = append(b, `null,"tool_calls":[`...)
+		b = a.call.appendChat(b, a.plan.text())
+		b = append(b, ']')
+	} else {
+		b = appendString(b, a.plan.text())
+	}
 	b = append(b, `,"refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"`...)
-	b = append(b, a.plan.finishReason()...)
+	b = append(b, a.finishReason()...)
 	b = append(b, `"}]`...)
 	if a.sendUsage {
 		b = append(b, `,"usage":`...)
@@ -134,8 +161,7 @@ func newChatChunks(a *answer) *chatChunks {
 // choice appends a chunk of one choice; delta is raw JSON unless text is
 // set, finish is raw JSON (null or a quoted reason).
 func (c *chatChunks) choice(b []byte, delta, text, finish string) []byte {
-	b = append(b, c.prefix...)
-	b = append(b, `{"index":0,"delta":`...)
+	b = c.begin(b)
 	if delta != "" {
 		b = append(b, delta...)
 	} else {
@@ -143,6 +169,17 @@ func (c *chatChunks) choice(b []byte, delta, text, finish string) []byte {
 		b = appendString(b, text)
 		b = append(b, '}')
 	}
+	return c.end(b, finish)
+}
+
+// begin appends a chunk of one choice up to its delta.
+func (c *chatChunks) begin(b []byte) []byte {
+	b = append(b, c.prefix...)
+	return append(b, `{"index":0,"delta":`...)
+}
+
+// end closes a chunk begun by begin after its delta.
+func (c *chatChunks) end(b []byte, finish string) []byte {
 	b = append(b, `,"logprobs":null,"finish_reason":`...)
 	b = append(b, finish...)
 	if c.a.includeUsage {
@@ -158,7 +195,7 @@ func (c *chatChunks) open(b []byte) ([]byte, bool) {
 func (c *chatChunks) piece(b []byte, text string) []byte { return c.choice(b, "", text, "null") }
 
 func (c *chatChunks) finish(b []byte) []byte {
-	return c.choice(b, "{}", "", `"`+c.a.plan.finishReason()+`"`)
+	return c.choice(b, "{}", "", `"`+c.a.finishReason()+`"`)
 }
 
 func (c *chatChunks) usage(b []byte) []byte {
@@ -176,10 +213,15 @@ type chunker interface {
 	usage(b []byte) []byte  // the usage-only chunk, "choices":[]
 }
 
-// streamChat streams a chat completion: a role chunk, one chunk per piece, a
-// finish chunk, the usage chunk when asked for, then [DONE].
+// streamChat streams a chat completion: a role chunk, one chunk per piece
+// (of the content, or of a tool call's arguments), a finish chunk, the usage
+// chunk when asked for, then [DONE].
 func (s *Server) streamChat(x *exchange, a *answer) {
-	if err := s.streamPieces(x, a, newChatChunks(a)); err != nil {
+	var c chunker = newChatChunks(a)
+	if a.call != nil {
+		c = &toolChunks{newChatChunks(a)}
+	}
+	if err := s.streamPieces(x, a, c); err != nil {
 		s.log.Debug("sim: chat stream ended early", "err", err)
 	}
 }
@@ -198,13 +240,13 @@ func (s *Server) streamPieces(x *exchange, a *answer, c chunker) error {
 			return err
 		}
 	}
-	for i, pc := range a.plan.pieces {
+	for i := range a.plan.len() {
 		if i > 0 {
 			if err := st.wait(a.pace.next()); err != nil {
 				return err
 			}
 		}
-		buf = c.piece(buf[:0], pieceText[pc])
+		buf = c.piece(buf[:0], a.plan.at(i))
 		if err := st.send("", buf); err != nil {
 			return err
 		}

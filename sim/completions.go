@@ -47,7 +47,7 @@ func (s *Server) completions(x *exchange) {
 		}
 		return n
 	})
-	a := s.newAnswer(x, req.Model, sum, promptTokens, limit, req.StreamOptions)
+	a := s.newAnswer(x, req.Model, sum, promptTokens, limit, req.StreamOptions, nil)
 	x.setRequestID(a.ids.requestID)
 	if req.Stream {
 		if err := s.streamPieces(x, &a, newCompletionChunks(&a)); err != nil {
@@ -55,7 +55,7 @@ func (s *Server) completions(x *exchange) {
 		}
 		return
 	}
-	if sleep(x.ctx, a.pace.total(len(a.plan.pieces))) != nil {
+	if sleep(x.ctx, a.pace.total(a.plan.len())) != nil {
 		return
 	}
 	b := s.getBuf()

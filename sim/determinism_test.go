@@ -30,6 +30,17 @@ var goldenCases = []struct{ name, path, body string }{
 	{"responses_stream_incomplete", "/v1/responses", `{"model":"gpt-5","stream":true,"max_output_tokens":20,"input":"Describe a bridge."}`},
 }
 
+// shapeGoldenCases are requests with tools and formats whose exact answers
+// are pinned in sim/testdata.
+var shapeGoldenCases = []struct{ name, path, body string }{
+	{"chat_tool_call", "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Weather in Oslo?"}],"tools":[` + goldenTool + `]}`},
+	{"chat_tool_call_stream_usage", "/v1/chat/completions", `{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Weather in Oslo?"}],"tools":[` + goldenTool + `],"tool_choice":"required"}`},
+	{"chat_json_schema", "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"A person."}],"response_format":{"type":"json_schema","json_schema":{"name":"person","strict":true,"schema":{"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"},"address":{"type":"object","properties":{"city":{"type":"string"},"zip":{"type":"string"}},"required":["city","zip"],"additionalProperties":false}},"required":["name","age","address"],"additionalProperties":false}}}}`},
+	{"responses_function_call_stream", "/v1/responses", `{"model":"gpt-4.1","stream":true,"input":"Weather in Oslo?","tools":[{"type":"function","name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"},"unit":{"type":"string","enum":["celsius","fahrenheit"]}},"required":["city","unit"],"additionalProperties":false},"strict":true}]}`},
+}
+
+const goldenTool = `{"type":"function","function":{"name":"get_weather","description":"Current weather","parameters":{"type":"object","properties":{"city":{"type":"string"},"days":{"type":"integer","minimum":1,"maximum":3}},"required":["city","days"]}}}`
+
 func goldenExt(path, body string) string {
 	if strings.Contains(body, `"stream":true`) {
 		return ".sse"
@@ -42,10 +53,21 @@ func goldenExt(path, body string) string {
 // same bytes.
 func TestGolden(t *testing.T) {
 	t.Parallel()
+	checkGolden(t, goldenCases, filepath.Join("..", "testdata", "sim"))
+}
+
+// TestGoldenShapes pins the answers with tool calls and JSON formats, as
+// TestGolden does.
+func TestGoldenShapes(t *testing.T) {
+	t.Parallel()
+	checkGolden(t, shapeGoldenCases, "testdata")
+}
+
+func checkGolden(t *testing.T, cases []struct{ name, path, body string }, dir string) {
 	srvA, _ := newSim(t, Config{Seed: 1})
 	srvB, _ := newSim(t, Config{Seed: 1})
 	srvC, _ := newSim(t, Config{Seed: 2})
-	for _, c := range goldenCases {
+	for _, c := range cases {
 		resA, a := do(t, srvA, "POST", c.path, c.body)
 		_, a2 := do(t, srvA, "POST", c.path, c.body)
 		resB, b := do(t, srvB, "POST", c.path, c.body)
@@ -62,7 +84,7 @@ func TestGolden(t *testing.T) {
 		if bytes.Equal(a, other) {
 			t.Errorf("%s: another seed gave the same bytes", c.name)
 		}
-		file := filepath.Join("..", "testdata", "sim", c.name+goldenExt(c.path, c.body))
+		file := filepath.Join(dir, c.name+goldenExt(c.path, c.body))
 		golden.Equal(t, file, a)
 	}
 }

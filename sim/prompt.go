@@ -64,6 +64,14 @@ func (p *chatPrompt) add(role, name, content string) {
 	p.msgs = append(p.msgs, tokenizer.Message{Role: role, Name: name, Content: content})
 }
 
+// lastRole returns the role of the last message, or "".
+func (p *chatPrompt) lastRole() string {
+	if len(p.msgs) == 0 {
+		return ""
+	}
+	return p.msgs[len(p.msgs)-1].Role
+}
+
 // hash returns the request hash of the conversation under seed and model.
 func (p *chatPrompt) hash(seed int64, model string) uint64 {
 	h := newHasher(seed, model)

@@ -14,6 +14,23 @@ type responsesRequest struct {
 	MaxOutputTokens *int            `json:"max_output_tokens"`
 	Temperature     *float64        `json:"temperature"`
 	TopP            *float64        `json:"top_p"`
+	Tools           json.RawMessage `json:"tools"`
+	ToolChoice      json.RawMessage `json:"tool_choice"`
+	Text            json.RawMessage `json:"text"`
+}
+
+// responsesShape validates the tools, tool_choice and text.format of a
+// Responses request whose conversation ends with role last.
+func responsesShape(req *responsesRequest, last string) (*shape, *badRequest) {
+	var format json.RawMessage
+	if !absent(req.Text) {
+		m, err := object(req.Text, "text")
+		if err != nil {
+			return nil, err
+		}
+		format = m["format"]
+	}
+	return newShape(req.Tools, req.ToolChoice, format, last, true, "text.format")
 }
 
 type responseItem struct {
@@ -70,7 +87,9 @@ func responsesPrompt(req *responsesRequest) (chatPrompt, error) {
 // response.output_item.done and response.completed — or, when
 // max_output_tokens cut the answer, response.incomplete with status
 // "incomplete" and incomplete_details.reason "max_output_tokens", as the API
-// does. There is no [DONE].
+// does. There is no [DONE]. With function tools the one output item is a
+// function_call instead of the message (see respAnswer.streamCall); with a
+// JSON text.format the message text is JSON.
 func (s *Server) responses(x *exchange) {
 	var req responsesRequest
 	if !x.decode(&req) || !x.requireModel(req.Model) {
@@ -85,12 +104,17 @@ func (s *Server) responses(x *exchange) {
 		x.error(http.StatusBadRequest, "invalid 'input': "+err.Error(), "input")
 		return
 	}
-	h := p.hash(s.cfg.Seed, req.Model)
-	pt := s.promptTokens(h, func() int { return p.tokens(req.Model) })
-	r := &respAnswer{answer: s.newAnswer(x, req.Model, h, pt, limit, nil), req: &req}
+	sh, bad := responsesShape(&req, p.lastRole())
+	if bad != nil {
+		x.reject(bad)
+		return
+	}
+	h := sh.hash(p.hash(s.cfg.Seed, req.Model))
+	pt := s.promptTokens(h, func() int { return p.tokens(req.Model) + sh.promptTokens(req.Model) })
+	r := &respAnswer{answer: s.newAnswer(x, req.Model, h, pt, limit, nil, sh), req: &req, sh: sh}
 	r.text = r.plan.text()
 	total := r.pace
-	r.completedAt = r.ids.created + int64(total.total(len(r.plan.pieces)).Seconds())
+	r.completedAt = r.ids.created + int64(total.total(r.plan.len()).Seconds())
 	x.setRequestID(r.ids.requestID)
 	if req.Stream {
 		if err := r.stream(x); err != nil {
@@ -98,7 +122,7 @@ func (s *Server) responses(x *exchange) {
 		}
 		return
 	}
-	if sleep(x.ctx, r.pace.total(len(r.plan.pieces))) != nil {
+	if sleep(x.ctx, r.pace.total(r.plan.len())) != nil {
 		return
 	}
 	b := s.getBuf()
@@ -111,7 +135,8 @@ func (s *Server) responses(x *exchange) {
 type respAnswer struct {
 	answer
 	req         *responsesRequest
-	text        string
+	sh          *shape
+	text        string // the message text, or the function call's arguments
 	completedAt int64
 }
 
@@ -159,7 +184,7 @@ func (r *respAnswer) appendResponse(b []byte, final bool) []byte {
 	b = appendString(b, r.model)
 	b = append(b, `,"output":[`...)
 	if final {
-		b = r.appendMessage(b, r.status(), true)
+		b = r.appendOutput(b, r.status())
 	}
 	b = append(b, `],"parallel_tool_calls":true,"previous_response_id":null,"prompt_cache_key":null,"reasoning":{"effort":`...)
 	if isReasoningModel(r.model) {
@@ -169,7 +194,13 @@ func (r *respAnswer) appendResponse(b []byte, final bool) []byte {
 	}
 	b = append(b, `,"summary":null},"safety_identifier":null,"service_tier":"default","store":true,"temperature":`...)
 	b = appendParam(b, r.req.Temperature)
-	b = append(b, `,"text":{"format":{"type":"text"},"verbosity":"medium"},"tool_choice":"auto","tools":[],"top_logprobs":0,"top_p":`...)
+	b = append(b, `,"text":{"format":`...)
+	b = appendRawOr(b, r.sh.formatRaw, `{"type":"text"}`)
+	b = append(b, `,"verbosity":"medium"},"tool_choice":`...)
+	b = appendRawOr(b, r.sh.choiceRaw, `"auto"`)
+	b = append(b, `,"tools":`...)
+	b = appendRawOr(b, r.sh.toolsRaw, `[]`)
+	b = append(b, `,"top_logprobs":0,"top_p":`...)
 	b = appendParam(b, r.req.TopP)
 	b = append(b, `,"truncation":"disabled","usage":`...)
 	if final && r.sendUsage {
@@ -178,6 +209,14 @@ func (r *respAnswer) appendResponse(b []byte, final bool) []byte {
 		b = append(b, "null"...)
 	}
 	return append(b, `,"user":null,"metadata":{}}`...)
+}
+
+// appendRawOr appends the compact JSON raw as sent, or def when it was not.
+func appendRawOr(b, raw []byte, def string) []byte {
+	if raw == nil {
+		return append(b, def...)
+	}
+	return append(b, raw...)
 }
 
 // appendParam appends a sampling parameter as sent, or the API's 1.0.
@@ -249,6 +288,12 @@ func (r *respAnswer) stream(x *exchange) error {
 	if err := e.st.wait(r.pace.first()); err != nil {
 		return err
 	}
+	if r.call != nil {
+		if err := r.streamCall(e); err != nil {
+			return err
+		}
+		return r.complete(e)
+	}
 	b := append(e.begin("response.output_item.added"), `,"output_index":0,"item":`...)
 	if err := e.send("response.output_item.added", r.appendMessage(b, "in_progress", false)); err != nil {
 		return err
@@ -257,14 +302,14 @@ func (r *respAnswer) stream(x *exchange) error {
 	if err := e.send("response.content_part.added", appendTextPart(b, "")); err != nil {
 		return err
 	}
-	for i, pc := range r.plan.pieces {
+	for i := range r.plan.len() {
 		if i > 0 {
 			if err := e.st.wait(r.pace.next()); err != nil {
 				return err
 			}
 		}
 		b = append(r.itemRef(e.begin("response.output_text.delta")), `,"delta":`...)
-		b = appendString(b, pieceText[pc])
+		b = appendString(b, r.plan.at(i))
 		if err := e.send("response.output_text.delta", append(b, `,"logprobs":[]`...)); err != nil {
 			return err
 		}
@@ -282,10 +327,16 @@ func (r *respAnswer) stream(x *exchange) error {
 	if err := e.send("response.output_item.done", r.appendMessage(b, r.status(), true)); err != nil {
 		return err
 	}
+	return r.complete(e)
+}
+
+// complete writes the last event: response.completed, or
+// response.incomplete when the token limit cut the answer.
+func (r *respAnswer) complete(e *events) error {
 	last := "response.completed"
 	if r.plan.truncated {
 		last = "response.incomplete"
 	}
-	b = append(e.begin(last), `,"response":`...)
+	b := append(e.begin(last), `,"response":`...)
 	return e.send(last, r.appendResponse(b, true))
 }

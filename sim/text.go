@@ -114,24 +114,43 @@ const (
 	maxWords = 60
 )
 
-// plan is the deterministic answer to one request.
+// plan is the deterministic answer to one request: words of the vocabulary,
+// or, for JSON content and tool call arguments, custom pieces.
 type plan struct {
-	pieces    []piece // visible answer
-	tokens    int     // tokens of the visible answer
-	reasoning int     // hidden reasoning tokens (reasoning models only)
-	truncated bool    // cut by the request's token limit
+	pieces    []piece  // visible answer, unless custom is set
+	custom    []string // visible answer of a custom plan
+	isCustom  bool
+	tokens    int  // tokens of the visible answer
+	reasoning int  // hidden reasoning tokens (reasoning models only)
+	truncated bool // cut by the request's token limit
+}
+
+// len returns the number of streamed pieces of the answer.
+func (p *plan) len() int {
+	if p.isCustom {
+		return len(p.custom)
+	}
+	return len(p.pieces)
+}
+
+// at returns the text of piece i.
+func (p *plan) at(i int) string {
+	if p.isCustom {
+		return p.custom[i]
+	}
+	return pieceText[p.pieces[i]]
 }
 
 // text returns the visible answer.
 func (p *plan) text() string {
 	n := 0
-	for _, pc := range p.pieces {
-		n += len(pieceText[pc])
+	for i := range p.len() {
+		n += len(p.at(i))
 	}
 	var b strings.Builder
 	b.Grow(n)
-	for _, pc := range p.pieces {
-		b.WriteString(pieceText[pc])
+	for i := range p.len() {
+		b.WriteString(p.at(i))
 	}
 	return b.String()
 }
@@ -206,4 +225,73 @@ func isReasoningModel(model string) bool {
 		}
 	}
 	return false
+}
+
+// makeCustomPlan plans an answer of the given text (JSON content or tool
+// call arguments) under model, streamed in word-sized pieces. fixed tokens
+// (a tool's name) are counted before the text. limit > 0 caps the
+// completion tokens as in makePlan: the text is cut at a piece boundary so
+// that it, fixed and its reasoning fit.
+func makeCustomPlan(text, model string, limit, fixed int) plan {
+	factor := 1
+	if isReasoningModel(model) {
+		factor += reasoningFactor
+	}
+	pieces := splitPieces(text)
+	p := plan{custom: pieces, isCustom: true, tokens: fixed + tokenizer.Count(model, text)}
+	if limit > 0 && p.tokens*factor > limit {
+		n := longestFit(pieces, func(s string) bool { return (fixed+tokenizer.Count(model, s))*factor <= limit })
+		p.custom, p.truncated = pieces[:n], true
+		p.tokens = fixed + tokenizer.Count(model, strings.Join(p.custom, ""))
+	}
+	p.reasoning = (factor - 1) * p.tokens
+	return p
+}
+
+// longestFit returns the largest n such that the first n pieces, joined,
+// fit; token counts grow with the prefix, so a binary search finds it.
+func longestFit(pieces []string, fits func(string) bool) int {
+	lo, hi := 0, len(pieces) // the answer lies in [lo, hi]
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if fits(strings.Join(pieces[:mid], "")) {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return lo
+}
+
+// splitPieces splits text into streamed pieces the way a tokenizer splits
+// words: a word with its leading space, or a run of punctuation. Bytes of
+// multi-byte characters count as word bytes, so no character is split.
+func splitPieces(text string) []string {
+	var out []string
+	for i := 0; i < len(text); {
+		j := i
+		if spaceBeforeWord(text, j) {
+			j++
+		}
+		if isWordByte(text[j]) {
+			for j < len(text) && isWordByte(text[j]) {
+				j++
+			}
+		} else {
+			for j < len(text) && !isWordByte(text[j]) && !spaceBeforeWord(text, j) {
+				j++
+			}
+		}
+		out = append(out, text[i:j])
+		i = j
+	}
+	return out
+}
+
+func spaceBeforeWord(s string, i int) bool {
+	return s[i] == ' ' && i+1 < len(s) && isWordByte(s[i+1])
+}
+
+func isWordByte(c byte) bool {
+	return c >= 0x80 || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
