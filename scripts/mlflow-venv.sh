@@ -12,20 +12,44 @@
 # /v1/traces; the server prices LLM spans from MLflow's built-in price table
 # when litellm is absent ([genai] adds boto3, slowapi, tiktoken, watchfiles and
 # no litellm, so it changes nothing the tests use).
-# Idempotent: does nothing when the venv already has this version.
+#
+# Also pins the `openai` Python client (cmd/llmscope's autolog side-by-side
+# test drives it with and without mlflow.openai.autolog()): 2.47.0 is the
+# newest version MLflow 3.17.2 declares for OpenAI autologging
+# (mlflow/ml_package_versions.py: openai autologging 2.2.0 ... 2.47.0).
+# Idempotent: does nothing when the venv already has these versions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MLFLOW_VERSION="${MLFLOW_VERSION:-3.17.2}"
+OPENAI_VERSION="${OPENAI_PY_VERSION:-2.47.0}"
 VENV="${MLFLOW_VENV:-.venv/mlflow}"
 
-installed() {
-	[ -x "$VENV/bin/mlflow" ] && [ -x "$VENV/bin/python" ] &&
-		[ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mlflow"))' 2>/dev/null)" = "$MLFLOW_VERSION" ]
+version_of() {
+	"$VENV/bin/python" -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null
 }
 
-if installed; then
+mlflow_installed() {
+	[ -x "$VENV/bin/mlflow" ] && [ -x "$VENV/bin/python" ] && [ "$(version_of mlflow)" = "$MLFLOW_VERSION" ]
+}
+
+openai_installed() {
+	[ -x "$VENV/bin/python" ] && [ "$(version_of openai)" = "$OPENAI_VERSION" ]
+}
+
+install_openai() {
+	echo "mlflow-venv: installing openai $OPENAI_VERSION into $VENV"
+	"$VENV/bin/python" -m pip install -q --disable-pip-version-check "openai==$OPENAI_VERSION"
+	openai_installed || { echo "mlflow-venv: openai $OPENAI_VERSION missing after install" >&2; exit 1; }
+}
+
+if mlflow_installed; then
 	echo "mlflow-venv: MLflow $MLFLOW_VERSION already in $VENV"
+	if openai_installed; then
+		echo "mlflow-venv: openai $OPENAI_VERSION already in $VENV"
+	else
+		install_openai
+	fi
 	exit 0
 fi
 
@@ -43,5 +67,6 @@ fi
 echo "mlflow-venv: installing MLflow $MLFLOW_VERSION into $VENV (about a minute)"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "mlflow==$MLFLOW_VERSION"
-installed || { echo "mlflow-venv: MLflow $MLFLOW_VERSION missing after install" >&2; exit 1; }
-echo "mlflow-venv: ready: $VENV/bin/mlflow ($MLFLOW_VERSION)"
+mlflow_installed || { echo "mlflow-venv: MLflow $MLFLOW_VERSION missing after install" >&2; exit 1; }
+openai_installed || install_openai
+echo "mlflow-venv: ready: $VENV/bin/mlflow ($MLFLOW_VERSION), openai $OPENAI_VERSION"
