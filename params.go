@@ -24,4 +24,7 @@ type Params struct {
 	Dimensions          *int64   `json:"dimensions,omitempty"`
 	EncodingFormat      string   `json:"encoding_format,omitempty"`
 	ServiceTier         string   `json:"service_tier,omitempty"`
+	// IncludeUsage is stream_options.include_usage as the client sent it
+	// (not as llmscope's usage injection set it).
+	IncludeUsage *bool `json:"include_usage,omitempty"`
 }

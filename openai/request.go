@@ -161,6 +161,10 @@ func ParseRequest(body []byte) Request {
 		case "stream_options":
 			streamOptions = true
 			r.IncludeUsage = v.Get("include_usage").Type == gjson.True
+			if iu := v.Get("include_usage"); iu.IsBool() {
+				b := iu.Bool()
+				p.IncludeUsage = &b
+			}
 		case "temperature":
 			p.Temperature = r.float(name, v)
 		case "top_p":

@@ -28,6 +28,10 @@ func parseRequestGJSON(body []byte) Request {
 			r.Stream = v.Type == gjson.True
 		case "stream_options":
 			r.IncludeUsage = v.Get("include_usage").Type == gjson.True
+			if iu := v.Get("include_usage"); iu.IsBool() {
+				b := iu.Bool()
+				r.Params.IncludeUsage = &b
+			}
 		case "temperature":
 			p.Temperature = float(v)
 		case "top_p":

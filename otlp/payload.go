@@ -53,6 +53,10 @@ func spanInputs(c *llmscope.Call, capture bool) map[string]any {
 	if c.Stream {
 		in["stream"] = true
 	}
+	if iu, ok := in["include_usage"]; ok { // as the request had it
+		delete(in, "include_usage")
+		in["stream_options"] = map[string]any{"include_usage": iu}
+	}
 	if !capture {
 		return in
 	}

@@ -116,6 +116,7 @@ func fullCall() *llmscope.Call {
 			Dimensions:          new(int64(1536)),
 			EncodingFormat:      "base64",
 			ServiceTier:         "flex",
+			IncludeUsage:        new(true),
 		},
 		Usage: llmscope.Usage{
 			InputTokens:       1<<33 + 21,
