@@ -52,6 +52,9 @@ type Config struct {
 	// cut to CaptureMaxBytes (default 64 KiB). Off, the store never sees them.
 	Capture         bool
 	CaptureMaxBytes int
+	// Redactor rewrites secrets and personal data in captured text and
+	// upstream error messages before any sink sees them (nil: none).
+	Redactor *llmscope.Redactor
 	// KeepRequestBodies holds every request body until its answer ends.
 	// By default a body is released once sent when the upstream has been
 	// reporting usage for that kind of call, so only a call whose answer
@@ -125,7 +128,7 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, base: strings.TrimRight(cfg.Upstream, "/"), transport: cfg.Transport, log: cfg.Logger,
 		id: llmscope.NewID()[24:], fin: &openai.Finisher{
 			Sink: cfg.Sink, Pricer: cfg.Pricer, OnCostUnknown: cfg.OnCostUnknown,
-			Capture: cfg.Capture, CaptureMax: cfg.CaptureMaxBytes,
+			Capture: cfg.Capture, CaptureMax: cfg.CaptureMaxBytes, Redactor: cfg.Redactor,
 		}, budget: &budget{limit: cfg.MaxBufferedBytes}}
 	if g.transport == nil {
 		t := NewTransport()

@@ -44,6 +44,9 @@ type Config struct {
 	// CaptureMaxBytes, default 64 KiB).
 	Capture         bool
 	CaptureMaxBytes int
+	// Redactor rewrites secrets and personal data in captured text and
+	// upstream error messages before any sink sees them (nil: none).
+	Redactor *llmscope.Redactor
 	// DisableUsageInjection stops asking streaming requests for usage.
 	DisableUsageInjection bool
 	// Registerer, when set, gets llmscope's Prometheus collectors.
@@ -133,7 +136,7 @@ func New(ctx context.Context, cfg Config) (*Recorder, error) {
 	}
 	r.fin = &openai.Finisher{
 		Sink: sinks, Pricer: prices, OnCostUnknown: func(string) { metrics.CostUnknown() },
-		Capture: cfg.Capture, CaptureMax: cfg.CaptureMaxBytes,
+		Capture: cfg.Capture, CaptureMax: cfg.CaptureMaxBytes, Redactor: cfg.Redactor,
 	}
 	r.exports, err = wire.Start(ctx, wire.Config{
 		MLflowURI: cfg.MLflowURI, MLflowToken: cfg.MLflowToken, MLflowUsername: cfg.MLflowUsername, MLflowPassword: cfg.MLflowPassword,

@@ -58,6 +58,81 @@ func (s *settings) boolean(name, env string, def bool, usage string) *option {
 	return o
 }
 
+// list declares an option holding several values: the flag may be given
+// more than once, the environment variable holds one value per line, and
+// the config file a YAML list. Read it with Lines.
+func (s *settings) list(name, env, usage string) *option {
+	o := s.str(name, env, "", usage)
+	s.fs.Lookup(name).Value = &listValue{p: &o.val}
+	return o
+}
+
+// listValue appends each use of a flag as one more line.
+type listValue struct {
+	p   *string
+	set bool
+}
+
+func (l *listValue) String() string {
+	if l == nil || l.p == nil {
+		return ""
+	}
+	return *l.p
+}
+
+func (l *listValue) Set(v string) error {
+	if l.set {
+		*l.p += "\n" + v
+	} else {
+		*l.p, l.set = v, true
+	}
+	return nil
+}
+
+// Lines returns a list option's values, one per non-empty line.
+func (o *option) Lines() []string {
+	var out []string
+	for _, l := range strings.Split(o.val, "\n") {
+		if l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// autoBoolValue is a boolean flag that may also be "auto".
+type autoBoolValue struct{ p *string }
+
+func (b autoBoolValue) String() string {
+	if b.p == nil {
+		return "auto"
+	}
+	return *b.p
+}
+func (b autoBoolValue) Set(v string) error {
+	if _, err := strconv.ParseBool(v); err != nil && v != "auto" {
+		return fmt.Errorf("%q is not a boolean or auto", v)
+	}
+	*b.p = v
+	return nil
+}
+func (b autoBoolValue) IsBoolFlag() bool { return true }
+
+// autoBoolean declares an option that is true, false or "auto" (its default).
+func (s *settings) autoBoolean(name, env, usage string) *option {
+	o := s.str(name, env, "auto", usage)
+	s.fs.Lookup(name).Value = autoBoolValue{&o.val}
+	return o
+}
+
+// AutoBool reads an autoBoolean option: auto when it is "auto".
+func (o *option) AutoBool(auto bool) (bool, error) {
+	if o.val == "auto" {
+		return auto, nil
+	}
+	return o.Bool()
+}
+
 // boolValue lets a string option be given as a bare --flag.
 type boolValue struct{ p *string }
 
@@ -130,6 +205,13 @@ func (s *settings) resolve(o *option, set map[string]bool, dotenv map[string]str
 		o.from = ".env"
 	case file != nil && file[o.name] != nil:
 		o.val = fmt.Sprint(file[o.name])
+		if vs, ok := file[o.name].([]any); ok { // a list option's YAML list
+			parts := make([]string, len(vs))
+			for i, v := range vs {
+				parts[i] = fmt.Sprint(v)
+			}
+			o.val = strings.Join(parts, "\n")
+		}
 		o.from = "config"
 	default:
 		o.val = o.def

@@ -66,3 +66,60 @@ func TestServeHelpDocumentsEveryOption(t *testing.T) {
 		}
 	}
 }
+
+// TestListAndAutoOptions: a list option gathers repeated flags, an
+// environment variable's lines or a config file's YAML list; capture is
+// "auto" by default, on with --mlflow, and a bare --capture or
+// --capture=false overrides that.
+func TestListAndAutoOptions(t *testing.T) {
+	t.Chdir(t.TempDir())
+	parse := func(env map[string]string, config string, args ...string) *serveOptions {
+		t.Helper()
+		if config != "" {
+			if err := os.WriteFile("c.yaml", []byte(config), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			args = append(args, "--config", "c.yaml")
+		}
+		o := newServeOptions(&bytes.Buffer{})
+		o.s.environ = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+		if err := o.s.parse(args); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	for _, c := range []struct {
+		name string
+		o    *serveOptions
+		want []string
+	}{
+		{"flags", parse(nil, "", "--redact-pattern", `acct-\d+`, "--redact-pattern", `x,y`), []string{`acct-\d+`, `x,y`}},
+		{"env", parse(map[string]string{"LLMSCOPE_REDACT_PATTERNS": "a+\nb+\n"}, ""), []string{"a+", "b+"}},
+		{"config", parse(nil, "redact-pattern:\n  - 'id-[0-9]{4}'\n  - 'zz'\n"), []string{"id-[0-9]{4}", "zz"}},
+		{"none", parse(nil, ""), nil},
+	} {
+		if got := c.o.redactPatterns.Lines(); strings.Join(got, "|") != strings.Join(c.want, "|") {
+			t.Errorf("%s: patterns %q, want %q", c.name, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		args   []string
+		mlflow bool
+		want   bool
+	}{
+		{nil, false, false},
+		{nil, true, true},
+		{[]string{"--capture"}, false, true},
+		{[]string{"--capture=false"}, true, false},
+		{[]string{"--capture=auto"}, true, true},
+	} {
+		got, err := parse(nil, "", c.args...).capture.AutoBool(c.mlflow)
+		if err != nil || got != c.want {
+			t.Errorf("%v with mlflow=%v: capture %v (%v), want %v", c.args, c.mlflow, got, err, c.want)
+		}
+	}
+	o := newServeOptions(&bytes.Buffer{})
+	if err := o.s.parse([]string{"--capture=sometimes"}); err == nil {
+		t.Error("--capture=sometimes accepted")
+	}
+}

@@ -27,7 +27,7 @@ type serveOptions struct {
 	addr, db, upstream, experiment, provider      *option
 	capture, captureMax, maxBody, queue, shutdown *option
 	prices, injectUsage, upstreamTimeout          *option
-	keepBodies                                    *option
+	keepBodies, redactBuiltin, redactPatterns     *option
 	mlflowURI, otlpEndpoint, runIdle              *option
 	metricsAddr, modelCap, pprof, commitWait      *option
 	simTTFT, simTPS, logLevel, logFormat          *option
@@ -42,7 +42,9 @@ func newServeOptions(stderr io.Writer) *serveOptions {
 	o.upstream = s.str("upstream", "OPENAI_BASE_URL", "", `upstream API base URL with its /v1, or "sim" for the built-in simulator (default: OpenAI when OPENAI_API_KEY is set, else sim)`)
 	o.experiment = s.str("experiment", "MLFLOW_EXPERIMENT_NAME", "llmscope", "experiment of calls that do not name one")
 	o.provider = s.str("provider", "LLMSCOPE_PROVIDER", "", `provider name recorded with each call (default "openai", or "sim")`)
-	o.capture = s.boolean("capture", "LLMSCOPE_CAPTURE", false, "store request input and response text with each call")
+	o.capture = s.autoBoolean("capture", "LLMSCOPE_CAPTURE", "store request input, response text, tools and tool calls with each call and export them; auto: on when exporting to MLflow (--mlflow), as mlflow.openai.autolog() does, off otherwise")
+	o.redactBuiltin = s.boolean("redact", "LLMSCOPE_REDACT", true, "replace API keys, bearer tokens, emails and card numbers in captured text and upstream error messages before they are stored or exported")
+	o.redactPatterns = s.list("redact-pattern", "LLMSCOPE_REDACT_PATTERNS", "also redact what this regular expression (RE2) matches; repeatable (env: one per line; config: a list)")
 	o.captureMax = s.str("capture-max-bytes", "LLMSCOPE_CAPTURE_MAX_BYTES", "64KiB", "cap on each captured text")
 	o.maxBody = s.str("max-body-bytes", "LLMSCOPE_MAX_BODY_BYTES", "32MiB", "request body limit; larger bodies get 413")
 	o.queue = s.str("queue-size", "LLMSCOPE_QUEUE_SIZE", "10000", "calls waiting for the store before new ones are dropped (and counted)")

@@ -67,9 +67,17 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 	} else if upstream == "" {
 		upstream = defaultUpstream
 	}
-	capture, err := o.capture.Bool()
+	capture, err := o.capture.AutoBool(o.mlflowURI.val != "")
 	if err != nil {
 		return svc, err
+	}
+	redactBuiltin, err := o.redactBuiltin.Bool()
+	if err != nil {
+		return svc, err
+	}
+	redactor, err := llmscope.NewRedactor(redactBuiltin, o.redactPatterns.Lines())
+	if err != nil {
+		return svc, fmt.Errorf("--redact-pattern: %w", err)
 	}
 	captureMax, err := o.captureMax.Int()
 	if err != nil {
@@ -196,6 +204,7 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 		BodyTimeout:           svc.limits.bodyTimeout,
 		Capture:               capture,
 		CaptureMaxBytes:       int(captureMax),
+		Redactor:              redactor,
 		DisableUsageInjection: !injectUsage,
 		KeepRequestBodies:     keepBodies,
 		UpstreamTimeout:       upstreamTimeout,

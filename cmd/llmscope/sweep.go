@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/term"
 
+	"llmscope"
 	"llmscope/mlflow"
 	"llmscope/pricing"
 	"llmscope/sdk"
@@ -72,7 +73,7 @@ func runSweep(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	gatewayURL := s.str("gateway", "LLMSCOPE_GATEWAY", "", "send through a running llmscope serve at this URL instead of recording directly")
 	upstream := s.str("upstream", "OPENAI_BASE_URL", "", `direct mode: upstream base URL with its /v1, or "sim" (default: OpenAI with OPENAI_API_KEY, else sim)`)
 	db := s.str("db", "LLMSCOPE_DB", "llmscope.db", "direct mode: store")
-	capture := s.boolean("capture", "LLMSCOPE_CAPTURE", false, "direct mode: store prompts and answers with the calls (and in MLflow traces)")
+	capture := s.autoBoolean("capture", "LLMSCOPE_CAPTURE", "direct mode: store prompts and answers with the calls (and in MLflow traces); auto: on with --mlflow")
 	mlflowURI := s.str("mlflow", "MLFLOW_TRACKING_URI", "", "MLflow tracking server: one run per configuration, with accuracy (through a gateway: the gateway's server)")
 	prices := s.str("prices", "LLMSCOPE_PRICES", "", "YAML price overrides merged over the built-in table")
 	simTPS := s.str("sim-tokens-per-second", "LLMSCOPE_SIM_TOKENS_PER_SECOND", "0", "built-in simulator: streaming pace (0 = no delay)")
@@ -128,8 +129,16 @@ func runSweep(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			return err
 		}
 		defer stopSim()
+		capt, err := capture.AutoBool(mlflowURI.val != "")
+		if err != nil {
+			return err
+		}
+		redactor, err := llmscope.NewRedactor(true, nil)
+		if err != nil {
+			return err
+		}
 		rec, err := sdk.New(ctx, sdk.Config{Store: store, Experiment: spec.ExperimentName(), PricesFile: prices.val,
-			Capture: capture.val == "true", MLflowURI: mlflowURI.val, RunIdle: 24 * time.Hour, Logger: logger,
+			Capture: capt, Redactor: redactor, MLflowURI: mlflowURI.val, RunIdle: 24 * time.Hour, Logger: logger,
 			MLflowToken: secret("MLFLOW_TRACKING_TOKEN"), MLflowUsername: secret("MLFLOW_TRACKING_USERNAME"), MLflowPassword: secret("MLFLOW_TRACKING_PASSWORD")})
 		if err != nil {
 			return err
