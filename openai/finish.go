@@ -16,14 +16,16 @@ import (
 // reason, usage, captured output), estimates usage the upstream did not
 // report — on its own goroutine, so no response waits for the tokenizer,
 // unless 1,024 estimates or 64 MiB of requests and answers wait already:
-// then on the caller's, so memory stays bounded — sanitizes the call
-// (Call.Sanitize), prices it and gives it to the sink.
+// then on the caller's, so memory stays bounded — redacts the call
+// (Redactor.Call), sanitizes it (Call.Sanitize), prices it and gives it to
+// the sink.
 type Finisher struct {
 	Sink          llmscope.Sink
 	Pricer        llmscope.Pricer    // nil: cost stays null
 	OnCostUnknown func(model string) // called for each call Pricer could not price
 	Capture       bool
 	CaptureMax    int
+	Redactor      *llmscope.Redactor // nil: no redaction
 
 	once         sync.Once
 	estimators   chan struct{}
@@ -150,10 +152,11 @@ func Estimable(op string) bool {
 	return false
 }
 
-// record sanitizes c (so no sink sees a value it cannot store or export),
-// prices it and hands it to the sink. A price that is not a finite number
-// counts as unknown.
+// record redacts c (so no sink sees a secret it captured), sanitizes it (so
+// no sink sees a value it cannot store or export), prices it and hands it to
+// the sink. A price that is not a finite number counts as unknown.
 func (f *Finisher) record(c *llmscope.Call) {
+	f.Redactor.Call(c)
 	c.Sanitize()
 	if f.Pricer != nil && Estimable(c.Operation) {
 		c.Cost = f.Pricer.Price(c)
