@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"llmscope"
@@ -60,7 +61,7 @@ type Exporter struct {
 	runs        map[runKey]*runState
 	rollups     map[string]*rollup // experiment id → rollup run
 	// noStartTrace: the server has no StartTraceV3 (run metadata skipped).
-	noStartTrace bool
+	noStartTrace atomic.Bool
 }
 
 type runKey struct{ experiment, run string }
@@ -139,13 +140,13 @@ func (e *Exporter) Export(ctx context.Context, calls []*llmscope.Call) error {
 				part = part[:maxRunLinks]
 			}
 			batch = batch[len(part):]
-			if err := e.writeTraces(ctx, g.exp, g.run, part); err != nil {
-				return err
-			}
 			if g.run != "" {
 				if err := e.markSourceRun(ctx, g.exp, g.run, part); err != nil {
 					return err
 				}
+			}
+			if err := e.writeTraces(ctx, g.exp, g.run, part); err != nil {
+				return err
 			}
 		}
 	}
@@ -406,39 +407,65 @@ const maxRunLinks = 100
 // traces have it: get_trace().info.trace_metadata names the run. A server
 // without the V3 trace API keeps the link the OTLP header made.
 func (e *Exporter) markSourceRun(ctx context.Context, expID, runID string, calls []*llmscope.Call) error {
-	for _, c := range calls {
-		if e.noStartTrace {
-			return nil
+	// One request per trace: a few at a time, as MLflow serves them in
+	// parallel.
+	sem := make(chan struct{}, startTraceParallel)
+	errs := make([]error, len(calls))
+	var wg sync.WaitGroup
+	for i, c := range calls {
+		if e.noStartTrace.Load() {
+			break
 		}
-		info := TraceInfo{
-			TraceID:      "tr-" + c.TraceHex(),
-			ExperimentID: expID,
-			RequestTime:  c.Start,
-			Duration:     time.Duration(c.DurationMS * float64(time.Millisecond)),
-			State:        "OK",
-			Metadata:     map[string]string{"mlflow.sourceRun": runID},
-		}
-		if c.Failed() {
-			info.State = "ERROR"
-		}
-		if c.User != "" {
-			info.Metadata["mlflow.trace.user"] = c.User
-		}
-		if c.Session != "" {
-			info.Metadata["mlflow.trace.session"] = c.Session
-		}
-		err := e.cfg.Client.StartTrace(ctx, info)
-		switch {
-		case err == nil:
-		case IsCode(err, "ENDPOINT_NOT_FOUND") || isStatus(err, 404):
-			e.log.Warn("this MLflow server has no V3 trace API: traces stay linked to their runs without mlflow.sourceRun", "err", err)
-			e.noStartTrace = true
-		case isPermanent(err) || isStatus(err, 400):
-			e.log.Error("MLflow refused a trace's run metadata: skipped", "call_id", c.ID, "err", err)
-			e.cfg.OnProblem("trace_refused")
-		default:
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs[i] = e.startTrace(ctx, expID, runID, c)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
 			return fmt.Errorf("mark traces of run %s: %w", runID, err)
 		}
+	}
+	return nil
+}
+
+// startTraceParallel bounds the StartTrace requests in flight.
+const startTraceParallel = 8
+
+// startTrace records c's trace info with its run; it returns only the
+// errors worth retrying the batch for.
+func (e *Exporter) startTrace(ctx context.Context, expID, runID string, c *llmscope.Call) error {
+	info := TraceInfo{
+		TraceID:      "tr-" + c.TraceHex(),
+		ExperimentID: expID,
+		RequestTime:  c.Start,
+		Duration:     time.Duration(c.DurationMS * float64(time.Millisecond)),
+		State:        "OK",
+		Metadata:     map[string]string{"mlflow.sourceRun": runID},
+	}
+	if c.Failed() {
+		info.State = "ERROR"
+	}
+	if c.User != "" {
+		info.Metadata["mlflow.trace.user"] = c.User
+	}
+	if c.Session != "" {
+		info.Metadata["mlflow.trace.session"] = c.Session
+	}
+	err := e.cfg.Client.StartTrace(ctx, info)
+	switch {
+	case err == nil:
+	case IsCode(err, "ENDPOINT_NOT_FOUND") || isStatus(err, 404):
+		if !e.noStartTrace.Swap(true) {
+			e.log.Warn("this MLflow server has no V3 trace API: traces stay linked to their runs without mlflow.sourceRun", "err", err)
+		}
+	case isPermanent(err) || isStatus(err, 400):
+		e.log.Error("MLflow refused a trace's run metadata: skipped", "call_id", c.ID, "err", err)
+		e.cfg.OnProblem("trace_refused")
+	default:
+		return err
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,13 +35,16 @@ func (noStats) Stats(context.Context, llmscope.Filter) (*llmscope.Stats, error) 
 	return &llmscope.Stats{}, nil
 }
 
+// benchText is about 1 KB of prose.
+var benchText = strings.Repeat("The quick brown fox jumps over the lazy dog near the river bank. ", 16)
+
 // BenchmarkMLflowExport measures how many calls per second the MLflow
 // exporter delivers into a real tracking server, in batches of 200, and how
 // much of the time is spent waiting on the server (server-ns/op) against
 // llmscope's own work (ours-ns/op).
 func BenchmarkMLflowExport(b *testing.B) {
 	ml := mlflowtest.Start(b)
-	for _, kind := range []string{"unnamed", "named-run"} {
+	for _, kind := range []string{"unnamed", "named-run", "unnamed-captured"} {
 		b.Run(kind, func(b *testing.B) {
 			tt := &timedTransport{base: http.DefaultTransport}
 			hc := &http.Client{Transport: tt, Timeout: time.Minute}
@@ -50,7 +54,7 @@ func BenchmarkMLflowExport(b *testing.B) {
 			}
 			exp, err := mlflow.NewExporter(mlflow.ExporterConfig{
 				Client: client, Stats: noStats{}, Host: "bench", Started: time.Now(),
-				Traces: wire.MLflowTraces{Sender: otlp.NewSender(ml.URL+"/v1/traces", nil, hc)},
+				Traces: wire.MLflowTraces{Sender: otlp.NewSender(ml.URL+"/v1/traces", nil, hc), Options: otlp.Options{Capture: true}},
 			})
 			if err != nil {
 				b.Fatal(err)
@@ -69,6 +73,10 @@ func BenchmarkMLflowExport(b *testing.B) {
 						Cost: &llmscope.Cost{InputUSD: 3e-6, OutputUSD: 4.8e-5, TotalUSD: 5.1e-5}}
 					if kind == "named-run" {
 						c.Run = fmt.Sprintf("bench-run-%d", b.N)
+					}
+					if kind == "unnamed-captured" { // a prompt and an answer of about 1 KB each
+						c.Input = `[{"role":"system","content":"You are terse."},{"role":"user","content":"` + benchText + `"}]`
+						c.Output = benchText
 					}
 					c.TraceID = llmscope.TraceIDFor(c.ID)
 					calls[j] = c
