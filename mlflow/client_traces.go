@@ -46,7 +46,7 @@ import (
 
 // SearchTraces returns the trace infos (TraceInfoV3 JSON objects, see
 // above) of the experiments that match filter (MLflow trace search syntax,
-// e.g. "attributes.run_id = 'abc'", "tags.`llmscope.run` = 'x'"; empty =
+// e.g. "trace.run_id = 'abc'", "tags.`llmscope.run` = 'x'"; empty =
 // all), newest first, following page tokens until max traces are read
 // (max <= 0 means 100).
 func (c *Client) SearchTraces(ctx context.Context, experimentIDs []string, filter string, max int) ([]json.RawMessage, error) {

@@ -45,6 +45,10 @@ type Options struct {
 	// Call.Output) into mlflow.spanInputs / mlflow.spanOutputs. When false,
 	// no captured text leaves the process, whatever the call holds.
 	Capture bool
+	// AutologNames names spans as mlflow.openai.autolog() does
+	// (Completions, Embeddings, Responses), for MLflow. When false, span
+	// names follow the GenAI convention "{operation} {request model}".
+	AutologNames bool
 }
 
 // Spans maps calls to one OTLP export request: one resource, one scope
@@ -149,18 +153,21 @@ func spanType(op string) string {
 	return "UNKNOWN"
 }
 
-// spanName is the name mlflow.openai.autolog() gives the span of the same
-// call (the OpenAI client's resource: Completions, Embeddings, Responses),
-// so MLflow users' span.name and trace.name filters find both alike; other
-// operations follow the GenAI convention "{operation} {request model}".
-func spanName(c *llmscope.Call) string {
-	switch c.Operation {
-	case llmscope.OpChat, llmscope.OpTextCompletion:
-		return "Completions"
-	case llmscope.OpEmbeddings:
-		return "Embeddings"
-	case llmscope.OpResponses:
-		return "Responses"
+// spanName follows the GenAI convention "{operation} {request model}",
+// or with autolog, the name mlflow.openai.autolog() gives the span of the
+// same call (the OpenAI client's resource: Completions, Embeddings,
+// Responses), so MLflow users' span.name and trace.name filters find both
+// alike.
+func spanName(c *llmscope.Call, autolog bool) string {
+	if autolog {
+		switch c.Operation {
+		case llmscope.OpChat, llmscope.OpTextCompletion:
+			return "Completions"
+		case llmscope.OpEmbeddings:
+			return "Embeddings"
+		case llmscope.OpResponses:
+			return "Responses"
+		}
 	}
 	op := genAIOperation(c.Operation)
 	switch {
@@ -199,7 +206,7 @@ func span(c *llmscope.Call, opts Options) *tracepb.Span {
 	s := &tracepb.Span{
 		TraceId:           TraceID(c),
 		SpanId:            SpanID(c),
-		Name:              spanName(c),
+		Name:              spanName(c, opts.AutologNames),
 		Kind:              tracepb.Span_SPAN_KIND_CLIENT,
 		StartTimeUnixNano: start,
 		EndTimeUnixNano:   end,
@@ -353,7 +360,10 @@ func attributes(c *llmscope.Call, opts Options) []*commonpb.KeyValue {
 	// Recent MLflow servers turn mlflow.traceTag.<k> on a root span into
 	// the trace tag k (searchable in the trace list); mlflow.traceName is
 	// the trace's name, as autolog sets it.
-	a.str("mlflow.traceTag.mlflow.traceName", spanName(c))
+	a.str("mlflow.traceTag.mlflow.traceName", spanName(c, opts.AutologNames))
+	if c.Run != "" {
+		a.str("mlflow.traceTag.llmscope.run", c.Run)
+	}
 	for _, k := range keys {
 		a.str("mlflow.traceTag."+k, c.Tags[k])
 	}

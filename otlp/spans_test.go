@@ -172,8 +172,8 @@ func TestGolden(t *testing.T) {
 		{"chat_cached_reasoning", []*llmscope.Call{chatCall()}, Options{Version: "v0.1.0"}},
 		{"stream_failed", []*llmscope.Call{streamFailedCall()}, Options{}},
 		{"embeddings", []*llmscope.Call{embeddingsCall()}, Options{ServiceName: "my-gateway", Attributes: map[string]string{"deployment.environment.name": "test", "service.name": "ignored"}}},
-		{"capture_on", capturedCalls(), Options{Capture: true}},
-		{"capture_off", capturedCalls(), Options{}},
+		{"capture_on", capturedCalls(), Options{Capture: true, AutologNames: true}},
+		{"capture_off", capturedCalls(), Options{AutologNames: true}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -293,7 +293,7 @@ func TestTraceIDFallback(t *testing.T) {
 }
 
 func TestSpanFields(t *testing.T) {
-	s, a := oneSpan(t, streamFailedCall(), Options{})
+	s, a := oneSpan(t, streamFailedCall(), Options{AutologNames: true})
 	if s.Name != "Completions" || s.Kind != tracepb.Span_SPAN_KIND_CLIENT {
 		t.Errorf("name, kind = %q, %v", s.Name, s.Kind)
 	}
@@ -344,18 +344,20 @@ func TestSpanFields(t *testing.T) {
 	}
 
 	// Span types and operation names per operation.
-	for op, want := range map[string][3]string{
-		llmscope.OpChat:           {"CHAT_MODEL", "chat", "Completions"},
-		llmscope.OpResponses:      {"CHAT_MODEL", "chat", "Responses"},
-		llmscope.OpTextCompletion: {"LLM", "text_completion", "Completions"},
-		llmscope.OpEmbeddings:     {"EMBEDDING", "embeddings", "Embeddings"},
-		llmscope.OpModels:         {"UNKNOWN", "models", "models o4-mini"},
-		llmscope.OpOther:          {"UNKNOWN", "other", "other o4-mini"},
+	// (autolog's span name, then the GenAI convention's)
+	for op, want := range map[string][4]string{
+		llmscope.OpChat:           {"CHAT_MODEL", "chat", "Completions", "chat o4-mini"},
+		llmscope.OpResponses:      {"CHAT_MODEL", "chat", "Responses", "chat o4-mini"},
+		llmscope.OpTextCompletion: {"LLM", "text_completion", "Completions", "text_completion o4-mini"},
+		llmscope.OpEmbeddings:     {"EMBEDDING", "embeddings", "Embeddings", "embeddings o4-mini"},
+		llmscope.OpModels:         {"UNKNOWN", "models", "models o4-mini", "models o4-mini"},
+		llmscope.OpOther:          {"UNKNOWN", "other", "other o4-mini", "other o4-mini"},
 	} {
 		c := chatCall()
 		c.Operation = op
-		s, a := oneSpan(t, c, Options{})
-		if a["mlflow.spanType"].GetStringValue() != want[0] ||
+		s, a := oneSpan(t, c, Options{AutologNames: true})
+		s2, _ := oneSpan(t, c, Options{})
+		if a["mlflow.spanType"].GetStringValue() != want[0] || s2.Name != want[3] ||
 			a["gen_ai.operation.name"].GetStringValue() != want[1] || s.Name != want[2] {
 			t.Errorf("%s: spanType %s, operation %s, name %q", op,
 				a["mlflow.spanType"].GetStringValue(), a["gen_ai.operation.name"].GetStringValue(), s.Name)

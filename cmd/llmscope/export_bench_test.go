@@ -54,7 +54,7 @@ func BenchmarkMLflowExport(b *testing.B) {
 			}
 			exp, err := mlflow.NewExporter(mlflow.ExporterConfig{
 				Client: client, Stats: noStats{}, Host: "bench", Started: time.Now(),
-				Traces: wire.MLflowTraces{Sender: otlp.NewSender(ml.URL+"/v1/traces", nil, hc), Options: otlp.Options{Capture: true}},
+				Traces: wire.MLflowTraces{Sender: otlp.NewSender(ml.URL+"/v1/traces", nil, hc), Options: otlp.Options{Capture: true, AutologNames: true}},
 			})
 			if err != nil {
 				b.Fatal(err)

@@ -65,7 +65,7 @@ func Start(ctx context.Context, cfg Config, store llmscope.Store, m *prom.Metric
 		host, _ := os.Hostname()
 		exp, err := mlflow.NewExporter(mlflow.ExporterConfig{
 			Client:  client,
-			Traces:  MLflowTraces{Sender: otlp.NewSender(strings.TrimRight(uri, "/")+"/v1/traces", headers, hc), Options: otlp.Options{Capture: capture}},
+			Traces:  MLflowTraces{Sender: otlp.NewSender(strings.TrimRight(uri, "/")+"/v1/traces", headers, hc), Options: otlp.Options{Capture: capture, AutologNames: true}},
 			Stats:   store,
 			Host:    host,
 			RunIdle: runIdle,

@@ -150,6 +150,8 @@
     for (const [k, v] of pairs) { if (v === undefined || v === null || v === '') continue; d.append(el('dt', k), el('dd', v)); }
     return d;
   }
+  // pretty indents a JSON text; other text is shown as it is.
+  function pretty(s) { try { return JSON.stringify(JSON.parse(s), null, 2); } catch (_) { return s; } }
   function block(title, content) { const s = document.createElement('section'); s.append(el('h3', title), content); return s; }
   async function openCall(id, tr) {
     returnFocus = id;
@@ -166,7 +168,9 @@
     const parts = [
       block('Call', dl([['id', c.id], ['trace id', c.trace_id], ['start', new Date(c.start).toISOString()], ['operation', c.operation],
         ['provider', c.provider], ['endpoint', c.endpoint], ['request model', c.request_model], ['response model', c.response_model],
-        ['stream', c.stream ? 'yes' : 'no'], ['status', c.status], ['error', c.error_type], ['finish reason', c.finish_reason],
+        ['stream', c.stream ? 'yes' : 'no'], ['status', c.status], ['error', c.error_type],
+        ['upstream error', [c.error_code, c.error_message].filter(Boolean).join(': ')], ['finish reason', c.finish_reason],
+        ['response id', c.response_id], ['system fingerprint', c.system_fingerprint], ['chunks', c.chunks || ''],
         ['experiment', c.experiment], ['run', c.run], ['user', c.user], ['session', c.session],
         ['tags', c.tags && Object.keys(c.tags).length ? Object.entries(c.tags).map(([k, v]) => k + '=' + v).join(', ') : '']])),
       block('Timing', dl([['latency', ms(c.duration_ms) + ' ms'], ['time to first token', c.ttft_ms ? ms(c.ttft_ms) + ' ms' : '–'],
@@ -178,7 +182,9 @@
       block('Parameters', Object.keys(params).length ? el('pre', JSON.stringify(params, null, 2)) : el('p', 'none recorded')),
     ];
     if (c.input) parts.push(block('Input', el('pre', c.input)));
+    if (c.tools) parts.push(block('Tools', el('pre', pretty(c.tools))));
     if (c.output) parts.push(block('Output', el('pre', c.output)));
+    if (c.tool_calls) parts.push(block('Tool calls', el('pre', pretty(c.tool_calls))));
     if (!c.input && !c.output) parts.push(el('p', 'Input and output were not captured for this call.', 'sub'));
     body.replaceChildren(...parts);
     dialog.dataset.callId = c.id;

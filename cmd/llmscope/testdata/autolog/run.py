@@ -388,6 +388,8 @@ def main():
         ("metadata_user", f"metadata.`mlflow.trace.user` = '{USER}'"),
         ("metadata_session", f"metadata.`mlflow.trace.session` = '{SESSION}'"),
         ("tag_suite", f"tags.`{TAG_KEY}` = '{TAG_VALUE}'"),
+        ("tag_llmscope_run", f"tags.`llmscope.run` = '{RUN_NAME}'"),
+        ("span_model", "span.attributes.`mlflow.llm.model` = 'gpt-4o-mini'"),
         ("all", ""),
     ]
     for name, f in filters:
