@@ -41,7 +41,7 @@ func FormatCount(v float64) string {
 	switch {
 	case a < 1000 && v == math.Trunc(v):
 		return strconv.FormatFloat(v, 'f', 0, 64)
-	case a < 1000:
+	case a < 999.5:
 		return FormatSig(v, 3)
 	}
 	for _, u := range []struct {
