@@ -37,6 +37,7 @@ func New(store llmscope.Store, health map[string]Health, logger *slog.Logger) *H
 	h.mux.HandleFunc("GET /api/calls", h.listCalls)
 	h.mux.HandleFunc("GET /api/calls/{id}", h.getCall)
 	h.mux.HandleFunc("GET /api/stats", h.stats)
+	h.mux.HandleFunc("GET /api/compare", h.compare)
 	h.mux.HandleFunc("GET /healthz", h.healthz)
 	h.mux.HandleFunc("GET /{$}", h.dashboard)
 	h.mux.HandleFunc("GET /assets/", h.asset)
