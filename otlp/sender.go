@@ -12,10 +12,6 @@ import (
 	"strings"
 	"time"
 
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-
 	"llmscope"
 )
 
@@ -127,7 +123,7 @@ func (s *Sender) Send(ctx context.Context, calls []*llmscope.Call, opts Options,
 	if len(calls) == 0 {
 		return nil
 	}
-	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(Spans(calls, opts))
+	body, err := Spans(calls, opts).Marshal()
 	if err != nil {
 		return fmt.Errorf("otlp: marshal spans: %w", err)
 	}
@@ -177,17 +173,18 @@ func decodeResponse(contentType string, b []byte) error {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil
 	}
-	var r coltracepb.ExportTraceServiceResponse
+	var ps partialSuccess
+	var err error
 	mt, _, _ := mime.ParseMediaType(contentType)
 	if mt == "application/json" || strings.HasSuffix(mt, "+json") {
-		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, &r); err != nil {
+		if ps, err = decodeResponseJSON(b); err != nil {
 			return fmt.Errorf("otlp: decode json response: %w: %w", ErrMalformedResponse, err)
 		}
-	} else if err := proto.Unmarshal(b, &r); err != nil {
+	} else if ps, err = decodeResponseProto(b); err != nil {
 		return fmt.Errorf("otlp: decode protobuf response: %w: %w", ErrMalformedResponse, err)
 	}
-	if ps := r.GetPartialSuccess(); ps != nil && ps.GetRejectedSpans() > 0 {
-		return &PartialError{Rejected: ps.GetRejectedSpans(), Message: ps.GetErrorMessage()}
+	if ps.RejectedSpans > 0 {
+		return &PartialError{Rejected: ps.RejectedSpans, Message: ps.ErrorMessage}
 	}
 	return nil
 }

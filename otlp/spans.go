@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"time"
 
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -51,7 +50,7 @@ type Options struct {
 	AutologNames bool
 }
 
-// Spans maps calls to one OTLP export request: one resource, one scope
+// Spans maps calls to one OTLP export request (Request.Marshal encodes it): one resource, one scope
 // ("llmscope"), and one span per non-nil call, in the order given. The
 // result depends only on calls and opts, so the same input always marshals
 // to the same bytes.
@@ -61,14 +60,14 @@ type Options struct {
 // llmscope.TraceIDFor(Call.ID), the id the call would have been given,
 // which is the first 16 bytes of sha256(Call.ID) for an id that is not a
 // UUID. The span id is the first 8 bytes of sha256("span:"+Call.ID).
-func Spans(calls []*llmscope.Call, opts Options) *coltracepb.ExportTraceServiceRequest {
+func Spans(calls []*llmscope.Call, opts Options) *Request {
 	spans := make([]*tracepb.Span, 0, len(calls))
 	for _, c := range calls {
 		if c != nil {
 			spans = append(spans, span(c, opts))
 		}
 	}
-	return &coltracepb.ExportTraceServiceRequest{
+	return &Request{
 		ResourceSpans: []*tracepb.ResourceSpans{{
 			Resource: resource(opts),
 			ScopeSpans: []*tracepb.ScopeSpans{{

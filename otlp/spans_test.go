@@ -147,7 +147,7 @@ func capturedCalls() []*llmscope.Call {
 // goldenJSON renders req as stable, indented protojson.
 func goldenJSON(t *testing.T, calls []*llmscope.Call, opts Options) []byte {
 	t.Helper()
-	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(Spans(calls, opts))
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(pb(Spans(calls, opts)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func oneSpan(t *testing.T, c *llmscope.Call, opts Options) (*tracepb.Span, map[s
 
 func TestCaptureOff(t *testing.T) {
 	calls := capturedCalls()
-	b, err := proto.Marshal(Spans(calls, Options{}))
+	b, err := proto.Marshal(pb(Spans(calls, Options{})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,12 +249,12 @@ func TestDeterministic(t *testing.T) {
 	calls := []*llmscope.Call{chatCall(), streamFailedCall(), embeddingsCall()}
 	opts := Options{Attributes: map[string]string{"b": "2", "a": "1", "c": "3"}}
 	m := proto.MarshalOptions{Deterministic: true}
-	first, err := m.Marshal(Spans(calls, opts))
+	first, err := m.Marshal(pb(Spans(calls, opts)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 20 {
-		again, err := m.Marshal(Spans([]*llmscope.Call{chatCall(), streamFailedCall(), embeddingsCall()}, opts))
+		again, err := m.Marshal(pb(Spans([]*llmscope.Call{chatCall(), streamFailedCall(), embeddingsCall()}, opts)))
 		if err != nil {
 			t.Fatal(err)
 		}
