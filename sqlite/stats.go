@@ -1,17 +1,29 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 
 	"llmscope"
 )
 
 // modelExpr is the SQL form of (*llmscope.Call).Model: the group key.
 const modelExpr = `COALESCE(NULLIF(request_model, ''), response_model)`
+
+// groupExprs are the SQL forms of the group keys.
+var groupExprs = map[string]string{
+	llmscope.GroupModel:      modelExpr,
+	llmscope.GroupExperiment: "experiment",
+	llmscope.GroupRun:        "run",
+	llmscope.GroupUser:       `"user"`,
+	llmscope.GroupSession:    "session",
+	llmscope.GroupProvider:   "provider",
+	llmscope.GroupOperation:  "operation",
+}
 
 // group is one Summary in the making, with its raw latencies.
 type group struct {
@@ -21,7 +33,9 @@ type group struct {
 }
 
 // Stats summarises the calls matching f (f.Limit is ignored): totals and one
-// group per model, ordered by call count descending, then by model.
+// group per distinct value of f.GroupBy's keys (the model by default),
+// ordered by call count descending, then by the key values, at most
+// f.MaxGroups of them (llmscope.DefaultMaxGroups when 0).
 // Percentiles are nearest-rank (llmscope.Percentile) over every matching
 // call; TTFT ones cover streamed calls that saw a first chunk (ttft_ms > 0).
 //
@@ -30,8 +44,17 @@ type group struct {
 // SQLite implements by sorting every row, followed by a second scan for the
 // latencies.
 func (s *Store) Stats(ctx context.Context, f llmscope.Filter) (*llmscope.Stats, error) {
+	keys, err := llmscope.ParseGroupBy(f.GroupBy)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: stats: %w", err)
+	}
+	explicit := f.GroupBy != "" // the default grouping sets Summary.Key only
+	exprs := make([]string, len(keys))
+	for i, k := range keys {
+		exprs[i] = groupExprs[k]
+	}
 	cond, args := where(f)
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+modelExpr+`,
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+strings.Join(exprs, ", ")+`,
 	error_type <> '' OR status >= 400,
 	input_tokens, output_tokens, total_tokens, cached_input_tokens, reasoning_tokens,
 	cost_total_usd,
@@ -44,22 +67,42 @@ FROM calls`+cond, args...)
 	defer rows.Close()
 	var (
 		groups = map[string]*group{}
-		key    sql.RawBytes
+		vals   = make([]sql.RawBytes, len(keys))
 		failed bool
 		u      llmscope.Usage
 		cost   sql.NullFloat64
 		dur    float64
 		ttft   float64
+		mapKey []byte
 	)
+	dest := make([]any, 0, len(keys)+9)
+	for i := range vals {
+		dest = append(dest, &vals[i])
+	}
+	dest = append(dest, &failed, &u.InputTokens, &u.OutputTokens, &u.TotalTokens,
+		&u.CachedInputTokens, &u.ReasoningTokens, &cost, &dur, &ttft)
 	for rows.Next() {
-		if err := rows.Scan(&key, &failed, &u.InputTokens, &u.OutputTokens, &u.TotalTokens,
-			&u.CachedInputTokens, &u.ReasoningTokens, &cost, &dur, &ttft); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("sqlite: stats: %w", err)
 		}
-		g := groups[string(key)]
+		// The map key: each value with its length, so no separator is needed.
+		mapKey = mapKey[:0]
+		for _, v := range vals {
+			mapKey = append(strconv.AppendInt(mapKey, int64(len(v)), 10), ':')
+			mapKey = append(mapKey, v...)
+		}
+		g := groups[string(mapKey)]
 		if g == nil {
-			g = &group{sum: llmscope.Summary{Key: string(key)}}
-			groups[g.sum.Key] = g
+			g = &group{}
+			if len(keys) == 1 {
+				g.sum.Key = string(vals[0])
+			}
+			if explicit {
+				for i, k := range keys {
+					g.sum.Values.Set(k, string(vals[i]))
+				}
+			}
+			groups[string(mapKey)] = g
 		}
 		g.add(failed, &u, cost, dur, ttft)
 	}
@@ -75,15 +118,32 @@ FROM calls`+cond, args...)
 	}
 	total.latencies = make([]float64, 0, n)
 	total.ttfts = make([]float64, 0, nTTFT)
-	st := &llmscope.Stats{Groups: make([]llmscope.Summary, 0, len(groups))}
+	st := &llmscope.Stats{GroupBy: keys, Groups: make([]llmscope.Summary, 0, len(groups)), GroupsTotal: len(groups)}
 	for _, g := range groups {
 		total.merge(g)
-		st.Groups = append(st.Groups, g.summary())
 	}
 	st.Totals = total.summary()
-	slices.SortFunc(st.Groups, func(a, b llmscope.Summary) int {
-		return cmp.Or(cmp.Compare(b.Calls, a.Calls), cmp.Compare(a.Key, b.Key))
+	type sorted struct {
+		g    *group
+		vals []string
+	}
+	order := make([]sorted, 0, len(groups))
+	for _, g := range groups {
+		order = append(order, sorted{g, st.KeyValues(g.sum)})
+	}
+	slices.SortFunc(order, func(a, b sorted) int {
+		return llmscope.CompareGroups(a.g.sum.Calls, a.vals, b.g.sum.Calls, b.vals)
 	})
+	limit := f.MaxGroups
+	if limit <= 0 {
+		limit = llmscope.DefaultMaxGroups
+	}
+	if len(order) > limit {
+		order, st.Truncated = order[:limit], true
+	}
+	for _, o := range order {
+		st.Groups = append(st.Groups, o.g.summary())
+	}
 	return st, nil
 }
 
