@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"strings"
 	"time"
 )
@@ -16,7 +17,7 @@ type Call struct {
 	TraceID       string            `json:"trace_id"` // 32 lowercase hex digits, derived from ID
 	Start         time.Time         `json:"start"`
 	DurationMS    float64           `json:"duration_ms"`
-	TTFTMS        float64           `json:"ttft_ms"` // 0 when not streamed or no chunk arrived
+	TTFTMS        float64           `json:"ttft_ms"` // 0 when not streamed or no chunk arrived; null in JSON then (see MarshalJSON)
 	Operation     string            `json:"operation"`
 	Provider      string            `json:"provider"`
 	Endpoint      string            `json:"endpoint"`
@@ -62,6 +63,41 @@ type Call struct {
 	// Store.After; 0 for a call not read that way. Exporters use it as their
 	// cursor.
 	Seq int64 `json:"-"`
+}
+
+// callFields is Call without its methods.
+type callFields Call
+
+// callJSON is Call's JSON form: ttft_ms is a pointer so it can be null.
+type callJSON struct {
+	*callFields
+	TTFTMS *float64 `json:"ttft_ms"`
+}
+
+// MarshalJSON encodes c with "ttft_ms":null when the call did not stream or
+// no chunk arrived (TTFTMS is 0): a time to first token exists only for a
+// streamed answer that began. DESIGN.md's example Call shows a number
+// ("ttft_ms":143.2) because it is a streamed call ("stream":true); a call
+// that did not stream has null there, never 0.
+func (c Call) MarshalJSON() ([]byte, error) {
+	out := callJSON{callFields: (*callFields)(&c)}
+	if c.Stream && c.TTFTMS != 0 {
+		out.TTFTMS = &c.TTFTMS
+	}
+	return json.Marshal(out)
+}
+
+// UnmarshalJSON reads a Call; "ttft_ms":null (or absent) leaves TTFTMS 0.
+func (c *Call) UnmarshalJSON(b []byte) error {
+	in := callJSON{callFields: (*callFields)(c)}
+	c.TTFTMS = 0
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	if in.TTFTMS != nil {
+		c.TTFTMS = *in.TTFTMS
+	}
+	return nil
 }
 
 // TraceHex returns the 32 lowercase hex digits of the call's trace as

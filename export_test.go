@@ -2,7 +2,10 @@ package llmscope_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -128,5 +131,123 @@ func TestExportLoopDrain(t *testing.T) {
 	out.calls = append(out.calls, &llmscope.Call{ID: "late", Seq: 451})
 	if err := llmscope.NewExportLoop(out, exp, llmscope.ExportConfig{}).Drain(ctx); err == nil {
 		t.Error("Drain against a down exporter returned nil")
+	}
+}
+
+// TestCallJSONTTFT: ttft_ms is null for a call that did not stream, or
+// streamed without a first chunk, and a number otherwise; each form reads
+// back to the same Call (a non-streamed call's stray TTFT reads back as 0).
+func TestCallJSONTTFT(t *testing.T) {
+	start := time.Date(2025, 3, 14, 15, 9, 26, 535897932, time.UTC)
+	for _, tc := range []struct {
+		name     string
+		stream   bool
+		ttft     float64
+		want     string
+		readBack float64
+	}{
+		{"streamed", true, 143.2, `"ttft_ms":143.2`, 143.2},
+		{"streamed, no chunk", true, 0, `"ttft_ms":null`, 0},
+		{"not streamed", false, 0, `"ttft_ms":null`, 0},
+		{"not streamed, stray ttft", false, 12.5, `"ttft_ms":null`, 0},
+	} {
+		c := llmscope.Call{ID: "c1", TraceID: llmscope.TraceIDFor("c1"), Start: start, DurationMS: 812.4, TTFTMS: tc.ttft, Stream: tc.stream,
+			Operation: "chat", RequestModel: "m", Status: 200, Cost: &llmscope.Cost{TotalUSD: 2.4e-7}, Tags: map[string]string{"ttft_ms": "x"}}
+		for _, v := range []any{c, &c} {
+			b, err := json.Marshal(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Count(string(b), `"ttft_ms":`) != 2 || !strings.Contains(string(b), tc.want) { // one in tags
+				t.Errorf("%s: %s, want %s", tc.name, b, tc.want)
+			}
+			back := llmscope.Call{TTFTMS: 99} // decoding must not keep an old TTFT
+			if err := json.Unmarshal(b, &back); err != nil {
+				t.Fatal(err)
+			}
+			want := c
+			want.TTFTMS = tc.readBack
+			if !reflect.DeepEqual(back, want) {
+				t.Errorf("%s: round trip\n got  %+v\n want %+v", tc.name, back, want)
+			}
+		}
+	}
+	var c llmscope.Call
+	if err := json.Unmarshal([]byte(`{"id":"x","stream":true}`), &c); err != nil || c.TTFTMS != 0 || c.ID != "x" {
+		t.Errorf("absent ttft_ms: %+v %v", c, err)
+	}
+	if err := json.Unmarshal([]byte(`{"ttft_ms":"fast"}`), &c); err == nil {
+		t.Error("a string ttft_ms was accepted")
+	}
+}
+
+func TestParseGroupBy(t *testing.T) {
+	for in, want := range map[string][]string{
+		"":                           {"model"},
+		"model":                      {"model"},
+		"experiment,run":             {"experiment", "run"},
+		" run , user ":               {"run", "user"},
+		"provider,operation,session": {"provider", "operation", "session"},
+	} {
+		got, err := llmscope.ParseGroupBy(in)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("ParseGroupBy(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"color", "model,model", "run,", "Model"} {
+		_, err := llmscope.ParseGroupBy(bad)
+		if err == nil {
+			t.Errorf("ParseGroupBy(%q) accepted", bad)
+		} else if !strings.Contains(err.Error(), "model, experiment, run, user") && !strings.Contains(err.Error(), "twice") {
+			t.Errorf("ParseGroupBy(%q): %v does not name the allowed keys", bad, err)
+		}
+	}
+}
+
+// TestStatsJSON: the JSON of grouped stats carries group_by and each
+// group's keys; grouping by model keeps "key"; TTFT percentiles are null
+// when none was counted; the JSON reads back to the same Stats.
+func TestStatsJSON(t *testing.T) {
+	st := &llmscope.Stats{
+		GroupBy: []string{"experiment", "run"},
+		Totals:  llmscope.Summary{Calls: 3, LatencyP50MS: 10, TTFTP50MS: 4, TTFTP95MS: 5},
+		Groups: []llmscope.Summary{
+			{Values: llmscope.GroupValues{Experiment: "a", Run: "r1"}, Calls: 2, LatencyP50MS: 10, TTFTP50MS: 4, TTFTP95MS: 5},
+			{Values: llmscope.GroupValues{Experiment: "a"}, Calls: 1, LatencyP50MS: 20},
+		},
+		GroupsTotal: 3, Truncated: true,
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"group_by":["experiment","run"]`, `"keys":{"experiment":"a","run":"r1"}`, `"keys":{"experiment":"a","run":""}`,
+		`"ttft_p50_ms":null,"ttft_p95_ms":null}`, `"ttft_p50_ms":4,"ttft_p95_ms":5`, `"groups_total":3`, `"truncated":true`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("stats JSON lacks %s:\n%s", want, b)
+		}
+	}
+	if strings.Contains(string(b), `"key":`) {
+		t.Errorf("grouping by two keys has a \"key\": %s", b)
+	}
+	var back llmscope.Stats
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(&back, st) {
+		t.Errorf("round trip\n got  %+v\n want %+v", back, *st)
+	}
+
+	// The default grouping (by model, Key only) and an empty set.
+	def := &llmscope.Stats{Groups: []llmscope.Summary{{Key: "gpt-4o", Calls: 1}}}
+	b, _ = json.Marshal(def)
+	for _, want := range []string{`"group_by":["model"]`, `"keys":{"model":"gpt-4o"},"key":"gpt-4o","calls":1`, `"groups_total":1`, `"truncated":false`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("default stats JSON lacks %s:\n%s", want, b)
+		}
+	}
+	b, _ = json.Marshal(&llmscope.Stats{})
+	if !strings.Contains(string(b), `"groups":[]`) {
+		t.Errorf("empty stats: %s", b)
 	}
 }
