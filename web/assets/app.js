@@ -1,5 +1,5 @@
 // llmscope dashboard. Reads only the JSON API: /api/stats, /api/calls,
-// /api/calls/{id}. Numbers shown in the overview tiles are also exposed raw
+// /api/calls/{id}, /api/compare. Numbers shown in the overview tiles are also exposed raw
 // in data-value attributes (tests compare them with /api/stats).
 'use strict';
 (function () {
@@ -295,6 +295,162 @@
       : '(' + calls.length + ' calls)';
   }
 
+  // ---- comparison ----------------------------------------------------------
+  // Pick 2–6 experiments or runs seen in recent calls; /api/compare gives
+  // their figures, latency and TTFT samples, and each against the first
+  // picked (the baseline) with a Mann–Whitney U test.
+  const CMP_MAX = 6;
+  const CMP_COLORS = ['#1f6feb', '#ef6c00', '#2e7d32', '#8e24aa', '#c62828', '#00897b'];
+  const cmpBy = $('#cmp-by'), cmpValues = $('#cmp-values'), cmpMsg = $('#cmp-msg'), cmpOut = $('#cmp-out');
+  let picked = [];          // in the order picked: picked[0] is the baseline
+  let seen = { experiment: [], run: [] };
+  let cmpActive = null;     // the query of the comparison shown, re-run on refresh
+  const cmpCharts = {};
+  function renderCompareChoices(calls) {
+    for (const k of ['experiment', 'run']) seen[k] = [...new Set(calls.map((c) => c[k]).filter(Boolean))].sort();
+    drawChoices();
+  }
+  function drawChoices() {
+    const by = cmpBy.value;
+    const vals = [...seen[by]];
+    for (const v of picked) if (!vals.includes(v)) vals.push(v);
+    const have = [...cmpValues.querySelectorAll('input')].map((i) => i.value);
+    if (have.join('\n') !== vals.join('\n')) {
+      const legend = cmpValues.querySelector('legend');
+      legend.textContent = by + 's seen in recent calls';
+      cmpValues.replaceChildren(legend);
+      for (const v of vals) {
+        const id = 'cmp-v-' + by + '-' + vals.indexOf(v);
+        const box = document.createElement('input');
+        box.type = 'checkbox'; box.id = id; box.value = v; box.name = 'value';
+        const l = el('label'); l.htmlFor = id; l.append(box, ' ' + v);
+        cmpValues.append(l);
+      }
+      if (!vals.length) cmpValues.append(el('span', 'no ' + by + 's in the calls of this window', 'sub'));
+    }
+    for (const box of cmpValues.querySelectorAll('input')) {
+      box.checked = picked.includes(box.value);
+      box.disabled = !box.checked && picked.length >= CMP_MAX;
+      const i = picked.indexOf(box.value);
+      box.parentElement.dataset.order = i < 0 ? '' : i === 0 ? 'baseline' : String(i + 1);
+    }
+    if (!cmpActive) cmpMsg.textContent = picked.length < 2 ? 'pick at least two ' + by + 's to compare (' + picked.length + ' picked)'
+      : 'baseline: ' + picked[0] + '; press Compare';
+  }
+  cmpValues.addEventListener('change', (e) => {
+    const v = e.target.value;
+    picked = e.target.checked ? [...picked.filter((x) => x !== v), v] : picked.filter((x) => x !== v);
+    drawChoices();
+  });
+  cmpBy.addEventListener('change', () => { picked = []; clearCompare(); drawChoices(); });
+  $('#cmp-clear').addEventListener('click', () => { picked = []; clearCompare(); drawChoices(); });
+  $('#cmp-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (picked.length < 2) { cmpMsg.textContent = 'pick at least two ' + cmpBy.value + 's to compare (' + picked.length + ' picked)'; return; }
+    cmpActive = true;
+    runCompare();
+  });
+  function clearCompare() {
+    cmpActive = null;
+    for (const k of Object.keys(cmpCharts)) { cmpCharts[k].destroy(); delete cmpCharts[k]; }
+    cmpOut.replaceChildren();
+    cmpOut.dataset.query = '';
+  }
+  let cmpSeq = 0;
+  async function runCompare() {
+    if (!cmpActive || picked.length < 2) return;
+    const my = ++cmpSeq;
+    const q = new URLSearchParams({ by: cmpBy.value, values: picked.join(','), since: fSince.value });
+    cmpMsg.textContent = 'comparing…';
+    let r;
+    try { r = await getJSON('/api/compare?' + q); } catch (err) {
+      if (my === cmpSeq) cmpMsg.textContent = 'comparison failed: ' + (err.message || err);
+      return;
+    }
+    if (my !== cmpSeq || !cmpActive) return;
+    renderCompare(r);
+    cmpMsg.textContent = 'baseline: ' + r.values[0].value + ' · ' + fSince.selectedOptions[0].textContent;
+    cmpOut.dataset.query = q.toString();
+  }
+  const pct = (v) => fmt1.format(v * 100) + ' %';
+  function renderCompare(r) {
+    for (const k of Object.keys(cmpCharts)) { cmpCharts[k].destroy(); delete cmpCharts[k]; }
+    const diffs = el('ul', null, 'cmp-diffs'); diffs.id = 'cmp-diffs';
+    for (const d of r.diffs) {
+      const li = el('li', null, 'v-' + d.verdict.replace(/ /g, '-'));
+      li.dataset.value = d.value; li.dataset.verdict = d.verdict;
+      li.append(el('b', d.text));
+      const extra = [];
+      if (d.error_rate_diff !== null) extra.push('error rate ' + (d.error_rate_diff >= 0 ? '+' : '−') + fmt1.format(Math.abs(d.error_rate_diff) * 100) + ' points');
+      extra.push('cost per call ' + (d.cost_per_call_ratio !== null ? fmt2.format(d.cost_per_call_ratio) + '×' : 'not comparable (unknown price)'));
+      li.append(el('span', ' · ' + extra.join(' · '), 'sub'));
+      diffs.append(li);
+    }
+    const cols = el('div', null, 'cmp-cols');
+    r.values.forEach((v, i) => {
+      const col = el('div', null, 'cmp-col'); col.dataset.value = v.value;
+      col.style.borderTopColor = CMP_COLORS[i % CMP_COLORS.length];
+      const h = el('h3', v.value); if (i === 0) h.append(el('span', ' baseline', 'sub'));
+      col.append(h);
+      if (!v.calls) { col.append(el('p', 'no calls of this ' + r.by + ' in this window', 'empty')); cols.append(col); return; }
+      const grid = el('div', null, 'cmp-tiles');
+      const add = (k, label, value, text, note) => {
+        const t = el('div', null, 'tile'); t.dataset.k = k;
+        const b = el('b', text, 'v'); b.dataset.value = value === null ? '' : String(value);
+        t.append(el('span', label, 'k'), b);
+        if (note) t.append(el('small', note, 'n'));
+        grid.append(t);
+      };
+      add('calls', 'calls', v.calls, fmt0.format(v.calls), v.truncated ? 'newest ' + v.calls + ' of ' + v.calls_in_window : '');
+      add('error_rate', 'error rate', v.error_rate, pct(v.error_rate), v.errors + ' of ' + v.calls + ' failed');
+      add('p50', 'latency p50', v.latency_p50_ms, ms(v.latency_p50_ms) + ' ms');
+      add('p95', 'latency p95', v.latency_p95_ms, ms(v.latency_p95_ms) + ' ms');
+      add('ttft_p50', 'TTFT p50', v.ttft_p50_ms, v.ttft_p50_ms !== null ? ms(v.ttft_p50_ms) + ' ms' : '–',
+        v.ttft_p50_ms !== null ? v.streamed + ' streamed' : 'no streamed calls: no TTFT');
+      add('cost_per_call', 'cost / call', v.cost_per_call_usd, v.cost_per_call_usd !== null ? usd(v.cost_per_call_usd) : 'unknown',
+        v.cost_per_call_usd === null ? 'no priced calls' : v.priced_calls < v.calls ? 'over ' + v.priced_calls + ' priced calls' : '');
+      add('cost_per_1k', 'cost / 1k tokens', v.cost_per_1k_tokens_usd, v.cost_per_1k_tokens_usd !== null ? usd(v.cost_per_1k_tokens_usd) : 'unknown');
+      col.append(grid);
+      cols.append(col);
+    });
+    const charts = el('div', null, 'charts cmp-charts');
+    const fig = (id, caption) => {
+      const f = document.createElement('figure');
+      const cap = el('figcaption', caption); cap.id = id + '-cap';
+      f.append(cap);
+      return f;
+    };
+    const series = (key) => r.values.map((v, i) => ({ v, i, s: v[key] }));
+    const drawCDF = (id, caption, key, emptyText) => {
+      const f = fig(id, caption);
+      const withData = series(key).filter((x) => x.s.length);
+      if (!withData.length) { f.append(el('p', emptyText, 'empty cmp-empty')); charts.append(f); return; }
+      const box = el('div', null, 'chart'); const cv = document.createElement('canvas');
+      cv.id = id; cv.setAttribute('role', 'img'); cv.setAttribute('aria-labelledby', id + '-cap');
+      box.append(cv); f.append(box);
+      const missing = series(key).filter((x) => !x.s.length).map((x) => x.v.value);
+      if (missing.length) f.append(el('p', emptyText.replace(/^no /, 'no ') + ' for ' + missing.join(', '), 'sub'));
+      charts.append(f);
+      if (!C) return;
+      const datasets = withData.map(({ v, i, s }) => {
+        const xs = [...s].sort((a, b) => a - b), n = xs.length;
+        const step = Math.max(1, Math.floor(n / 400)); // at most ~400 points a line
+        const pts = [];
+        for (let j = 0; j < n; j += step) pts.push({ x: xs[j], y: (j + 1) / n });
+        if (pts[pts.length - 1].x !== xs[n - 1]) pts.push({ x: xs[n - 1], y: 1 });
+        return { label: v.value + ' (' + n + ')', data: pts, borderColor: CMP_COLORS[i % CMP_COLORS.length],
+          backgroundColor: CMP_COLORS[i % CMP_COLORS.length], pointRadius: 0, borderWidth: 2, stepped: true };
+      });
+      cmpCharts[id] = new C(cv, { type: 'line', data: { datasets }, options: { responsive: true, parsing: true,
+        scales: { x: { type: 'linear', title: { display: true, text: 'ms' } },
+          y: { min: 0, max: 1, title: { display: true, text: 'share of calls ≤ x' }, ticks: { callback: (t) => Math.round(t * 100) + ' %' } } },
+        plugins: { legend: { position: 'bottom' } } } });
+    };
+    drawCDF('cmp-latency', 'Latency (ms): cumulative share of calls', 'latency_samples_ms', 'no calls: no latency');
+    drawCDF('cmp-ttft', 'Time to first token (ms): cumulative share of streamed calls', 'ttft_samples_ms', 'no streamed calls: no TTFT');
+    cmpOut.replaceChildren(diffs, cols, charts);
+  }
+
   // ---- refresh -------------------------------------------------------------
   let seq = 0;
   async function refresh() {
@@ -314,11 +470,13 @@
       renderModels(s);
       renderCalls(list.calls);
       renderDatalists(list.calls);
+      renderCompareChoices(list.calls);
       renderCharts(list.calls, s, Boolean(list.next));
       statusEl.classList.remove('bad');
       statusEl.textContent = 'updated ' + new Date().toLocaleTimeString();
       main.dataset.query = q.toString();
       main.dataset.refreshes = String(Number(main.dataset.refreshes) + 1);
+      if (cmpActive) runCompare();
     } catch (err) {
       if (my !== seq) return;
       statusEl.classList.add('bad');

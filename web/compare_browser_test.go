@@ -1,0 +1,201 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"llmscope"
+	"llmscope/internal/needs"
+	"llmscope/sqlite"
+	"llmscope/web"
+)
+
+// TestCompareBrowser opens the dashboard in headless Chromium, compares two
+// experiments of clearly different latency and checks the side-by-side
+// tiles, the difference line naming the slower one, the overlaid
+// distributions, and that nothing in the view overlaps.
+func TestCompareBrowser(t *testing.T) {
+	chromium := needs.Binary(t, "chromium", "apt-get install chromium, or run scripts/test-deps.sh")
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "cmp.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	r := rand.New(rand.NewPCG(3, 3))
+	for _, calls := range [][]*llmscope.Call{
+		compareCalls(r, "demo-a", "run-a", 80, 120, true, true),
+		compareCalls(r, "demo-b", "run-b", 80, 300, false, true),
+		compareCalls(r, "demo-c", "run-c", 30, 200, true, false),
+	} {
+		if err := store.Write(ctx, calls); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(web.New(store, nil, nil))
+	defer srv.Close()
+
+	artifacts := os.Getenv("LLMSCOPE_ARTIFACTS")
+	if artifacts == "" {
+		artifacts = t.TempDir()
+	}
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromium),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1400, 1000),
+	)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	defer cancelBrowser()
+	var (
+		mu         sync.Mutex
+		exceptions []string
+	)
+	if err := chromedp.Listen(bctx, func(ev any) {
+		if e, ok := ev.(*runtime.EventExceptionThrown); ok {
+			mu.Lock()
+			d := e.ExceptionDetails
+			msg := fmt.Sprintf("%s at %s:%d:%d", d.Text, d.URL, d.LineNumber+1, d.ColumnNumber+1)
+			if d.Exception != nil {
+				msg += ": " + d.Exception.Description
+			}
+			exceptions = append(exceptions, msg)
+			mu.Unlock()
+		}
+	}); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	if err := chromedp.Do(bctx, chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatalf("open dashboard: %v", err)
+	}
+	run("first refresh", chromedp.Poll[chromedp.Void](`document.querySelector('#main').dataset.query === 'since=1h'`,
+		chromedp.WithPollingTimeout(20*time.Second)))
+
+	choices := value(t, bctx, "choices", chromedp.Evaluate[[]string](`[...document.querySelectorAll('#cmp-values input')].map(i => i.value)`))
+	if strings.Join(choices, ",") != "demo-a,demo-b,demo-c" {
+		t.Fatalf("comparison choices = %q, want the three experiments of recent calls", choices)
+	}
+	if msg := value(t, bctx, "hint", chromedp.Text(chromedp.CSS(`#cmp-msg`))); !strings.Contains(msg, "pick at least two") {
+		t.Errorf("before picking, the comparison says %q", msg)
+	}
+	run("pick demo-a then demo-b and compare",
+		chromedp.Click(chromedp.CSS(`#cmp-values input[value="demo-a"]`)),
+		chromedp.Click(chromedp.CSS(`#cmp-values input[value="demo-b"]`)),
+		chromedp.Click(chromedp.CSS(`#cmp-go`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('#cmp-out').dataset.query !== ''`, chromedp.WithPollingTimeout(20*time.Second)))
+	if q := value(t, bctx, "query", chromedp.AttributeValue(chromedp.CSS(`#cmp-out`), "data-query")).Value; q != "by=experiment&values=demo-a%2Cdemo-b&since=1h" {
+		t.Errorf("comparison query = %q", q)
+	}
+
+	cols := value(t, bctx, "columns", chromedp.Evaluate[map[string]map[string]string](`Object.fromEntries([...document.querySelectorAll('.cmp-col')].map(c =>
+		[c.dataset.value, Object.fromEntries([...c.querySelectorAll('[data-k]')].map(t => [t.dataset.k, t.querySelector('.v').textContent]))]))`))
+	if len(cols) != 2 {
+		t.Fatalf("comparison columns = %v, want demo-a and demo-b", cols)
+	}
+	for _, exp := range []string{"demo-a", "demo-b"} {
+		c := cols[exp]
+		if c["calls"] != "80" {
+			t.Errorf("%s tile calls = %q, want 80", exp, c["calls"])
+		}
+		for _, k := range []string{"error_rate", "p50", "p95", "ttft_p50", "cost_per_call", "cost_per_1k"} {
+			if c[k] == "" {
+				t.Errorf("%s lacks the %s tile: %v", exp, k, c)
+			}
+		}
+	}
+	if cols["demo-a"]["ttft_p50"] == "–" || cols["demo-b"]["ttft_p50"] != "–" {
+		t.Errorf("TTFT p50 tiles: demo-a %q (streamed), demo-b %q (not streamed)", cols["demo-a"]["ttft_p50"], cols["demo-b"]["ttft_p50"])
+	}
+	body := value(t, bctx, "compare text", chromedp.Text(chromedp.CSS(`#compare`)))
+	if !strings.Contains(body, "no streamed calls: no TTFT") {
+		t.Errorf("the comparison does not say demo-b has no TTFT: %q", body)
+	}
+	diff := value(t, bctx, "difference", chromedp.Text(chromedp.CSS(`#cmp-diffs li[data-value="demo-b"] b`)))
+	if !strings.HasPrefix(diff, "demo-b is ") || !strings.Contains(diff, "× slower than demo-a (p < 0.001)") {
+		t.Errorf("difference line = %q, want demo-b named slower with p < 0.001", diff)
+	}
+	drawn := value(t, bctx, "scan canvases", chromedp.Evaluate[map[string]int](`Object.fromEntries([...document.querySelectorAll('#compare canvas')].map(c => {
+		const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+		let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+		return [c.id, n];
+	}))`))
+	if len(drawn) != 2 || drawn["cmp-latency"] < 2000 || drawn["cmp-ttft"] < 2000 {
+		t.Errorf("comparison charts drew %v, want latency and TTFT distributions", drawn)
+	}
+	// Nothing overlaps: no two boxes of the view that are siblings intersect,
+	// and no tile sticks out of its column.
+	overlaps := value(t, bctx, "overlaps", chromedp.Evaluate[[]string](`(() => {
+		const out = [], name = (e) => e.tagName + '.' + e.className + '[' + (e.dataset.k || e.dataset.value || e.id || '') + ']';
+		const boxes = ['#cmp-form > *', '#cmp-values label', '#cmp-diffs li', '.cmp-cols > .cmp-col', '.cmp-tiles > .tile', '.cmp-charts > figure'];
+		for (const sel of boxes) {
+			const els = [...document.querySelectorAll(sel)].filter(e => e.tagName !== 'LEGEND');
+			for (let i = 0; i < els.length; i++) for (let j = i + 1; j < els.length; j++) {
+				if (els[i].parentElement !== els[j].parentElement) continue;
+				const a = els[i].getBoundingClientRect(), b = els[j].getBoundingClientRect();
+				if (a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5) out.push(name(els[i]) + ' overlaps ' + name(els[j]));
+			}
+		}
+		for (const t of document.querySelectorAll('.cmp-tiles .tile, .cmp-tiles .tile .v')) {
+			const p = (t.classList.contains('v') ? t.closest('.tile') : t.closest('.cmp-col')).getBoundingClientRect(), r = t.getBoundingClientRect();
+			if (r.left < p.left - 0.5 || r.right > p.right + 0.5 || t.scrollWidth > t.clientWidth + 1) out.push(name(t) + ' sticks out of its box');
+		}
+		return out;
+	})()`))
+	for _, o := range overlaps {
+		t.Errorf("layout: %s", o)
+	}
+
+	run("scroll to the comparison", chromedp.ScrollIntoView(chromedp.CSS(`#h-compare`)))
+	for _, s := range []struct {
+		name string
+		a    chromedp.Action[[]byte]
+	}{{"compare.png", chromedp.CaptureScreenshot()}, {"compare-full.png", chromedp.FullScreenshot(100)}} {
+		png := value(t, bctx, "screenshot", s.a)
+		p := filepath.Join(artifacts, s.name)
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", p)
+	}
+
+	// Clear empties the view and asks again.
+	run("clear", chromedp.Click(chromedp.CSS(`#cmp-clear`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('#cmp-out').childElementCount === 0`, chromedp.WithPollingTimeout(5*time.Second)))
+	mu.Lock()
+	defer mu.Unlock()
+	for _, e := range exceptions {
+		t.Errorf("JavaScript exception: %s", e)
+	}
+}
