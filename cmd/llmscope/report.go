@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"llmscope"
@@ -16,6 +17,8 @@ func runReport(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	s := newSettings("report", stderr)
 	db := s.str("db", "LLMSCOPE_DB", "llmscope.db", "store: a SQLite file path")
 	out := s.str("out", "", "", "directory to write the charts and summary.md into (required)")
+	compare := s.str("compare", "", "", "comma-separated runs (or experiments, see --compare-by) to overlay on the same charts, with a comparison table")
+	compareBy := s.str("compare-by", "", "run", "what --compare names: run or experiment")
 	fo := addFilters(s)
 	if err := s.parse(args); err != nil {
 		return err
@@ -27,11 +30,26 @@ func runReport(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err != nil {
 		return err
 	}
+	var names []string
+	for _, n := range strings.Split(compare.val, ",") {
+		if n = strings.TrimSpace(n); n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	if compare.val != "" && len(names) == 0 {
+		return errors.New("--compare needs at least one run name")
+	}
+	if compareBy.val != "run" && compareBy.val != "experiment" {
+		return fmt.Errorf("--compare-by %q: want run or experiment", compareBy.val)
+	}
 	store, err := openStore(ctx, db.val)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if len(names) > 0 {
+		return compareReport(ctx, store, f, fo, names, compareBy.val, out.val, stdout)
+	}
 	var calls []*llmscope.Call
 	if err := eachCall(ctx, store, f, func(c *llmscope.Call) error { calls = append(calls, c); return nil }); err != nil {
 		return err
@@ -40,15 +58,59 @@ func runReport(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err != nil {
 		return err
 	}
+	if err := report.Write(out.val, calls, stats, reportTitle(fo)); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "report of %d calls written to %s (summary.md and %d charts as PNG and SVG)\n", len(calls), out.val, len(report.Files))
+	return nil
+}
+
+// reportTitle names the filters in use, for the charts' titles.
+func reportTitle(fo filterOptions) string {
 	var title []string
 	for _, o := range []*option{fo.experiment, fo.run, fo.model, fo.since} {
 		if o.val != "" {
 			title = append(title, o.name+" "+o.val)
 		}
 	}
-	if err := report.Write(out.val, calls, stats, strings.Join(title, ", ")); err != nil {
+	return strings.Join(title, ", ")
+}
+
+// compareReport draws the charts of several runs (or experiments) overlaid
+// and prints their comparison table. Each group is the calls that pass f
+// and whose run (experiment) is the group's name.
+func compareReport(ctx context.Context, store llmscope.Store, f llmscope.Filter, fo filterOptions, names []string, by, out string, stdout io.Writer) error {
+	groups := make([]report.Group, len(names))
+	index := map[string]int{}
+	for i, n := range names {
+		groups[i].Name = n
+		index[n] = i
+	}
+	if by == "run" {
+		f.Run = ""
+	} else {
+		f.Experiment = ""
+	}
+	n := 0
+	err := eachCall(ctx, store, f, func(c *llmscope.Call) error {
+		key := c.Run
+		if by == "experiment" {
+			key = c.Experiment
+		}
+		if i, ok := index[key]; ok {
+			groups[i].Calls = append(groups[i].Calls, c)
+			n++
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "report of %d calls written to %s (summary.md and %d charts as PNG and SVG)\n", len(calls), out.val, len(report.Files))
+	table, err := report.Compare(out, groups, by, reportTitle(fo))
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, table)
+	fmt.Fprintf(stdout, "comparison of %d %ss (%d calls) written to %s (summary.md and %d charts as PNG and SVG)\n", len(groups), by, n, out, len(report.Files))
 	return nil
 }
