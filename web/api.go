@@ -235,14 +235,18 @@ func (h *Handler) getCall(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// stats serves GET /api/stats: totals and one group per distinct value of
+// group_by's keys (comma-separated, of llmscope.GroupKeys; model by
+// default), at most max_groups groups (llmscope.DefaultMaxGroups by
+// default), in llmscope.Stats's JSON form.
 func (h *Handler) stats(w http.ResponseWriter, r *http.Request) {
-	f, err := ParseFilter(r.URL.Query(), time.Now())
+	q := r.URL.Query()
+	f, err := ParseFilter(q, time.Now())
+	if err == nil {
+		f.GroupBy, f.MaxGroups, err = ParseGrouping(q.Get("group_by"), q.Get("max_groups"))
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
-		return
-	}
-	if g := r.URL.Query().Get("group_by"); g != "" && g != "model" {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "group_by must be \"model\"")
 		return
 	}
 	s, err := h.store.Stats(r.Context(), f)
@@ -255,6 +259,32 @@ func (h *Handler) stats(w http.ResponseWriter, r *http.Request) {
 		s.Groups = []llmscope.Summary{}
 	}
 	writeJSON(w, http.StatusOK, s)
+}
+
+// MaxGroups is the largest max_groups /api/stats accepts.
+const MaxGroups = 100000
+
+// ParseGrouping checks the group_by and max_groups of a stats request and
+// returns them as Filter.GroupBy and Filter.MaxGroups: the keys normalised
+// ("model" alone becomes "", the default grouping), max_groups an integer
+// from 1 to MaxGroups ("" gives 0, the default).
+func ParseGrouping(groupBy, maxGroups string) (string, int, error) {
+	keys, err := llmscope.ParseGroupBy(groupBy)
+	if err != nil {
+		return "", 0, fmt.Errorf("group_by: %w", err)
+	}
+	g := strings.Join(keys, ",")
+	if g == llmscope.GroupModel {
+		g = ""
+	}
+	n := 0
+	if maxGroups != "" {
+		n, err = strconv.Atoi(maxGroups)
+		if err != nil || n < 1 || n > MaxGroups {
+			return "", 0, fmt.Errorf("max_groups %q is not an integer from 1 to %d", maxGroups, MaxGroups)
+		}
+	}
+	return g, n, nil
 }
 
 func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
