@@ -101,7 +101,7 @@ func (s *Server) newAnswer(x *exchange, model string, h uint64, promptTokens, li
 		usage:        newUsage(promptTokens, s.cachedTokens(h, promptTokens), &p),
 		sendUsage:    !x.fault.noUsage,
 		includeUsage: so != nil && so.IncludeUsage && !x.fault.noUsage,
-		pace:         s.pacer(h),
+		pace:         s.modelPacer(h, model),
 	}
 }
 

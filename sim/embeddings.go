@@ -80,7 +80,7 @@ func (s *Server) embeddings(x *exchange) {
 		promptTokens += s.promptTokens(seeds[i], func() int { return in.count(req.Model) })
 	}
 	x.setRequestID(makeIDs(all.sum()).requestID)
-	pace := s.pacer(all.sum())
+	pace := s.modelPacer(all.sum(), req.Model)
 	if sleep(x.ctx, pace.first()) != nil {
 		return
 	}

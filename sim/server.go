@@ -36,20 +36,27 @@ type Config struct {
 	ErrorRate       float64       // fraction of requests answered with ErrorStatus
 	ErrorStatus     int           // status of ErrorRate failures; default 500
 	Logger          *slog.Logger  // debug logs of faults and broken streams; default: discard
+	// Profile, when set, gives each model its own speed drawn per request
+	// and fails a fraction of requests with 429 or 5xx (see Realistic);
+	// non-zero TTFT and TokensPerSecond then replace every model's medians
+	// and Jitter is unused. Nil (the default): TTFT and TokensPerSecond for
+	// every model, no failures of its own.
+	Profile *Profile
 }
 
 // Server is the simulated upstream. It is an http.Handler serving
 // POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses
 // and GET /v1/models; it is safe for concurrent use.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	perPiece time.Duration
-	cache    *lru          // hashes of long prompts seen, for cached_tokens
-	counts   *lru          // prompt token counts by request hash
-	requests atomic.Uint64 // drives the ErrorRate draws
-	models   []byte        // pre-built GET /v1/models body
-	bufs     sync.Pool     // *[]byte response buffers
+	cfg             Config
+	log             *slog.Logger
+	perPiece        time.Duration
+	cache           *lru          // hashes of long prompts seen, for cached_tokens
+	counts          *lru          // prompt token counts by request hash
+	requests        atomic.Uint64 // drives the ErrorRate draws
+	profileRequests atomic.Uint64 // drives the Profile's failure draws
+	models          []byte        // pre-built GET /v1/models body
+	bufs            sync.Pool     // *[]byte response buffers
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -95,7 +102,8 @@ var routes = map[string]route{
 }
 
 // ServeHTTP routes one request. Order of checks: path (404), method (405),
-// X-Sim-Fault syntax (400), delay, injected status, ErrorRate, then the
+// X-Sim-Fault syntax (400), delay, injected status, ErrorRate, the
+// Profile's failures (POST only), then the
 // endpoint's own validation (400) and answer.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{s: s, w: w, r: r, ctx: r.Context(), fault: noFault}
@@ -127,6 +135,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.injectError() {
 		s.log.Debug("sim: error rate failure", "path", r.URL.Path, "status", s.cfg.ErrorStatus)
 		x.error(s.cfg.ErrorStatus, "simulated error: status "+strconv.Itoa(s.cfg.ErrorStatus)+" drawn by the error rate", "")
+		return
+	}
+	if rt.method == http.MethodPost && s.profileFault(x) {
 		return
 	}
 	rt.handle(s, x)

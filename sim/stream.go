@@ -74,6 +74,15 @@ func (s *Server) pacer(h uint64) pacer {
 	return pacer{ttft: s.cfg.TTFT, perPiece: s.perPiece, jitter: s.cfg.Jitter, r: rng{s: h ^ saltJitter}}
 }
 
+// modelPacer is the pacer of request hash h for model: drawn from the
+// Profile when there is one, else pacer(h).
+func (s *Server) modelPacer(h uint64, model string) pacer {
+	if s.cfg.Profile != nil {
+		return s.profilePacer(h, model)
+	}
+	return s.pacer(h)
+}
+
 func (p *pacer) jittered(base time.Duration) time.Duration {
 	if base <= 0 {
 		return 0
