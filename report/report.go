@@ -188,7 +188,7 @@ func histograms(title, x string, xfmt func(float64) string, ss []series, fill bo
 		p.Add(l)
 		f.Legend = append(f.Legend, LegendEntry{fmt.Sprintf("%s (n=%d)", s.name, len(s.values)), l})
 	}
-	p.Y.Min = 0
+	p.Y.Min, p.Y.Max = 0, p.Y.Max*1.05
 	p.X.Tick.Marker = humanTicks{xfmt}
 	p.Y.Tick.Marker = countTicks()
 	return f
@@ -346,7 +346,7 @@ func timeLines(title, y string, yfmt func(float64) string, ts timeSeries, measur
 	if len(f.Legend) == 0 {
 		return empty(f, EmptyCalls)
 	}
-	p.Y.Min = 0
+	p.Y.Min, p.Y.Max = 0, max(p.Y.Max*1.08, 1e-9) // headroom: a flat line does not hide in the frame
 	p.X.Tick.Marker = timeTicks{}
 	p.Y.Tick.Marker = humanTicks{yfmt}
 	if p.X.Max-p.X.Min < ts.step.Seconds() {
@@ -375,7 +375,8 @@ func bars(title, x, y string, yfmt func(float64) string, cats, names []string, v
 		f.Legend = append(f.Legend, LegendEntry{name, b})
 	}
 	p.NominalX(cats...)
-	p.Y.Min = 0
+	p.X.Min, p.X.Max = -0.6, float64(len(cats))-0.4 // room for the outer labels
+	p.Y.Min, p.Y.Max = 0, max(p.Y.Max*1.05, 1e-9)
 	p.Y.Tick.Marker = humanTicks{yfmt}
 	return f
 }

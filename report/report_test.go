@@ -40,7 +40,7 @@ func fakeCalls(n int, start time.Time, span time.Duration, run string, stream bo
 	for i := range n {
 		in, out := 200+r.IntN(1800), 50+r.IntN(900)
 		c := &llmscope.Call{
-			ID: fmt.Sprint(run, i), Start: start.Add(time.Duration(float64(span) * float64(i) / float64(n))),
+			ID: fmt.Sprint(run, i), Start: start.Add(time.Duration(float64(span) * (float64(i) + r.Float64()*3) / float64(n+3))),
 			DurationMS: slow * (200 + r.ExpFloat64()*400), Run: run, Experiment: "exp-" + run,
 			RequestModel: models[i%3], Stream: stream && i%3 != 2, Status: 200,
 			Usage: llmscope.Usage{InputTokens: int64(in), OutputTokens: int64(out), TotalTokens: int64(in + out), Source: llmscope.UsageReported},
