@@ -177,18 +177,20 @@ func TestCompareBrowser(t *testing.T) {
 		t.Errorf("layout: %s", o)
 	}
 
-	run("scroll to the comparison", chromedp.ScrollIntoView(chromedp.CSS(`#h-compare`)))
-	for _, s := range []struct {
-		name string
-		a    chromedp.Action[[]byte]
-	}{{"compare.png", chromedp.CaptureScreenshot()}, {"compare-full.png", chromedp.FullScreenshot(100)}} {
-		png := value(t, bctx, "screenshot", s.a)
-		p := filepath.Join(artifacts, s.name)
+	shot := func(name string, a chromedp.Action[[]byte]) {
+		t.Helper()
+		png := value(t, bctx, "screenshot "+name, a)
+		p := filepath.Join(artifacts, name)
 		if err := os.WriteFile(p, png, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("screenshot: %s", p)
 	}
+	shot("compare-full.png", chromedp.FullScreenshot(100)) // before scrolling: the sticky header stays on top
+	// The viewport, scrolled so the comparison starts below the sticky header.
+	run("scroll to the comparison", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0,
+		document.querySelector('#compare').getBoundingClientRect().top + window.scrollY - document.querySelector('header.top').offsetHeight - 8)`))
+	shot("compare.png", chromedp.CaptureScreenshot())
 
 	// Clear empties the view and asks again.
 	run("clear", chromedp.Click(chromedp.CSS(`#cmp-clear`)),

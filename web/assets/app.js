@@ -355,8 +355,9 @@
     for (const k of Object.keys(cmpCharts)) { cmpCharts[k].destroy(); delete cmpCharts[k]; }
     cmpOut.replaceChildren();
     cmpOut.dataset.query = '';
+    lastCompare = '';
   }
-  let cmpSeq = 0;
+  let cmpSeq = 0, lastCompare = '';
   async function runCompare() {
     if (!cmpActive || picked.length < 2) return;
     const my = ++cmpSeq;
@@ -368,7 +369,9 @@
       return;
     }
     if (my !== cmpSeq || !cmpActive) return;
-    renderCompare(r);
+    const key = JSON.stringify(r);
+    if (key !== lastCompare || cmpOut.dataset.query !== q.toString()) renderCompare(r); // a live refresh redraws only what changed
+    lastCompare = key;
     cmpMsg.textContent = 'baseline: ' + r.values[0].value + ' · ' + fSince.selectedOptions[0].textContent;
     cmpOut.dataset.query = q.toString();
   }
@@ -381,8 +384,9 @@
       li.dataset.value = d.value; li.dataset.verdict = d.verdict;
       li.append(el('b', d.text));
       const extra = [];
-      if (d.error_rate_diff !== null) extra.push('error rate ' + (d.error_rate_diff >= 0 ? '+' : '−') + fmt1.format(Math.abs(d.error_rate_diff) * 100) + ' points');
-      extra.push('cost per call ' + (d.cost_per_call_ratio !== null ? fmt2.format(d.cost_per_call_ratio) + '×' : 'not comparable (unknown price)'));
+      if (d.error_rate_diff !== null) extra.push(Math.abs(d.error_rate_diff) < 0.0005 ? 'same error rate'
+        : 'error rate ' + (d.error_rate_diff > 0 ? '+' : '−') + fmt1.format(Math.abs(d.error_rate_diff) * 100) + ' points');
+      extra.push('cost per call ' + (d.cost_per_call_ratio !== null ? d.cost_per_call_ratio.toFixed(2) + '×' : 'not comparable (unknown price)'));
       li.append(el('span', ' · ' + extra.join(' · '), 'sub'));
       diffs.append(li);
     }
