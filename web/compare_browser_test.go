@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"llmscope"
+	"llmscope/auth"
 	"llmscope/internal/needs"
 	"llmscope/sqlite"
 	"llmscope/web"
@@ -46,7 +47,15 @@ func TestCompareBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer(web.New(store, nil, nil))
+	// Behind the guard, so the dashboard runs under the real
+	// Content-Security-Policy.
+	const token = "compare-admin-token-0123"
+	hash := auth.HashToken(token)
+	guard, err := auth.New(auth.Config{AdminTokenHash: &hash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(guard.Wrap(web.New(store, nil, nil)))
 	defer srv.Close()
 
 	artifacts := os.Getenv("LLMSCOPE_ARTIFACTS")
@@ -100,6 +109,22 @@ func TestCompareBrowser(t *testing.T) {
 	if err := chromedp.Do(bctx, chromedp.Navigate(srv.URL+"/")); err != nil {
 		t.Fatalf("open dashboard: %v", err)
 	}
+	run("log in", chromedp.SendKeys(`#token`, token), chromedp.Submit(`#token`))
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		sctx, cancel := context.WithTimeout(bctx, 5*time.Second)
+		q, err := chromedp.Run(sctx, chromedp.Evaluate[string](`(document.querySelector('#main') || {dataset: {}}).dataset.query || ''`))
+		cancel()
+		if err == nil && q != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dashboard did not render after logging in (%v)", err)
+		}
+	}
+	value(t, bctx, "observe policy reports", chromedp.Evaluate[bool](`window.__csp = [];
+		window.__obs = new ReportingObserver(rs => window.__csp.push(...rs.map(r => r.body.effectiveDirective + ' ' + r.body.blockedURL)),
+			{types: ['csp-violation'], buffered: true});
+		window.__obs.observe(); true`))
 	run("first refresh", chromedp.Poll[chromedp.Void](`document.querySelector('#main').dataset.query === 'since=1h'`,
 		chromedp.WithPollingTimeout(20*time.Second)))
 
@@ -195,6 +220,32 @@ func TestCompareBrowser(t *testing.T) {
 	// Clear empties the view and asks again.
 	run("clear", chromedp.Click(chromedp.CSS(`#cmp-clear`)),
 		chromedp.Poll[chromedp.Void](`document.querySelector('#cmp-out').childElementCount === 0`, chromedp.WithPollingTimeout(5*time.Second)))
+	if n := value(t, bctx, "checked", chromedp.Evaluate[int](`document.querySelectorAll('#cmp-values input:checked').length`)); n != 0 {
+		t.Errorf("after Clear %d values are still picked", n)
+	}
+
+	// Runs: run-c (slower, 200 ms) against run-a (120 ms); run-c has no price.
+	run("compare runs",
+		chromedp.Evaluate[chromedp.Void](`(() => { const s = document.querySelector('#cmp-by'); s.value = 'run';
+			s.dispatchEvent(new Event('change', {bubbles: true})); })()`),
+		chromedp.Click(chromedp.CSS(`#cmp-values input[value="run-a"]`)),
+		chromedp.Click(chromedp.CSS(`#cmp-values input[value="run-c"]`)),
+		chromedp.Click(chromedp.CSS(`#cmp-go`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('#cmp-out').dataset.query === 'by=run&values=run-a%2Crun-c&since=1h'`,
+			chromedp.WithPollingTimeout(20*time.Second)))
+	diff = value(t, bctx, "run difference", chromedp.Text(chromedp.CSS(`#cmp-diffs li[data-value="run-c"]`)))
+	if !strings.Contains(diff, "run-c is ") || !strings.Contains(diff, "slower than run-a") || !strings.Contains(diff, "unknown price") {
+		t.Errorf("run difference line = %q, want run-c slower than run-a and its cost not comparable", diff)
+	}
+	if got := value(t, bctx, "run-c cost", chromedp.Text(chromedp.CSS(`.cmp-col[data-value="run-c"] [data-k="cost_per_call"]`))); !strings.Contains(got, "unknown") {
+		t.Errorf("run-c cost tile = %q, want unknown", got)
+	}
+	time.Sleep(300 * time.Millisecond)
+	violations := value(t, bctx, "policy reports", chromedp.Evaluate[[]string](
+		`window.__csp.concat(window.__obs.takeRecords().map(r => r.body.effectiveDirective + ' ' + r.body.blockedURL))`))
+	if len(violations) > 0 {
+		t.Errorf("Content-Security-Policy violations: %s", strings.Join(violations, "; "))
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	for _, e := range exceptions {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"llmscope"
+	"llmscope/auth"
 	"llmscope/sqlite"
 	"llmscope/web"
 )
@@ -256,5 +257,40 @@ func TestCompareBadInput(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode == http.StatusOK {
 		t.Errorf("POST /api/compare = %d", resp.StatusCode)
+	}
+}
+
+// TestCompareNeedsAuth: behind the guard, /api/compare answers 401 without
+// the admin token and 200 with it, like the rest of /api/*.
+func TestCompareNeedsAuth(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "auth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	hash := auth.HashToken("compare-token-0123456789")
+	guard, err := auth.New(auth.Config{AdminTokenHash: &hash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(guard.Wrap(web.New(store, nil, nil)))
+	defer srv.Close()
+	for _, c := range []struct {
+		header string
+		want   int
+	}{{"", 401}, {"Bearer wrong", 401}, {"Bearer compare-token-0123456789", 200}} {
+		req, _ := http.NewRequest("GET", srv.URL+"/api/compare?by=run&values=a,b", nil)
+		if c.header != "" {
+			req.Header.Set("Authorization", c.header)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("GET /api/compare with Authorization %q = %d, want %d", c.header, resp.StatusCode, c.want)
+		}
 	}
 }
