@@ -214,11 +214,11 @@ func (res *Results) Table(w io.Writer) error {
 func (res *Results) Markdown(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Sweep %s\n\nExperiment `%s`, sorted by %s. Cost, latency and tokens cover every call of the run, failed attempts included.\n\n", res.Sweep, res.Experiment, res.SortBy)
-	b.WriteString("| config | done | failed | accuracy | scored | cost USD | latency p50 ms | latency p95 ms | TTFT p50 ms | tokens | calls | run |\n")
+	b.WriteString("| config | done | failed | accuracy | scored | cost | latency p50 | latency p95 | TTFT p50 | tokens | calls | run |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range res.Rows {
-		fmt.Fprintf(&b, "| %s | %d/%d | %d | %s | %d | %s | %.1f | %.1f | %s | %d | %d | `%s` |\n", r.Config, r.Done, r.Units, r.Failed,
-			pct(r.Accuracy), r.Scored, usd(r.Calls), r.Calls.LatencyP50MS, r.Calls.LatencyP95MS, ms(r.Calls.TTFTP50MS), r.Calls.TotalTokens, r.Calls.Calls, r.Run)
+		fmt.Fprintf(&b, "| %s | %d/%d | %d | %s | %d | %s | %s | %s | %s | %d | %d | `%s` |\n", r.Config, r.Done, r.Units, r.Failed,
+			pct(r.Accuracy), r.Scored, humanUSD(r.Calls), humanMS(r.Calls.LatencyP50MS), humanMS(r.Calls.LatencyP95MS), humanMS(r.Calls.TTFTP50MS), r.Calls.TotalTokens, r.Calls.Calls, r.Run)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -240,6 +240,28 @@ func usd(s llmscope.Summary) string {
 		v += "+"
 	}
 	return v
+}
+
+// humanUSD is usd in a human format with significant digits, so a small
+// cost (2.4e-7 for an embedding) never shows as zero: "$0.00000024".
+func humanUSD(s llmscope.Summary) string {
+	if s.Calls > 0 && s.CostUnknown == s.Calls {
+		return "unknown"
+	}
+	v := llmscope.FormatUSD(s.CostUSD)
+	if s.CostUnknown > 0 {
+		v += "+"
+	}
+	return v
+}
+
+// humanMS is a latency in a human format ("12.3 ms", "1.25 s"), or a dash
+// when there is none.
+func humanMS(v float64) string {
+	if v == 0 {
+		return "–"
+	}
+	return llmscope.FormatMS(v)
 }
 
 func ms(v float64) string {
