@@ -181,26 +181,13 @@ func TestCompareBrowser(t *testing.T) {
 	}
 	// Nothing overlaps: no two boxes of the view that are siblings intersect,
 	// and no tile sticks out of its column.
-	overlaps := value(t, bctx, "overlaps", chromedp.Evaluate[[]string](`(() => {
-		const out = [], name = (e) => e.tagName + '.' + e.className + '[' + (e.dataset.k || e.dataset.value || e.id || '') + ']';
-		const boxes = ['#cmp-form > *', '#cmp-values label', '#cmp-diffs li', '.cmp-cols > .cmp-col', '.cmp-tiles > .tile', '.cmp-charts > figure'];
-		for (const sel of boxes) {
-			const els = [...document.querySelectorAll(sel)].filter(e => e.tagName !== 'LEGEND');
-			for (let i = 0; i < els.length; i++) for (let j = i + 1; j < els.length; j++) {
-				if (els[i].parentElement !== els[j].parentElement) continue;
-				const a = els[i].getBoundingClientRect(), b = els[j].getBoundingClientRect();
-				if (a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5) out.push(name(els[i]) + ' overlaps ' + name(els[j]));
-			}
+	checkLayout := func(width string) {
+		t.Helper()
+		for _, o := range value(t, bctx, "overlaps", chromedp.Evaluate[[]string](overlapJS)) {
+			t.Errorf("layout at %s: %s", width, o)
 		}
-		for (const t of document.querySelectorAll('.cmp-tiles .tile, .cmp-tiles .tile .v')) {
-			const p = (t.classList.contains('v') ? t.closest('.tile') : t.closest('.cmp-col')).getBoundingClientRect(), r = t.getBoundingClientRect();
-			if (r.left < p.left - 0.5 || r.right > p.right + 0.5 || t.scrollWidth > t.clientWidth + 1) out.push(name(t) + ' sticks out of its box');
-		}
-		return out;
-	})()`))
-	for _, o := range overlaps {
-		t.Errorf("layout: %s", o)
 	}
+	checkLayout("1400 px")
 
 	shot := func(name string, a chromedp.Action[[]byte]) {
 		t.Helper()
@@ -216,6 +203,14 @@ func TestCompareBrowser(t *testing.T) {
 	run("scroll to the comparison", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0,
 		document.querySelector('#compare').getBoundingClientRect().top + window.scrollY - document.querySelector('header.top').offsetHeight - 8)`))
 	shot("compare.png", chromedp.CaptureScreenshot())
+	// A narrow window: the columns stack, still without overlaps.
+	run("narrow", chromedp.EmulateViewport(560, 1000))
+	time.Sleep(300 * time.Millisecond) // the charts resize on the next frame
+	checkLayout("560 px")
+	run("scroll to the comparison (narrow)", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0,
+		document.querySelector('#cmp-diffs').getBoundingClientRect().top + window.scrollY - document.querySelector('header.top').offsetHeight - 8)`))
+	shot("compare-narrow.png", chromedp.CaptureScreenshot())
+	run("wide again", chromedp.EmulateViewport(1400, 1000))
 
 	// Clear empties the view and asks again.
 	run("clear", chromedp.Click(chromedp.CSS(`#cmp-clear`)),
@@ -252,3 +247,23 @@ func TestCompareBrowser(t *testing.T) {
 		t.Errorf("JavaScript exception: %s", e)
 	}
 }
+
+// overlapJS lists the boxes of the comparison view that overlap a sibling
+// or stick out of their column or tile.
+const overlapJS = `(() => {
+		const out = [], name = (e) => e.tagName + '.' + e.className + '[' + (e.dataset.k || e.dataset.value || e.id || '') + ']';
+		const boxes = ['#cmp-form > *', '#cmp-values label', '#cmp-diffs li', '.cmp-cols > .cmp-col', '.cmp-tiles > .tile', '.cmp-charts > figure'];
+		for (const sel of boxes) {
+			const els = [...document.querySelectorAll(sel)].filter(e => e.tagName !== 'LEGEND');
+			for (let i = 0; i < els.length; i++) for (let j = i + 1; j < els.length; j++) {
+				if (els[i].parentElement !== els[j].parentElement) continue;
+				const a = els[i].getBoundingClientRect(), b = els[j].getBoundingClientRect();
+				if (a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5) out.push(name(els[i]) + ' overlaps ' + name(els[j]));
+			}
+		}
+		for (const t of document.querySelectorAll('.cmp-tiles .tile, .cmp-tiles .tile .v')) {
+			const p = (t.classList.contains('v') ? t.closest('.tile') : t.closest('.cmp-col')).getBoundingClientRect(), r = t.getBoundingClientRect();
+			if (r.left < p.left - 0.5 || r.right > p.right + 0.5 || t.scrollWidth > t.clientWidth + 1) out.push(name(t) + ' sticks out of its box');
+		}
+		return out;
+	})()`
