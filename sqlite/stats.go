@@ -110,30 +110,30 @@ FROM calls`+cond, args...)
 		return nil, fmt.Errorf("sqlite: stats: %w", err)
 	}
 
-	var total group
-	var n, nTTFT int
-	for _, g := range groups {
-		n += len(g.latencies)
-		nTTFT += len(g.ttfts)
-	}
-	total.latencies = make([]float64, 0, n)
-	total.ttfts = make([]float64, 0, nTTFT)
-	st := &llmscope.Stats{GroupBy: keys, Groups: make([]llmscope.Summary, 0, len(groups)), GroupsTotal: len(groups)}
-	for _, g := range groups {
-		total.merge(g)
-	}
-	st.Totals = total.summary()
 	type sorted struct {
 		g    *group
 		vals []string
 	}
+	st := &llmscope.Stats{GroupBy: keys, GroupsTotal: len(groups)}
 	order := make([]sorted, 0, len(groups))
+	var n, nTTFT int
 	for _, g := range groups {
 		order = append(order, sorted{g, st.KeyValues(g.sum)})
+		n += len(g.latencies)
+		nTTFT += len(g.ttfts)
 	}
 	slices.SortFunc(order, func(a, b sorted) int {
 		return llmscope.CompareGroups(a.g.sum.Calls, a.vals, b.g.sum.Calls, b.vals)
 	})
+	// The totals add the groups up in their order, so the cost sum is the
+	// same float every time.
+	var total group
+	total.latencies = make([]float64, 0, n)
+	total.ttfts = make([]float64, 0, nTTFT)
+	for _, o := range order {
+		total.merge(o.g)
+	}
+	st.Totals = total.summary()
 	limit := f.MaxGroups
 	if limit <= 0 {
 		limit = llmscope.DefaultMaxGroups
@@ -141,6 +141,7 @@ FROM calls`+cond, args...)
 	if len(order) > limit {
 		order, st.Truncated = order[:limit], true
 	}
+	st.Groups = make([]llmscope.Summary, 0, len(order))
 	for _, o := range order {
 		st.Groups = append(st.Groups, o.g.summary())
 	}

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -31,18 +33,37 @@ func (f filterOptions) filter() (llmscope.Filter, error) {
 	return web.ParseFilter(map[string][]string{"since": {f.since.val}, "experiment": {f.experiment.val}, "run": {f.run.val}, "model": {f.model.val}}, time.Now())
 }
 
-// runStats prints a table per model: calls, errors, tokens, cost, latency
-// percentiles and TTFT.
+// maxStatsGroups is the largest --limit stats accepts.
+const maxStatsGroups = 1_000_000
+
+// runStats prints a table with one row per group (per model by default, or
+// per value of --group-by's keys): calls, errors, tokens, cost, latency
+// percentiles and TTFT; with --json, the JSON /api/stats answers.
 func runStats(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	s := newSettings("stats", stderr)
 	db := s.str("db", "LLMSCOPE_DB", "llmscope.db", "store: a SQLite file path")
+	groupBy := s.str("group-by", "", "model", "group by these comma-separated keys: "+strings.Join(llmscope.GroupKeys, ", "))
+	asJSON := s.boolean("json", "", false, "print the JSON /api/stats answers instead of a table")
+	limit := s.str("limit", "", strconv.Itoa(llmscope.DefaultMaxGroups), "show at most this many groups, the largest (0: all)")
 	fo := addFilters(s)
 	if err := s.parse(args); err != nil {
+		return err
+	}
+	keys, err := llmscope.ParseGroupBy(groupBy.val)
+	if err != nil {
+		return fmt.Errorf("--group-by: %w", err)
+	}
+	maxGroups, err := parseGroupLimit(limit.val)
+	if err != nil {
 		return err
 	}
 	f, err := fo.filter()
 	if err != nil {
 		return err
+	}
+	f.GroupBy, f.MaxGroups = strings.Join(keys, ","), maxGroups
+	if f.GroupBy == llmscope.GroupModel {
+		f.GroupBy = "" // the default grouping, as /api/stats?group_by=model
 	}
 	store, err := openStore(ctx, db.val)
 	if err != nil {
@@ -53,21 +74,96 @@ func runStats(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "MODEL\tCALLS\tERRORS\tIN_TOKENS\tOUT_TOKENS\tCOST_USD\tP50_MS\tP95_MS\tP99_MS\tTTFT_P50_MS\t")
-	row := func(name string, g llmscope.Summary) {
-		cost := strconv.FormatFloat(g.CostUSD, 'f', 6, 64)
+	if st.Groups == nil {
+		st.Groups = []llmscope.Summary{}
+	}
+	if asJSON.val == "true" {
+		return json.NewEncoder(stdout).Encode(st) // as web's writeJSON
+	}
+	if err := statsTable(stdout, st); err != nil {
+		return err
+	}
+	if st.Truncated {
+		fmt.Fprintf(stderr, "stats: showing the %d largest of %d groups; --limit N (0: all) shows more\n", len(st.Groups), st.GroupsTotal)
+	}
+	return nil
+}
+
+// parseGroupLimit reads stats' --limit: a whole number from 0 (every group)
+// to maxStatsGroups.
+func parseGroupLimit(v string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 0 || n > maxStatsGroups {
+		return 0, fmt.Errorf("--limit: %q is not a whole number from 0 (all groups) to %d", v, maxStatsGroups)
+	}
+	if n == 0 {
+		return maxStatsGroups, nil
+	}
+	return n, nil
+}
+
+// statsTable writes st as an aligned table: the group's key values (an
+// empty one as "(none)"), then its figures in significant digits, then a
+// total row; a TTFT no call counted for shows as "–".
+func statsTable(w io.Writer, st *llmscope.Stats) error {
+	keys := st.GroupBy
+	if len(keys) == 0 {
+		keys = []string{llmscope.GroupModel}
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, k := range keys {
+		fmt.Fprint(tw, strings.ToUpper(k), "\t")
+	}
+	fmt.Fprintln(tw, "CALLS\tERRORS\tIN_TOKENS\tOUT_TOKENS\tCOST_USD\tP50_MS\tP95_MS\tP99_MS\tTTFT_P50_MS\t")
+	row := func(names []string, g llmscope.Summary) {
+		for _, n := range names {
+			fmt.Fprint(tw, termSafe(n), "\t")
+		}
+		cost := humanNumber(g.CostUSD, 4)
 		if g.CostUnknown > 0 {
 			cost += fmt.Sprintf(" (+%d unpriced)", g.CostUnknown)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t\n", termSafe(name), g.Calls, g.Errors, g.InputTokens, g.OutputTokens, cost,
-			g.LatencyP50MS, g.LatencyP95MS, g.LatencyP99MS, g.TTFTP50MS)
+		ttft := "–"
+		if g.TTFTP50MS > 0 {
+			ttft = humanNumber(g.TTFTP50MS, 3)
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n", g.Calls, g.Errors, g.InputTokens, g.OutputTokens, cost,
+			humanNumber(g.LatencyP50MS, 3), humanNumber(g.LatencyP95MS, 3), humanNumber(g.LatencyP99MS, 3), ttft)
 	}
 	for _, g := range st.Groups {
-		row(g.Key, g)
+		vals := st.KeyValues(g)
+		for i, v := range vals {
+			if v == "" {
+				vals[i] = "(none)"
+			}
+		}
+		row(vals, g)
 	}
-	row("total", st.Totals)
+	total := make([]string, len(keys))
+	total[0] = "total"
+	row(total, st.Totals)
 	return tw.Flush()
+}
+
+// humanNumber formats v for people: sig significant digits (more when the
+// integer part has more), never a fixed number of decimals that would show
+// a small cost as 0.000000: 2.4e-7 prints as 0.00000024, 1234.56 as 1235,
+// 0.012345 as 0.01235 (sig 4); below 1e-12 it switches to an exponent.
+func humanNumber(v float64, sig int) string {
+	switch {
+	case v == 0:
+		return "0"
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	case math.Abs(v) < 1e-12:
+		return strconv.FormatFloat(v, 'g', sig, 64)
+	}
+	decimals := max(0, sig-1-int(math.Floor(math.Log10(math.Abs(v)))))
+	out := strconv.FormatFloat(v, 'f', decimals, 64)
+	if strings.Contains(out, ".") {
+		out = strings.TrimRight(strings.TrimRight(out, "0"), ".")
+	}
+	return out
 }
 
 // csvHeader is the column list of `export --format csv`.
@@ -102,9 +198,15 @@ func csvRow(c *llmscope.Call) []string {
 	if c.Cost != nil {
 		cin, cout, ctot, csrc = f(c.Cost.InputUSD), f(c.Cost.OutputUSD), f(c.Cost.TotalUSD), c.Cost.PriceSource
 	}
+	// ttft_ms is empty (NaN in pandas) for a call that did not stream or saw
+	// no chunk, as it is null in the Call's JSON.
+	ttft := ""
+	if c.Stream && c.TTFTMS != 0 {
+		ttft = f(c.TTFTMS)
+	}
 	p := c.Params
 	return []string{
-		c.ID, c.TraceID, c.Start.UTC().Format(time.RFC3339Nano), f(c.DurationMS), f(c.TTFTMS), c.Operation, c.Provider, c.Endpoint,
+		c.ID, c.TraceID, c.Start.UTC().Format(time.RFC3339Nano), f(c.DurationMS), ttft, c.Operation, c.Provider, c.Endpoint,
 		c.RequestModel, c.ResponseModel, strconv.FormatBool(c.Stream), strconv.Itoa(c.Status), c.ErrorType, c.FinishReason,
 		pf(p.Temperature), pf(p.TopP), pi(p.MaxTokens), pi(p.MaxCompletionTokens), pi(p.MaxOutputTokens), pi(p.N), pi(p.Seed),
 		pf(p.PresencePenalty), pf(p.FrequencyPenalty), p.ResponseFormat, pi(p.Tools), p.ToolChoice, p.ReasoningEffort, string(params),
