@@ -26,6 +26,7 @@ type chatRequest struct {
 	Tools               json.RawMessage `json:"tools"`
 	ToolChoice          json.RawMessage `json:"tool_choice"`
 	ResponseFormat      json.RawMessage `json:"response_format"`
+	sampling
 }
 
 // answer is everything needed to write one chat or text completion, in
@@ -55,6 +56,10 @@ func (s *Server) chat(x *exchange) {
 	}
 	limit, ok := x.limit([]*int{req.MaxCompletionTokens, req.MaxTokens}, "max_completion_tokens", "max_tokens")
 	if !ok {
+		return
+	}
+	if bad := req.check(); bad != nil {
+		x.reject(bad)
 		return
 	}
 	var p chatPrompt

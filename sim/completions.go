@@ -12,6 +12,7 @@ type completionRequest struct {
 	Stream        bool            `json:"stream"`
 	StreamOptions *streamOptions  `json:"stream_options"`
 	MaxTokens     *int            `json:"max_tokens"`
+	sampling
 }
 
 // completions serves POST /v1/completions. Several prompts are answered as
@@ -24,6 +25,10 @@ func (s *Server) completions(x *exchange) {
 	}
 	limit, ok := x.limit([]*int{req.MaxTokens}, "max_tokens")
 	if !ok {
+		return
+	}
+	if bad := req.check(); bad != nil {
+		x.reject(bad)
 		return
 	}
 	prompts, err := textInputs(req.Prompt)

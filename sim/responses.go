@@ -99,6 +99,10 @@ func (s *Server) responses(x *exchange) {
 	if !ok {
 		return
 	}
+	if bad := checkTemperature(req.Temperature, req.TopP); bad != nil {
+		x.reject(bad)
+		return
+	}
 	p, err := responsesPrompt(&req)
 	if err != nil {
 		x.error(http.StatusBadRequest, "invalid 'input': "+err.Error(), "input")

@@ -167,7 +167,8 @@ type exchange struct {
 const maxBody = 32 << 20
 
 // decode reads the JSON body into v; on failure it answers 400 and returns
-// false.
+// false: invalid_type naming the parameter when a field has the wrong JSON
+// type, else a parse error.
 func (x *exchange) decode(v any) bool {
 	body, err := io.ReadAll(http.MaxBytesReader(x.w, x.r.Body, maxBody))
 	if err != nil {
@@ -180,6 +181,10 @@ func (x *exchange) decode(v any) bool {
 		return false
 	}
 	if err := json.Unmarshal(body, v); err != nil {
+		if bad, ok := typeError(err); ok {
+			x.reject(bad)
+			return false
+		}
 		x.error(http.StatusBadRequest, "could not parse the JSON body of your request: "+err.Error(), "")
 		return false
 	}
@@ -203,7 +208,7 @@ func (x *exchange) limit(vals []*int, names ...string) (int, bool) {
 			continue
 		}
 		if *v < 1 {
-			x.error(http.StatusBadRequest, fmt.Sprintf("invalid '%s': integer below minimum value 1", names[i]), names[i])
+			x.reject(outOfRange(names[i], "integer below minimum value", ">=", "1", strconv.Itoa(*v), "integer_below_min_value"))
 			return 0, false
 		}
 		return *v, true

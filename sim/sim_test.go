@@ -448,7 +448,7 @@ func TestRequestErrors(t *testing.T) {
 		{"POST", "/v1/chat/completions", "{not json", 400, "", "could not parse"},
 		{"POST", "/v1/chat/completions", `{"messages":[{"role":"user","content":"x"}]}`, 400, "", "model"},
 		{"POST", "/v1/chat/completions", `{"model":"gpt-4o","messages":[]}`, 400, "", "messages"},
-		{"POST", "/v1/chat/completions", `{"model":"gpt-4o","max_tokens":0,"messages":[{"role":"user","content":"x"}]}`, 400, "", "max_tokens"},
+		{"POST", "/v1/chat/completions", `{"model":"gpt-4o","max_tokens":0,"messages":[{"role":"user","content":"x"}]}`, 400, "integer_below_min_value", "max_tokens"},
 		{"POST", "/v1/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":5}]}`, 400, "", "content"},
 		{"POST", "/v1/completions", `{"model":"gpt-4o"}`, 400, "", "prompt"},
 		{"POST", "/v1/embeddings", `{"model":"text-embedding-3-small"}`, 400, "", "input"},
