@@ -129,8 +129,13 @@ func typeError(err error) (*badRequest, bool) {
 	}
 	// Fields of the embedded sampling struct are reported under its name.
 	param := strings.TrimPrefix(te.Field, "sampling.")
+	want, got := expectedKind(te.Type), gotKind(te.Value)
+	if num, ok := strings.CutPrefix(te.Value, "number "); ok && (want == got || want == "a decimal") {
+		// A number of the right kind that overflows its type (1e999).
+		return invalidValue(param, num+" is out of range."), true
+	}
 	return &badRequest{
-		msg:   fmt.Sprintf("Invalid type for '%s': expected %s, but got %s instead.", param, expectedKind(te.Type), gotKind(te.Value)),
+		msg:   fmt.Sprintf("Invalid type for '%s': expected %s, but got %s instead.", param, want, got),
 		param: param, code: codeInvalidType,
 	}, true
 }
