@@ -125,7 +125,7 @@ func empty(f *Figure, why string) *Figure {
 	return f
 }
 
-func countTicks() plot.Ticker { return humanTicks{llmscope.FormatCount} }
+func countTicks() plot.Ticker { return humanTicks{llmscope.FormatCount, true} }
 
 // histograms draws one histogram per series on shared bins: filled and
 // see-through when fill is set, outlines only (readable when many runs
@@ -189,7 +189,7 @@ func histograms(title, x string, xfmt func(float64) string, ss []series, fill bo
 		f.Legend = append(f.Legend, LegendEntry{fmt.Sprintf("%s (n=%d)", s.name, len(s.values)), l})
 	}
 	p.Y.Min, p.Y.Max = 0, p.Y.Max*1.05
-	p.X.Tick.Marker = humanTicks{xfmt}
+	p.X.Tick.Marker = humanTicks{xfmt, false}
 	p.Y.Tick.Marker = countTicks()
 	return f
 }
@@ -221,8 +221,8 @@ func ecdf(title, x string, ss []series, why string) *Figure {
 		return empty(f, why)
 	}
 	p.Y.Min, p.Y.Max = 0, 1
-	p.X.Tick.Marker = humanTicks{llmscope.FormatMS}
-	p.Y.Tick.Marker = humanTicks{func(v float64) string { return llmscope.FormatSig(v*100, 3) + "%" }}
+	p.X.Tick.Marker = humanTicks{llmscope.FormatMS, false}
+	p.Y.Tick.Marker = humanTicks{func(v float64) string { return llmscope.FormatSig(v*100, 3) + "%" }, false}
 	return f
 }
 
@@ -318,40 +318,32 @@ func overTime(groups []Group) timeSeries {
 // timeLines draws measure (0 requests, 1 tokens, 2 cost) of each group
 // over time, one colour per group.
 func timeLines(title, y string, yfmt func(float64) string, ts timeSeries, measure int, colors []color.RGBA) *Figure {
-	p := newPlot(title, "time (UTC)", y)
+	p := newPlot(title, "time (UTC), "+strings.TrimPrefix(stepName(ts.step), "per ")+" buckets", y)
 	f := &Figure{Plot: p}
 	for i, v := range ts.values {
 		pts := v[measure]
 		if len(pts) == 0 {
 			continue
 		}
-		l, err := plotter.NewLine(pts)
+		// Steps, one flat segment per bucket: two buckets make two
+		// steps, not a diagonal line that suggests a trend.
+		steps := append(append(plotter.XYs{}, pts...), plotter.XY{X: pts[len(pts)-1].X + ts.step.Seconds(), Y: pts[len(pts)-1].Y})
+		l, err := plotter.NewLine(steps)
 		if err != nil {
 			continue
 		}
+		l.StepStyle = plotter.PostStep
 		l.Color = colors[i%len(colors)]
 		l.Width = vg.Points(1.5)
 		p.Add(l)
-		var th plot.Thumbnailer = l
-		if len(pts) == 1 { // a single bucket: a line would not show
-			sc, err := plotter.NewScatter(pts)
-			if err == nil {
-				sc.GlyphStyle = draw.GlyphStyle{Color: l.Color, Radius: vg.Points(3), Shape: draw.CircleGlyph{}}
-				p.Add(sc)
-				th = sc
-			}
-		}
-		f.Legend = append(f.Legend, LegendEntry{ts.names[i], th})
+		f.Legend = append(f.Legend, LegendEntry{ts.names[i], l})
 	}
 	if len(f.Legend) == 0 {
 		return empty(f, EmptyCalls)
 	}
 	p.Y.Min, p.Y.Max = 0, max(p.Y.Max*1.08, 1e-9) // headroom: a flat line does not hide in the frame
 	p.X.Tick.Marker = timeTicks{}
-	p.Y.Tick.Marker = humanTicks{yfmt}
-	if p.X.Max-p.X.Min < ts.step.Seconds() {
-		p.X.Min, p.X.Max = p.X.Min-ts.step.Seconds(), p.X.Max+ts.step.Seconds()
-	}
+	p.Y.Tick.Marker = humanTicks{yfmt, measure == 0}
 	return f
 }
 
@@ -377,7 +369,7 @@ func bars(title, x, y string, yfmt func(float64) string, cats, names []string, v
 	p.NominalX(cats...)
 	p.X.Min, p.X.Max = -0.6, float64(len(cats))-0.4 // room for the outer labels
 	p.Y.Min, p.Y.Max = 0, max(p.Y.Max*1.05, 1e-9)
-	p.Y.Tick.Marker = humanTicks{yfmt}
+	p.Y.Tick.Marker = humanTicks{yfmt, false}
 	return f
 }
 

@@ -219,7 +219,12 @@ func TestTimeTicks(t *testing.T) {
 }
 
 func TestHumanTicks(t *testing.T) {
-	for _, tk := range (humanTicks{llmscope.FormatCount}).Ticks(0, 2000) {
+	for _, tk := range (humanTicks{llmscope.FormatCount, true}).Ticks(0, 7.5) {
+		if strings.Contains(tk.Label, ".") {
+			t.Errorf("count axis label %q", tk.Label)
+		}
+	}
+	for _, tk := range (humanTicks{llmscope.FormatCount, false}).Ticks(0, 2000) {
 		if strings.Contains(tk.Label, ".00") {
 			t.Errorf("label %q", tk.Label)
 		}

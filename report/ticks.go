@@ -11,7 +11,8 @@ import (
 // humanTicks are gonum's default ticks labelled by format (e.g.
 // llmscope.FormatCount), with no two major labels alike.
 type humanTicks struct {
-	format func(float64) string
+	format  func(float64) string
+	integer bool // label whole numbers only (counts of calls)
 }
 
 func (h humanTicks) Ticks(min, max float64) []plot.Tick {
@@ -19,6 +20,10 @@ func (h humanTicks) Ticks(min, max float64) []plot.Tick {
 	seen := map[string]bool{}
 	for i, t := range ticks {
 		if t.Label == "" {
+			continue
+		}
+		if h.integer && t.Value != math.Trunc(t.Value) {
+			ticks[i].Label = ""
 			continue
 		}
 		l := h.format(t.Value)
