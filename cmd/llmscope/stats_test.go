@@ -276,3 +276,107 @@ func httpGet(t *testing.T, url string) (int, []byte) {
 	}
 	return resp.StatusCode, b
 }
+
+func TestHumanNumber(t *testing.T) {
+	for _, tc := range []struct {
+		v    float64
+		sig  int
+		want string
+	}{
+		{0, 4, "0"},
+		{2.4e-7, 4, "0.00000024"},
+		{2.4e-7, 3, "0.00000024"},
+		{1.23456e-9, 4, "0.000000001235"},
+		{3e-15, 3, "3e-15"},
+		{0.012345678, 4, "0.01235"},
+		{0.5, 3, "0.5"},
+		{812.44, 3, "812"},
+		{1234.56, 3, "1235"},
+		{99.96, 3, "100"},
+		{12.3456, 4, "12.35"},
+		{42, 3, "42"},
+	} {
+		if got := humanNumber(tc.v, tc.sig); got != tc.want {
+			t.Errorf("humanNumber(%g, %d) = %q, want %q", tc.v, tc.sig, got, tc.want)
+		}
+	}
+}
+
+// TestStatsTable: the table has one column per group key, "(none)" for an
+// empty value, "–" for a group without a TTFT, costs in significant digits
+// (a tiny one is not 0.000000), aligned columns, and a total row.
+func TestStatsTable(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	calls := []*llmscope.Call{
+		{ID: "a1", Start: start, RequestModel: "m", Experiment: "exp-a", Run: "r1", Status: 200, DurationMS: 812.44, Stream: true, TTFTMS: 143.2,
+			Cost: &llmscope.Cost{TotalUSD: 2.4e-7}},
+		{ID: "a2", Start: start, RequestModel: "m", Experiment: "exp-a", Run: "r1", Status: 500, DurationMS: 20},
+		{ID: "b1", Start: start, RequestModel: "m", Experiment: "exp-b", Status: 200, DurationMS: 1234.56, TTFTMS: 9, // not streamed
+			Cost: &llmscope.Cost{TotalUSD: 0.012345678}},
+	}
+	db := statsStore(t, calls)
+	out, errs, code := runCmd(t, "", "stats", "--db", db, "--group-by", "experiment,run")
+	if code != 0 {
+		t.Fatalf("stats (exit %d): %s", code, errs)
+	}
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("want a header, 2 groups and a total:\n%s", out)
+	}
+	header := strings.Fields(lines[0])
+	if header[0] != "EXPERIMENT" || header[1] != "RUN" || header[2] != "CALLS" {
+		t.Errorf("header %v", header)
+	}
+	for i, want := range [][]string{
+		{"exp-a", "r1", "2", "1", "0", "0", "0.00000024", "(+1", "unpriced)", "20", "812", "812", "143"},
+		{"exp-b", "(none)", "1", "0", "0", "0", "0.01235", "1235", "1235", "1235", "–"},
+		{"total", "3", "1", "0", "0", "0.01235", "(+1", "unpriced)", "812", "1235", "1235", "143"},
+	} {
+		if got := strings.Fields(lines[i+1]); strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("row %d = %v\n want %v", i+1, got, want)
+		}
+	}
+	// Aligned: every line ends at the same column (right-aligned cells).
+	for _, l := range lines[1:] {
+		if n := len([]rune(l)); n != len([]rune(lines[0])) {
+			t.Errorf("line %q has %d runes, the header %d:\n%s", l, n, len([]rune(lines[0])), out)
+		}
+	}
+
+	// --limit cuts the groups and says so on stderr; the total stays.
+	out, errs, code = runCmd(t, "", "stats", "--db", db, "--group-by", "experiment", "--limit", "1")
+	if code != 0 || !strings.Contains(errs, "showing the 1 largest of 2 groups") || strings.Count(out, "\n") != 3 || !strings.Contains(out, "total") {
+		t.Errorf("stats --limit 1 (exit %d):\n%s\n%s", code, out, errs)
+	}
+	// The default grouping keeps the MODEL column.
+	out, _, _ = runCmd(t, "", "stats", "--db", db)
+	if f := strings.Fields(out); len(f) < 2 || f[0] != "MODEL" || f[1] != "CALLS" {
+		t.Errorf("stats:\n%s", out)
+	}
+}
+
+// TestStatsFlags: bad --limit and --group-by values are refused with a
+// message saying what is allowed, before any store is opened.
+func TestStatsFlags(t *testing.T) {
+	db := statsStore(t, nil)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--limit", "-1"}, "not a whole number from 0"},
+		{[]string{"--limit", "ten"}, "not a whole number from 0"},
+		{[]string{"--limit", "1.5"}, "not a whole number from 0"},
+		{[]string{"--limit", ""}, "not a whole number from 0"},
+		{[]string{"--group-by", "color"}, "allowed: model, experiment, run, user, session, provider, operation"},
+		{[]string{"--group-by", "run,run"}, "twice"},
+	} {
+		_, errs, code := runCmd(t, "", append([]string{"stats", "--db", db}, tc.args...)...)
+		if code == 0 || !strings.Contains(errs, tc.want) {
+			t.Errorf("stats %v: exit %d, %q; want an error saying %q", tc.args, code, errs, tc.want)
+		}
+	}
+	out, errs, code := runCmd(t, "", "stats", "--db", db, "--limit", "0", "--json", "--group-by", "provider")
+	if code != 0 || !strings.Contains(out, `"groups":[]`) || !strings.Contains(out, `"ttft_p50_ms":null`) {
+		t.Errorf("stats --limit 0 on an empty store (exit %d): %s %s", code, out, errs)
+	}
+}
