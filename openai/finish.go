@@ -163,7 +163,9 @@ func (f *Finisher) record(c *llmscope.Call) {
 		if c.Cost != nil && !finiteCost(c.Cost) {
 			c.Cost = nil
 		}
-		if c.Cost == nil && f.OnCostUnknown != nil {
+		// Unknown only for lack of a price: a call without a model or
+		// without usage (a refused request) has nothing to price.
+		if c.Cost == nil && f.OnCostUnknown != nil && c.Model() != "" && c.Usage.Source != llmscope.UsageNone {
 			f.OnCostUnknown(c.Model())
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -22,7 +23,7 @@ func runCalls(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err := s.parse(args); err != nil {
 		return err
 	}
-	n, err := limit.Int()
+	n, err := limit.Count()
 	if err != nil {
 		return err
 	}
@@ -30,7 +31,7 @@ func runCalls(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, db.val)
+	store, err := openExistingStore(ctx, db.val)
 	if err != nil {
 		return err
 	}
@@ -51,9 +52,13 @@ func runCalls(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "START\tID\tOPERATION\tMODEL\tSTATUS\tSTREAM\tIN\tOUT\tLATENCY_MS\tTTFT_MS\tERROR\t")
 	for _, c := range calls {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%t\t%d\t%d\t%.1f\t%.1f\t%s\t\n",
+		ttft := "–" // not streamed, or no chunk came
+		if c.Stream && c.TTFTMS > 0 {
+			ttft = strconv.FormatFloat(c.TTFTMS, 'f', 1, 64)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%t\t%d\t%d\t%.1f\t%s\t%s\t\n",
 			c.Start.Local().Format(time.DateTime), termSafe(c.ID), termSafe(c.Operation), termSafe(c.Model()), c.Status, c.Stream,
-			c.Usage.InputTokens, c.Usage.OutputTokens, c.DurationMS, c.TTFTMS, termSafe(c.ErrorType))
+			c.Usage.InputTokens, c.Usage.OutputTokens, c.DurationMS, ttft, termSafe(c.ErrorType))
 	}
 	return tw.Flush()
 }

@@ -244,6 +244,15 @@ func (o *option) Bool() (bool, error) {
 	return b, nil
 }
 
+// Count reads a positive whole number (a limit, a count).
+func (o *option) Count() (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(o.val))
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("--%s: %q is not a positive whole number", o.name, o.val)
+	}
+	return n, nil
+}
+
 func (o *option) Int() (int64, error) {
 	n, err := parseSize(o.val)
 	if err != nil {

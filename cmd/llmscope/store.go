@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -19,6 +21,19 @@ func openStore(ctx context.Context, db string) (llmscope.Store, error) {
 		return nil, errors.New("--db: the Postgres store is not part of this build; use a SQLite file path")
 	}
 	return sqlite.Open(ctx, db)
+}
+
+// openExistingStore opens the store named by --db for a command that only
+// reads it: a SQLite file that does not exist is an error saying where it
+// was looked for, never a new empty store.
+func openExistingStore(ctx context.Context, db string) (llmscope.Store, error) {
+	if !strings.Contains(db, "://") {
+		if _, err := os.Stat(db); errors.Is(err, fs.ErrNotExist) {
+			abs, _ := filepath.Abs(db)
+			return nil, fmt.Errorf("no store at %s: run this where serve keeps its store, or point to it with --db PATH (or LLMSCOPE_DB)", abs)
+		}
+	}
+	return openStore(ctx, db)
 }
 
 // writableDir tells why the directory of the SQLite store at path cannot be
