@@ -31,6 +31,7 @@ type serveOptions struct {
 	mlflowURI, otlpEndpoint, runIdle              *option
 	metricsAddr, modelCap, pprof, commitWait      *option
 	simTTFT, simTPS, logLevel, logFormat          *option
+	simProfile                                    *option
 	sec                                           *secureOptions
 }
 
@@ -62,6 +63,7 @@ func newServeOptions(stderr io.Writer) *serveOptions {
 	o.shutdown = s.str("shutdown-timeout", "LLMSCOPE_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for requests in flight")
 	o.simTTFT = s.str("sim-ttft", "LLMSCOPE_SIM_TTFT", "0s", "built-in simulator: delay before the first token")
 	o.simTPS = s.str("sim-tokens-per-second", "LLMSCOPE_SIM_TOKENS_PER_SECOND", "0", "built-in simulator: streaming pace (0 = no delay)")
+	o.simProfile = s.str("sim-profile", "LLMSCOPE_SIM_PROFILE", "auto", "built-in simulator: realistic (per-model TTFT and streaming speed drawn with jitter and a long tail, about 1% 429 and 0.5% 5xx answers) or none (instant, never fails on its own); auto: realistic when serve picked the simulator itself (no OPENAI_API_KEY, no --upstream) and listens on a fixed port, none with --upstream sim or an --addr with port 0 (tests); an explicit --sim-ttft or --sim-tokens-per-second replaces the realistic medians")
 	o.logLevel = s.str("log-level", "LLMSCOPE_LOG_LEVEL", "info", "debug, info, warn or error")
 	o.logFormat = s.str("log-format", "LLMSCOPE_LOG_FORMAT", "text", "text or json")
 	o.sec = newSecureOptions(s)
@@ -184,11 +186,7 @@ func pointsAt(upstream, addr string) bool {
 // startInProcessSim runs the simulator on a loopback port and returns its base
 // URL and a function that stops it.
 func startInProcessSim(o *serveOptions, logger *slog.Logger) (string, func(), error) {
-	ttft, err := o.simTTFT.Duration()
-	if err != nil {
-		return "", nil, err
-	}
-	tps, err := o.simTPS.Float()
+	cfg, err := inProcessSimConfig(o, logger)
 	if err != nil {
 		return "", nil, err
 	}
@@ -199,7 +197,8 @@ func startInProcessSim(o *serveOptions, logger *slog.Logger) (string, func(), er
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	srv := &http.Server{Handler: sim.New(sim.Config{TTFT: ttft, TokensPerSecond: tps, Logger: logger.With("component", "sim")})}
+	cfg.Logger = logger.With("component", "sim")
+	srv := &http.Server{Handler: sim.New(cfg)}
 	go func() { _ = srv.Serve(ln) }()
 	return "http://" + ln.Addr().String() + "/v1", func() { _ = srv.Close() }, nil
 }
