@@ -155,6 +155,7 @@ func histograms(title, x string, xfmt func(float64) string, ss []series, fill bo
 	width := (hi - lo) / bins
 	for _, s := range ss {
 		if len(s.values) == 0 {
+			f.Notes = append(f.Notes, s.name+": "+why) // say so rather than drop it silently
 			continue
 		}
 		counts := make([]float64, bins)
@@ -383,6 +384,13 @@ func modelBars(title, y string, yfmt func(float64) string, stats *llmscope.Stats
 			for i, v := range values(g) {
 				vals[i] = append(vals[i], v)
 			}
+		}
+	}
+	if len(names) == 1 {
+		// One bar per model: its value under its name, since a tiny one
+		// (an embedding's cost) is too short to see.
+		for i := range cats {
+			cats[i] += "\n" + yfmt(vals[0][i])
 		}
 	}
 	return bars(title, "model", y, yfmt, cats, names, vals, []color.RGBA{blue, orange}, EmptyCalls)

@@ -169,8 +169,12 @@ func TestReportCompare(t *testing.T) {
 		{Name: "candidate-long-name", Calls: fakeCalls(60, start.Add(5*time.Minute), 20*time.Minute, "candidate-long-name", true, 1.6, 4)},
 		{Name: "no-streams", Calls: fakeCalls(40, start.Add(2*time.Minute), 15*time.Minute, "no-streams", false, 0.7, 5)},
 	}
-	for name, f := range CompareCharts(groups, "run") {
+	charts := CompareCharts(groups, "run")
+	for name, f := range charts {
 		checkLayout(t, name, f)
+	}
+	if n := charts["ttft"].Notes; len(n) != 1 || n[0] != "no-streams: "+EmptyTTFT {
+		t.Errorf("ttft notes %q, want the run without streams named", n)
 	}
 	dir := artifacts(t, "report-compare")
 	table, err := Compare(dir, groups, "run", "")

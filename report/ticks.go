@@ -16,6 +16,21 @@ type humanTicks struct {
 }
 
 func (h humanTicks) Ticks(min, max float64) []plot.Tick {
+	if h.integer && max-min <= 40 {
+		// Whole steps of 1, 2, 5 or 10, about five labels.
+		step := 1.0
+		for _, s := range []float64{1, 2, 5, 10} {
+			step = s
+			if (max-min)/s <= 6 {
+				break
+			}
+		}
+		var ticks []plot.Tick
+		for v := math.Ceil(min/step) * step; v <= max+1e-9; v += step {
+			ticks = append(ticks, plot.Tick{Value: v, Label: h.format(v)})
+		}
+		return ticks
+	}
 	ticks := plot.DefaultTicks{}.Ticks(min, max)
 	seen := map[string]bool{}
 	for i, t := range ticks {
