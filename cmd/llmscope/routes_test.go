@@ -79,6 +79,7 @@ func TestEveryRouteIsAuthenticated(t *testing.T) {
 		{"GET", "/api/calls", 401, 200},
 		{"GET", "/api/calls/none", 401, 404},
 		{"GET", "/api/stats", 401, 200},
+		{"GET", "/api/compare?by=run&values=a,b", 401, 200},
 		{"GET", "/metrics", 401, 200},
 		{"GET", "/", 401, 200},
 		{"GET", "/debug/pprof/", 401, 200},
