@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -378,5 +380,41 @@ func TestStatsFlags(t *testing.T) {
 	out, errs, code := runCmd(t, "", "stats", "--db", db, "--limit", "0", "--json", "--group-by", "provider")
 	if code != 0 || !strings.Contains(out, `"groups":[]`) || !strings.Contains(out, `"ttft_p50_ms":null`) {
 		t.Errorf("stats --limit 0 on an empty store (exit %d): %s %s", code, out, errs)
+	}
+}
+
+// TestExportTTFT: ttft_ms is an empty CSV cell and a JSON null for a call
+// that did not stream (even with a stray TTFT) or streamed without a first
+// chunk, and the number otherwise.
+func TestExportTTFT(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	db := statsStore(t, []*llmscope.Call{
+		{ID: "s1", Start: start, RequestModel: "m", Status: 200, DurationMS: 900, Stream: true, TTFTMS: 143.25},
+		{ID: "s2", Start: start.Add(time.Second), RequestModel: "m", Status: 200, DurationMS: 900, Stream: true},
+		{ID: "n1", Start: start.Add(2 * time.Second), RequestModel: "m", Status: 200, DurationMS: 900, TTFTMS: 12},
+	})
+	out, errs, code := runCmd(t, "", "export", "--db", db, "--format", "csv")
+	if code != 0 {
+		t.Fatalf("export csv: %s", errs)
+	}
+	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil || len(recs) != 4 {
+		t.Fatalf("csv: %v\n%s", err, out)
+	}
+	col := slices.Index(recs[0], "ttft_ms")
+	for i, want := range []string{"143.25", "", ""} {
+		if got := recs[i+1][col]; got != want {
+			t.Errorf("csv row %s: ttft_ms %q, want %q", recs[i+1][0], got, want)
+		}
+	}
+	out, errs, code = runCmd(t, "", "export", "--db", db, "--format", "jsonl")
+	if code != 0 {
+		t.Fatalf("export jsonl: %s", errs)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for i, want := range []string{`"ttft_ms":143.25`, `"ttft_ms":null`, `"ttft_ms":null`} {
+		if i >= len(lines) || !strings.Contains(lines[i], want) {
+			t.Errorf("jsonl line %d lacks %s:\n%s", i, want, out)
+		}
 	}
 }
