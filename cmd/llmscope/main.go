@@ -31,6 +31,7 @@ Commands:
   prices    list the price table
   version   print version and build info
   bench     load harness: gateway overhead against direct and a bare reverse proxy
+  demo      send a few minutes of varied traffic to a running serve (simulator only)
 
 Run "llmscope <command> --help" for a command's flags.
 `
@@ -65,6 +66,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"prices":  runPrices,
 		"version": runVersion,
 		"bench":   runBench,
+		"demo":    runDemo,
 	}
 	name := args[0]
 	if name == "help" || name == "-h" || name == "--help" {
