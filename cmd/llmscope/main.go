@@ -73,6 +73,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
+	if name == "--version" || name == "-version" {
+		name = "version"
+	}
 	cmd, ok := cmds[name]
 	if !ok {
 		fmt.Fprintf(stderr, "llmscope: unknown command %q\n\n%s", name, usage)
