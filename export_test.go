@@ -152,7 +152,8 @@ func TestCallJSONTTFT(t *testing.T) {
 		{"not streamed, stray ttft", false, 12.5, `"ttft_ms":null`, 0},
 	} {
 		c := llmscope.Call{ID: "c1", TraceID: llmscope.TraceIDFor("c1"), Start: start, DurationMS: 812.4, TTFTMS: tc.ttft, Stream: tc.stream,
-			Operation: "chat", RequestModel: "m", Status: 200, Cost: &llmscope.Cost{TotalUSD: 2.4e-7}, Tags: map[string]string{"ttft_ms": "x"}}
+			Operation: "chat", RequestModel: "m", Status: 200, Cost: &llmscope.Cost{TotalUSD: 2.4e-7}, Tags: map[string]string{"ttft_ms": "x"},
+			Input: `<b>"quoted" & 日本語</b>`}
 		for _, v := range []any{c, &c} {
 			b, err := json.Marshal(v)
 			if err != nil {
@@ -160,6 +161,9 @@ func TestCallJSONTTFT(t *testing.T) {
 			}
 			if strings.Count(string(b), `"ttft_ms":`) != 2 || !strings.Contains(string(b), tc.want) { // one in tags
 				t.Errorf("%s: %s, want %s", tc.name, b, tc.want)
+			}
+			if a, err := c.AppendJSON([]byte("x")); err != nil || string(a) != "x"+string(b) {
+				t.Errorf("%s: AppendJSON = %s, %v; want x%s", tc.name, a, err, b)
 			}
 			back := llmscope.Call{TTFTMS: 99} // decoding must not keep an old TTFT
 			if err := json.Unmarshal(b, &back); err != nil {

@@ -247,7 +247,7 @@ func runExport(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		w = file
 	}
 	cw := csv.NewWriter(w)
-	enc := json.NewEncoder(w)
+	var buf []byte
 	if format.val == "csv" {
 		if err := cw.Write(csvHeader); err != nil {
 			return err
@@ -257,7 +257,14 @@ func runExport(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		if format.val == "csv" {
 			return cw.Write(csvRow(c))
 		}
-		return enc.Encode(c)
+		// AppendJSON: the bytes of enc.Encode(c) without its second pass.
+		line, err := c.AppendJSON(buf[:0])
+		if err != nil {
+			return err
+		}
+		buf = append(line, '\n')
+		_, err = w.Write(buf)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
