@@ -168,6 +168,10 @@ func (r *rng) normal() float64 {
 	return math.Sqrt(-2*math.Log(u)) * math.Cos(2*math.Pi*v)
 }
 
+// profileGrace is the number of first requests of a server that never fail
+// on the profile's account: a newcomer's first call gets its answer.
+const profileGrace = 10
+
 // profileFault answers the n-th request with the profile's 429 or 5xx when
 // its draw says so, and reports whether it did. A 429 comes after a few tens
 // of milliseconds (the limiter answers before any model runs), a 5xx after
@@ -178,6 +182,9 @@ func (s *Server) profileFault(x *exchange) bool {
 		return false
 	}
 	n := s.profileRequests.Add(1)
+	if n <= profileGrace {
+		return false
+	}
 	r := rng{s: uint64(s.cfg.Seed) ^ mix(n^saltFault)}
 	u := r.float()
 	switch {

@@ -178,6 +178,14 @@ func TestRealisticFailures(t *testing.T) {
 			t.Errorf("unexpected status %d: %s", status, body)
 		}
 	}
+	// The first requests of a fresh server never fail.
+	fresh := httptest.NewServer(New(Config{Profile: Realistic(), TTFT: time.Millisecond, TokensPerSecond: 100000}))
+	defer fresh.Close()
+	for i := range profileGrace {
+		if res, b := do(t, fresh, "POST", "/v1/embeddings", `{"model":"text-embedding-3-small","input":"hello","dimensions":1}`); res.StatusCode != 200 {
+			t.Fatalf("request %d of a fresh server: %d %s", i+1, res.StatusCode, b)
+		}
+	}
 	// GET /v1/models never fails on its own.
 	for range 100 {
 		if res, _ := do(t, srv, "GET", "/v1/models", ""); res.StatusCode != http.StatusOK {
