@@ -49,9 +49,9 @@ func TestNewcomer(t *testing.T) {
 		t.Fatalf("git clone: %v\n%s", err, out)
 	}
 	cache := t.TempDir()
-	modcache, _ := exec.Command("go", "env", "GOMODCACHE").Output()
-	t.Logf("cold means an empty GOCACHE (%s); modules come from GOMODCACHE %s as this environment has it (already downloaded: no download time is measured), GOPROXY=%q GOFLAGS=%q",
-		cache, strings.TrimSpace(string(modcache)), os.Getenv("GOPROXY"), os.Getenv("GOFLAGS"))
+	goenv, _ := exec.Command("go", "env", "GOMODCACHE", "GOPROXY", "GOFLAGS").Output()
+	t.Logf("cold means an empty GOCACHE (%s); GOMODCACHE, GOPROXY and GOFLAGS as this environment has them (%q): modules already downloaded are not downloaded again, so no download time is measured",
+		cache, strings.Fields(string(goenv)))
 
 	cold := firstInsight(t, clone, cache, first, "cold")
 	warm := firstInsight(t, clone, cache, first, "warm")
