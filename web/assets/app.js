@@ -19,7 +19,13 @@
   const nf = (d) => new Intl.NumberFormat('en-US', { maximumFractionDigits: d, minimumFractionDigits: 0 });
   const fmt0 = nf(0), fmt1 = nf(1), fmt2 = nf(2);
   const ms = (v) => (v >= 100 ? fmt0 : fmt1).format(v);
-  const usd = (v) => '$' + (v === 0 ? '0' : v < 0.01 ? v.toFixed(6) : v < 1 ? v.toFixed(4) : v.toFixed(2));
+  // usd shows dollars with significant digits: $2.40, $0.0123, $0.00000024.
+  const usd = (v) => {
+    if (v === 0) return '$0';
+    if (Math.abs(v) >= 1) return '$' + v.toFixed(2);
+    const r = Number(v.toPrecision(2));
+    return '$' + r.toFixed(Math.min(20, Math.max(2, 1 - Math.floor(Math.log10(Math.abs(r))))));
+  };
 
   // ---- filters -------------------------------------------------------------
   const fSince = $('#f-since'), fExp = $('#f-experiment'), fRun = $('#f-run'), fModel = $('#f-model'), fLive = $('#f-live');
