@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,17 +113,17 @@ func TestDemoAgainstServe(t *testing.T) {
 // simulator's gets no traffic without --allow-real-upstream.
 func TestDemoRefusesRealUpstream(t *testing.T) {
 	t.Setenv("OPENAI_API_KEY", "")
-	var posts int
+	var posts atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
-			posts++
+			posts.Add(1)
 		}
 		io.WriteString(w, `{"object":"list","data":[{"id":"gpt-4o","object":"model","owned_by":"openai"}]}`)
 	}))
 	defer srv.Close()
 	_, errs, code := runCmd(t, "", "demo", "--url", srv.URL, "--duration", "1s")
-	if code != 1 || !strings.Contains(errs, "--allow-real-upstream") || posts != 0 {
-		t.Errorf("demo against a real upstream: exit %d, %d posts, stderr %q", code, posts, errs)
+	if code != 1 || !strings.Contains(errs, "--allow-real-upstream") || posts.Load() != 0 {
+		t.Errorf("demo against a real upstream: exit %d, %d posts, stderr %q", code, posts.Load(), errs)
 	}
 	_, errs, code = runCmd(t, "", "demo", "--url", "http://127.0.0.1:1", "--duration", "1s")
 	if code != 1 || !strings.Contains(errs, "no gateway") {
@@ -187,7 +188,10 @@ func TestSimProfileOfServe(t *testing.T) {
 	if _, err := inProcessSimConfig(o, nil); err == nil || !strings.Contains(err.Error(), "--sim-profile") {
 		t.Errorf("--sim-profile slow: %v", err)
 	}
-	// serve rejects it before listening.
+	// serve and sim reject it before listening.
+	if _, errs, code := runCmd(t, "", "sim", "--addr", "127.0.0.1:0", "--profile", "slow"); code != 1 || !strings.Contains(errs, "--profile") {
+		t.Errorf("sim --profile slow: exit %d %q", code, errs)
+	}
 	if _, errs, code := runCmd(t, "", "serve", "--addr", "127.0.0.1:0", "--db", "x.db", "--sim-profile", "slow"); code != 1 || !strings.Contains(errs, "--sim-profile") {
 		t.Errorf("serve --sim-profile slow: exit %d %q", code, errs)
 	}
