@@ -89,7 +89,7 @@ func TestAPI(t *testing.T) {
 	if len(list.Calls) != 2 || list.Calls[0].ID != calls[9].ID || list.Calls[1].ID != calls[6].ID {
 		t.Errorf("list = %+v", list.Calls)
 	}
-	get("/api/stats?group_by=user", 400, nil)
+	get("/api/stats?group_by=colour", 400, nil) // not a key calls are grouped by
 	var health struct {
 		Status string
 		Checks map[string]string
