@@ -36,6 +36,10 @@ func Query(f llmscope.Filter) url.Values {
 	set("run", f.Run)
 	set("experiment", f.Experiment)
 	set("operation", f.Operation)
+	set("group_by", f.GroupBy)
+	if f.MaxGroups > 0 {
+		q.Set("max_groups", strconv.Itoa(f.MaxGroups))
+	}
 	if !f.Since.IsZero() {
 		q.Set("since", f.Since.Format(time.RFC3339Nano))
 	}

@@ -22,7 +22,7 @@ Commands:
   sim       run the simulated OpenAI-compatible upstream alone
   chat      interactive chat showing what every answer costs
   calls     list recorded calls, newest first
-  stats     summary table per model: calls, errors, tokens, cost, latency
+  stats     summary table per model, experiment, run, user… (--group-by): calls, errors, tokens, cost, latency
   export    every call as CSV or JSONL, for pandas
   report    charts (PNG and SVG) and summary.md
   sweep     run a prompt set over a parameter grid, one MLflow run per configuration

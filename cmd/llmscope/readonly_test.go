@@ -13,10 +13,12 @@ import (
 func TestReadCommandsNeedAStore(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
-	_, stderr, code := runCmd(t, "", "calls")
 	abs, _ := filepath.Abs("llmscope.db")
-	if code == 0 || !strings.Contains(stderr, "no store at "+abs) || !strings.Contains(stderr, "--db") {
-		t.Errorf("calls without a store: exit %d, stderr %q", code, stderr)
+	for _, args := range [][]string{{"calls"}, {"stats"}, {"export"}, {"report", "--out", "charts"}} {
+		_, stderr, code := runCmd(t, "", args...)
+		if code == 0 || !strings.Contains(stderr, "no store at "+abs) || !strings.Contains(stderr, "--db") {
+			t.Errorf("%s without a store: exit %d, stderr %q", args[0], code, stderr)
+		}
 	}
 	if _, err := os.Stat("llmscope.db"); !os.IsNotExist(err) {
 		t.Errorf("calls created a store: %v", err)

@@ -42,7 +42,7 @@ func runReport(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if compareBy.val != "run" && compareBy.val != "experiment" {
 		return fmt.Errorf("--compare-by %q: want run or experiment", compareBy.val)
 	}
-	store, err := openStore(ctx, db.val)
+	store, err := openExistingStore(ctx, db.val)
 	if err != nil {
 		return err
 	}

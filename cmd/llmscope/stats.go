@@ -65,7 +65,7 @@ func runStats(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if f.GroupBy == llmscope.GroupModel {
 		f.GroupBy = "" // the default grouping, as /api/stats?group_by=model
 	}
-	store, err := openStore(ctx, db.val)
+	store, err := openExistingStore(ctx, db.val)
 	if err != nil {
 		return err
 	}
@@ -232,7 +232,7 @@ func runExport(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, db.val)
+	store, err := openExistingStore(ctx, db.val)
 	if err != nil {
 		return err
 	}
