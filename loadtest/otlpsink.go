@@ -5,8 +5,7 @@ import (
 	"net/http"
 	"sync/atomic"
 
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	"google.golang.org/protobuf/proto"
+	"llmscope/otlp"
 )
 
 // OTLPSink is a discarding OTLP/HTTP traces receiver: it answers every POST
@@ -30,17 +29,10 @@ func (s *OTLPSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.requests.Add(1)
 	s.bytes.Add(uint64(len(b)))
-	var req coltracepb.ExportTraceServiceRequest
-	if err := proto.Unmarshal(b, &req); err != nil {
+	if req, err := otlp.DecodeRequest(b); err != nil {
 		s.bad.Add(1)
 	} else {
-		var n int
-		for _, rs := range req.ResourceSpans {
-			for _, ss := range rs.ScopeSpans {
-				n += len(ss.Spans)
-			}
-		}
-		s.spans.Add(uint64(n))
+		s.spans.Add(uint64(req.SpanCount()))
 	}
 	w.Header().Set("Content-Type", "application/x-protobuf")
 	w.WriteHeader(http.StatusOK) // an empty body is the empty ExportTraceServiceResponse
