@@ -6,17 +6,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
-	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
-
 	"llmscope"
+	oai "llmscope/openai"
 )
 
 // Settings are the generation parameters of a session; nil means "not sent".
@@ -54,20 +52,18 @@ type Turn struct {
 // Session holds a conversation.
 type Session struct {
 	cfg     Config
-	client  openai.Client
-	history []openai.ChatCompletionMessageParamUnion
+	client  *oai.Client
+	history []oai.ChatMessage
 	resetAt int // Turns before this index are no longer in the conversation
 	Turns   []Turn
 }
 
 // New returns a Session.
 func New(cfg Config) *Session {
-	opts := []option.RequestOption{option.WithBaseURL(strings.TrimRight(cfg.BaseURL, "/") + "/"), option.WithAPIKey(cfg.APIKey), option.WithMaxRetries(0)}
-	if cfg.HTTPClient != nil {
-		opts = append(opts, option.WithHTTPClient(cfg.HTTPClient))
-	}
-	opts = append(opts, option.WithHeader("X-Llmscope-Run", cfg.Run), option.WithHeader("X-Llmscope-Session", cfg.SessionID))
-	return &Session{cfg: cfg, client: openai.NewClient(opts...)}
+	c := oai.NewClient(cfg.BaseURL, cfg.APIKey, cfg.HTTPClient)
+	c.Header.Set("X-Llmscope-Run", cfg.Run)
+	c.Header.Set("X-Llmscope-Session", cfg.SessionID)
+	return &Session{cfg: cfg, client: c}
 }
 
 // Settings returns the current settings.
@@ -84,51 +80,40 @@ func SystemHash(system string) string {
 // conversation keeps what arrived.
 func (s *Session) Send(ctx context.Context, prompt string, out io.Writer) Turn {
 	st := s.cfg.Settings
-	msgs := []openai.ChatCompletionMessageParamUnion{}
+	msgs := []oai.ChatMessage{}
 	if st.System != "" {
-		msgs = append(msgs, openai.SystemMessage(st.System))
+		msgs = append(msgs, oai.ChatMessage{Role: "system", Content: st.System})
 	}
 	msgs = append(msgs, s.history...)
-	msgs = append(msgs, openai.UserMessage(prompt))
-	p := openai.ChatCompletionNewParams{Model: st.Model, Messages: msgs}
-	if st.Temperature != nil {
-		p.Temperature = openai.Float(*st.Temperature)
+	msgs = append(msgs, oai.ChatMessage{Role: "user", Content: prompt})
+	body, err := json.Marshal(oai.ChatRequest{Model: st.Model, Messages: msgs,
+		Temperature: st.Temperature, TopP: st.TopP, MaxTokens: st.MaxTokens, Stream: true})
+	var res *oai.ChatResult
+	if err == nil {
+		res, err = s.client.Chat(ctx, body, true,
+			http.Header{"X-Llmscope-Tags": {"param.system_prompt_hash=" + SystemHash(st.System)}},
+			func(text string) { _, _ = io.WriteString(out, text) })
 	}
-	if st.TopP != nil {
-		p.TopP = openai.Float(*st.TopP)
+	var reply string
+	if res != nil {
+		reply = res.Text
 	}
-	if st.MaxTokens != nil {
-		p.MaxTokens = openai.Int(*st.MaxTokens)
-	}
-	var raw *http.Response
-	stream := s.client.Chat.Completions.NewStreaming(ctx, p,
-		option.WithResponseInto(&raw),
-		option.WithHeader("X-Llmscope-Tags", "param.system_prompt_hash="+SystemHash(st.System)))
-	var reply strings.Builder
-	for stream.Next() {
-		if ch := stream.Current().Choices; len(ch) > 0 && ch[0].Delta.Content != "" {
-			reply.WriteString(ch[0].Delta.Content)
-			_, _ = io.WriteString(out, ch[0].Delta.Content)
-		}
-	}
-	err := stream.Err()
-	_ = stream.Close()
-	t := Turn{Prompt: prompt, Reply: reply.String()}
+	t := Turn{Prompt: prompt, Reply: reply}
 	switch {
 	case err != nil && ctx.Err() != nil:
 		t.Error = "cancelled"
 	case err != nil:
 		t.Error = describe(err)
 	}
-	if raw != nil && s.cfg.Lookup != nil {
-		if id := raw.Header.Get("X-Llmscope-Call-Id"); id != "" {
+	if res != nil && s.cfg.Lookup != nil {
+		if id := res.Header.Get("X-Llmscope-Call-Id"); id != "" {
 			lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			t.Call, _ = s.cfg.Lookup(lctx, id)
 			cancel()
 		}
 	}
 	if t.Error == "" || t.Reply != "" {
-		s.history = append(s.history, openai.UserMessage(prompt), openai.AssistantMessage(t.Reply))
+		s.history = append(s.history, oai.ChatMessage{Role: "user", Content: prompt}, oai.ChatMessage{Role: "assistant", Content: t.Reply})
 	}
 	s.Turns = append(s.Turns, t)
 	return t
@@ -136,11 +121,11 @@ func (s *Session) Send(ctx context.Context, prompt string, out io.Writer) Turn {
 
 // describe says plainly what went wrong, with the retry-after of a rate limit.
 func describe(err error) string {
-	var apiErr *openai.Error
+	var apiErr *oai.APIError
 	if errors.As(err, &apiErr) {
 		msg := fmt.Sprintf("upstream said %d: %s", apiErr.StatusCode, apiErr.Message)
-		if apiErr.StatusCode == http.StatusTooManyRequests && apiErr.Response != nil {
-			if ra := apiErr.Response.Header.Get("Retry-After"); ra != "" {
+		if apiErr.StatusCode == http.StatusTooManyRequests && apiErr.Header != nil {
+			if ra := apiErr.Header.Get("Retry-After"); ra != "" {
 				msg += " (retry after " + ra + "s)"
 			}
 		}

@@ -19,8 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
 	"golang.org/x/time/rate"
 
 	"llmscope"
@@ -161,15 +159,10 @@ func (r *Runner) Run(parent context.Context) ([]Outcome, error) {
 			}()
 		}
 	}
-	opts := []option.RequestOption{option.WithBaseURL(strings.TrimRight(r.BaseURL, "/") + "/"), option.WithAPIKey(r.APIKey), option.WithMaxRetries(0)}
-	if r.HTTPClient != nil {
-		opts = append(opts, option.WithHTTPClient(r.HTTPClient))
-	}
+	client := oai.NewClient(r.BaseURL, r.APIKey, r.HTTPClient)
 	for k, v := range s.Headers {
-		opts = append(opts, option.WithHeader(k, v))
+		client.Header.Add(k, v)
 	}
-	opts = append(opts, option.WithRequestTimeout(s.timeout))
-	client := openai.NewClient(opts...)
 	reqs := limiter(s.RateLimit.RequestsPerMinute, 1)
 	largest := 1
 	for _, u := range todo {
@@ -250,7 +243,7 @@ func (u unit) tokens() int {
 }
 
 // send sends one unit, retrying 429s, 5xxs and network errors.
-func (r *Runner) send(ctx context.Context, client openai.Client, u unit, reqs, toks *rate.Limiter) Outcome {
+func (r *Runner) send(ctx context.Context, client *oai.Client, u unit, reqs, toks *rate.Limiter) Outcome {
 	s := r.Spec
 	o := Outcome{Run: u.run, Item: u.item.ID, ItemHash: u.item.Hash, Repeat: u.repeat}
 	need := u.tokens()
@@ -259,12 +252,12 @@ func (r *Runner) send(ctx context.Context, client openai.Client, u unit, reqs, t
 	if u.cfg.System != nil {
 		tags = append(tags, "param.system_prompt_hash="+SystemHash(*u.cfg.System))
 	}
-	headers := []option.RequestOption{
-		option.WithHeader("X-Llmscope-Experiment", s.ExperimentName()),
-		option.WithHeader("X-Llmscope-Run", u.run),
-		option.WithHeader("X-Llmscope-Tags", strings.Join(tags, ",")),
+	headers := http.Header{
+		"X-Llmscope-Experiment": {s.ExperimentName()},
+		"X-Llmscope-Run":        {u.run},
+		"X-Llmscope-Tags":       {strings.Join(tags, ",")},
 	}
-	params := u.cfg.params(u.item)
+	body := u.cfg.Body(u.item, s.Stream)
 	for attempt := 1; ; attempt++ {
 		o.Attempts = attempt
 		if err := wait(ctx, reqs, 1); err != nil {
@@ -275,10 +268,9 @@ func (r *Runner) send(ctx context.Context, client openai.Client, u unit, reqs, t
 			o.Error = err.Error()
 			return o
 		}
-		var raw *http.Response
-		answer, err := complete(ctx, client, params, s.Stream, append(headers, option.WithResponseInto(&raw)))
-		if raw != nil {
-			o.CallID = raw.Header.Get("X-Llmscope-Call-Id")
+		answer, h, err := complete(ctx, client, body, s.Stream, headers, s.timeout)
+		if h != nil {
+			o.CallID = h.Get("X-Llmscope-Call-Id")
 		}
 		if err == nil {
 			o.Answer, o.Error = answer, ""
@@ -310,61 +302,28 @@ func wait(ctx context.Context, l *rate.Limiter, n int) error {
 	return l.WaitN(ctx, min(max(n, 1), l.Burst()))
 }
 
-// params builds the request of item under c.
-func (c Config) params(it Item) openai.ChatCompletionNewParams {
-	p := openai.ChatCompletionNewParams{Model: c.Model}
-	for _, m := range c.Messages(it) {
-		switch m.Role {
-		case "system":
-			p.Messages = append(p.Messages, openai.SystemMessage(m.Content))
-		case "developer":
-			p.Messages = append(p.Messages, openai.DeveloperMessage(m.Content))
-		case "assistant":
-			p.Messages = append(p.Messages, openai.AssistantMessage(m.Content))
-		default:
-			p.Messages = append(p.Messages, openai.UserMessage(m.Content))
-		}
+// complete sends one chat completion request (body, as Config.Body makes
+// it) and returns the answer's text and the response's headers (nil when
+// no answer came). A timeout above zero bounds the attempt, reading the
+// answer included.
+func complete(ctx context.Context, client *oai.Client, body []byte, stream bool, headers http.Header, timeout time.Duration) (string, http.Header, error) {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
 	}
-	if c.Temperature != nil {
-		p.Temperature = openai.Float(*c.Temperature)
+	res, err := client.Chat(ctx, body, stream, headers, nil)
+	if res == nil {
+		return "", nil, err
 	}
-	if c.TopP != nil {
-		p.TopP = openai.Float(*c.TopP)
-	}
-	if c.MaxTokens != nil {
-		p.MaxTokens = openai.Int(*c.MaxTokens)
-	}
-	return p
-}
-
-// complete sends one chat completion and returns the answer's text.
-func complete(ctx context.Context, client openai.Client, p openai.ChatCompletionNewParams, stream bool, opts []option.RequestOption) (string, error) {
-	if !stream {
-		resp, err := client.Chat.Completions.New(ctx, p, opts...)
-		if err != nil {
-			return "", err
-		}
-		if len(resp.Choices) == 0 {
-			return "", errors.New("the answer has no choices")
-		}
-		return resp.Choices[0].Message.Content, nil
-	}
-	st := client.Chat.Completions.NewStreaming(ctx, p, opts...)
-	defer st.Close()
-	var text strings.Builder
-	for st.Next() {
-		if ch := st.Current().Choices; len(ch) > 0 {
-			text.WriteString(ch[0].Delta.Content)
-		}
-	}
-	return text.String(), st.Err()
+	return res.Text, res.Header, err
 }
 
 // retryAfter says whether err is worth another attempt (a 429, a 408, a
 // 5xx or a network error) and how long to wait first: the answer's
 // Retry-After when it gives one, else an exponential backoff with jitter.
 func retryAfter(err error, base time.Duration, attempt int) (time.Duration, bool) {
-	var apiErr *openai.Error
+	var apiErr *oai.APIError
 	var netErr net.Error
 	switch {
 	case errors.As(err, &apiErr):
@@ -372,8 +331,8 @@ func retryAfter(err error, base time.Duration, attempt int) (time.Duration, bool
 		if code != http.StatusTooManyRequests && code != http.StatusRequestTimeout && code < 500 {
 			return 0, false
 		}
-		if apiErr.Response != nil {
-			if d, ok := headerDelay(apiErr.Response.Header); ok {
+		if apiErr.Header != nil {
+			if d, ok := headerDelay(apiErr.Header); ok {
 				return d, true
 			}
 		}
@@ -405,7 +364,7 @@ func headerDelay(h http.Header) (time.Duration, bool) {
 
 // describe says what went wrong in one line.
 func describe(err error) string {
-	var apiErr *openai.Error
+	var apiErr *oai.APIError
 	if errors.As(err, &apiErr) {
 		msg := apiErr.Message
 		if msg == "" {
