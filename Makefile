@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # flags as .goreleaser.yaml and scripts/build-matrix.sh.
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build serve test test-deps bench loadtest fuzz vet
+.PHONY: build serve demo test test-deps bench loadtest fuzz vet
 
 build:
 	@echo "building $(BIN) $(VERSION): the first build compiles about 400 packages (about 50 s on 2 cores); later ones take a second or two" >&2
@@ -19,6 +19,11 @@ build:
 
 serve: build
 	./$(BIN) serve
+
+# demo: two minutes of varied traffic to a serve running in another terminal
+# (make serve), so the dashboard, stats and report have something to show.
+demo: build
+	./$(BIN) demo
 
 test-deps:
 	./scripts/test-deps.sh

@@ -35,7 +35,7 @@ func StartProcess(ctx context.Context, name, bin string, args []string, dir stri
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = childAttr()
 	cmd.WaitDelay = 5 * time.Second
 	p := &Process{Name: name, cmd: cmd, stderr: &tail{max: 16 << 10}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
