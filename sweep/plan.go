@@ -70,7 +70,7 @@ func WritePlan(w io.Writer, s *Spec, items []Item, rows []PlanRow) error {
 	for _, r := range rows {
 		c := "unknown price"
 		if r.Cost != nil {
-			c = fmt.Sprintf("%.6f", *r.Cost)
+			c = llmscope.FormatUSD(*r.Cost)
 			cost += *r.Cost
 		} else {
 			unknown++
@@ -80,7 +80,7 @@ func WritePlan(w io.Writer, s *Spec, items []Item, rows []PlanRow) error {
 		in += r.InputTokens
 		out += r.OutputTokens
 	}
-	total := fmt.Sprintf("%.6f", cost)
+	total := llmscope.FormatUSD(cost)
 	if unknown > 0 {
 		total += fmt.Sprintf(" + %d unpriced", unknown)
 	}

@@ -204,7 +204,7 @@ func (res *Results) Table(w io.Writer) error {
 	fmt.Fprintf(tw, "config\tdone\tfailed\taccuracy\tcost USD\tp50 ms\tp95 ms\tTTFT p50 ms\ttokens\t\n")
 	for _, r := range res.Rows {
 		fmt.Fprintf(tw, "%s\t%d/%d\t%d\t%s\t%s\t%.1f\t%.1f\t%s\t%d\t\n", r.Config, r.Done, r.Units, r.Failed,
-			pct(r.Accuracy), usd(r.Calls), r.Calls.LatencyP50MS, r.Calls.LatencyP95MS, ms(r.Calls.TTFTP50MS), r.Calls.TotalTokens)
+			pct(r.Accuracy), humanUSD(r.Calls), r.Calls.LatencyP50MS, r.Calls.LatencyP95MS, ms(r.Calls.TTFTP50MS), r.Calls.TotalTokens)
 	}
 	return tw.Flush()
 }
@@ -229,17 +229,6 @@ func pct(p *float64) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.1f%%", *p*100)
-}
-
-func usd(s llmscope.Summary) string {
-	if s.Calls > 0 && s.CostUnknown == s.Calls {
-		return "unknown"
-	}
-	v := fmt.Sprintf("%.6f", s.CostUSD)
-	if s.CostUnknown > 0 {
-		v += "+"
-	}
-	return v
 }
 
 // humanUSD is usd in a human format with significant digits, so a small

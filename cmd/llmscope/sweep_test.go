@@ -124,7 +124,7 @@ sort_by: accuracy
 			t.Errorf("rows not sorted by accuracy: %v before %v", *res.Rows[i-1].Accuracy, *row.Accuracy)
 		}
 		// The printed table has the row with the store's figures.
-		line := fmt.Sprintf("%s  6/6  0  %.1f%%  %.6f  %.1f  %.1f", row.Config, *row.Accuracy*100, st.Totals.CostUSD, st.Totals.LatencyP50MS, st.Totals.LatencyP95MS)
+		line := fmt.Sprintf("%s  6/6  0  %.1f%%  %s  %.1f  %.1f", row.Config, *row.Accuracy*100, llmscope.FormatUSD(st.Totals.CostUSD), st.Totals.LatencyP50MS, st.Totals.LatencyP95MS)
 		if !strings.Contains(squeeze(stdout), squeeze(line)) {
 			t.Errorf("table lacks %q:\n%s", line, stdout)
 		}
