@@ -3,7 +3,7 @@ package web_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -15,7 +15,6 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"llmscope"
 	"llmscope/auth"
 	"llmscope/internal/needs"
 	"llmscope/sqlite"
@@ -37,16 +36,30 @@ func TestCompareBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	r := rand.New(rand.NewPCG(3, 3))
-	for _, calls := range [][]*llmscope.Call{
-		compareCalls(r, "demo-a", "run-a", 80, 120, true, true),
-		compareCalls(r, "demo-b", "run-b", 80, 300, false, true),
-		compareCalls(r, "demo-c", "run-c", 30, 200, true, false),
-	} {
-		if err := store.Write(ctx, calls); err != nil {
-			t.Fatal(err)
+	// Real calls: through the gateway to the simulator's realistic profile,
+	// recorded into the store the dashboard reads. gpt-4.1-nano (median
+	// TTFT 250 ms, 140 tokens/s) against gpt-4o (450 ms, 70 tokens/s):
+	// demo-b is the slower one. demo-a streams every other call, demo-b
+	// never does; demo-c asks for a model the price table does not know
+	// (the profile's default speed, 500 ms), so run-c is slower than run-a
+	// and its cost unknown.
+	began := time.Now()
+	outcome := recordSimCalls(t, store, 6,
+		simExperiment{experiment: "demo-a", run: "run-a", model: "gpt-4.1-nano", n: 40, streamEvery: 2},
+		simExperiment{experiment: "demo-b", run: "run-b", model: "gpt-4o", n: 40},
+		simExperiment{experiment: "demo-c", run: "run-c", model: "sim-local-model", n: 30, streamEvery: 3},
+	)
+	for _, exp := range []string{"demo-a", "demo-b", "demo-c"} {
+		o := outcome[exp]
+		for status, n := range o.statuses {
+			// The profile fails about 1.5 % of requests with 429 or 5xx.
+			if status != http.StatusOK && status != http.StatusTooManyRequests && status < 500 {
+				t.Errorf("%s: %d answers with status %d", exp, n, status)
+			}
 		}
+		t.Logf("%s: statuses %v", exp, o.statuses)
 	}
+	t.Logf("recorded 110 simulator calls in %v", time.Since(began).Round(time.Millisecond))
 	// Behind the guard, so the dashboard runs under the real
 	// Content-Security-Policy.
 	const token = "compare-admin-token-0123"
@@ -151,8 +164,8 @@ func TestCompareBrowser(t *testing.T) {
 	}
 	for _, exp := range []string{"demo-a", "demo-b"} {
 		c := cols[exp]
-		if c["calls"] != "80" {
-			t.Errorf("%s tile calls = %q, want 80", exp, c["calls"])
+		if c["calls"] != "40" {
+			t.Errorf("%s tile calls = %q, want 40", exp, c["calls"])
 		}
 		for _, k := range []string{"error_rate", "p50", "p95", "ttft_p50", "cost_per_call", "cost_per_1k"} {
 			if c[k] == "" {
@@ -219,7 +232,7 @@ func TestCompareBrowser(t *testing.T) {
 		t.Errorf("after Clear %d values are still picked", n)
 	}
 
-	// Runs: run-c (slower, 200 ms) against run-a (120 ms); run-c has no price.
+	// Runs: run-c (the default speed, slower) against run-a (gpt-4.1-nano); run-c has no price.
 	run("compare runs",
 		chromedp.Evaluate[chromedp.Void](`(() => { const s = document.querySelector('#cmp-by'); s.value = 'run';
 			s.dispatchEvent(new Event('change', {bubbles: true})); })()`),
