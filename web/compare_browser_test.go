@@ -2,17 +2,14 @@ package web_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"llmscope/auth"
@@ -78,47 +75,8 @@ func TestCompareBrowser(t *testing.T) {
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 1000),
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
-	var (
-		mu         sync.Mutex
-		exceptions []string
-	)
-	if err := chromedp.Listen(bctx, func(ev any) {
-		if e, ok := ev.(*runtime.EventExceptionThrown); ok {
-			mu.Lock()
-			d := e.ExceptionDetails
-			msg := fmt.Sprintf("%s at %s:%d:%d", d.Text, d.URL, d.LineNumber+1, d.ColumnNumber+1)
-			if d.Exception != nil {
-				msg += ": " + d.Exception.Description
-			}
-			exceptions = append(exceptions, msg)
-			mu.Unlock()
-		}
-	}); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	b := startBrowser(t, ctx, chromium)
+	bctx, run := b.ctx, b.runner(t)
 	if err := chromedp.Do(bctx, chromedp.Navigate(srv.URL+"/")); err != nil {
 		t.Fatalf("open dashboard: %v", err)
 	}
@@ -254,11 +212,7 @@ func TestCompareBrowser(t *testing.T) {
 	if len(violations) > 0 {
 		t.Errorf("Content-Security-Policy violations: %s", strings.Join(violations, "; "))
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for _, e := range exceptions {
-		t.Errorf("JavaScript exception: %s", e)
-	}
+	b.checkExceptions(t)
 }
 
 // overlapJS lists the boxes of the comparison view that overlap a sibling

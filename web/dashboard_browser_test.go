@@ -11,11 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -128,51 +126,8 @@ func TestDashboardBrowser(t *testing.T) {
 		return s
 	}
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 1000),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
-
-	var (
-		mu         sync.Mutex
-		exceptions []string
-	)
-	if err := chromedp.Listen(bctx, func(ev any) {
-		if e, ok := ev.(*runtime.EventExceptionThrown); ok {
-			mu.Lock()
-			d := e.ExceptionDetails
-			msg := fmt.Sprintf("%s at %s:%d:%d", d.Text, d.URL, d.LineNumber+1, d.ColumnNumber+1)
-			if d.Exception != nil {
-				msg += ": " + d.Exception.Description
-			}
-			exceptions = append(exceptions, msg)
-			mu.Unlock()
-		}
-	}); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	// run runs steps with a time limit (the browser itself lives as long as
-	// bctx, which must have none).
-	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	b := startBrowser(t, ctx, chromiumPath)
+	bctx, run := b.ctx, b.runner(t)
 	shot := func(name string, full bool) {
 		t.Helper()
 		a := chromedp.CaptureScreenshot() // the viewport, as a user sees it
@@ -324,11 +279,7 @@ func TestDashboardBrowser(t *testing.T) {
 	if status := text(`#status`); strings.Contains(status, "failed") {
 		t.Errorf("dashboard status: %s", status)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for _, e := range exceptions {
-		t.Errorf("JavaScript exception: %s", e)
-	}
+	b.checkExceptions(t)
 }
 
 // value runs one action that returns a value, with a time limit.
