@@ -133,6 +133,7 @@ func TestChatTerminal(t *testing.T) {
 	}
 	fmt.Fprint(tty, "\x03") // Ctrl-C
 	waitFor("cancelled", 1)
+	waitFor("> ", 5) // the prompt is back: type as a user would, not ahead of it
 	fmt.Fprint(tty, "And a last one\r")
 	waitFor("[in ", 3)
 	fmt.Fprint(tty, "\x04") // Ctrl-D
