@@ -1,72 +1,256 @@
 package tokenizer
 
 import (
-	"regexp"
-	"strings"
 	"unicode"
 	"unicode/utf8"
 )
 
-// The pre-tokenizer patterns of tiktoken, in Go's RE2 syntax. RE2 picks the
-// same match as tiktoken's backtracking engine (leftmost-first, greedy) for
-// every construct except the one lookahead, `\s+(?!\S)`, which splitter.next
-// applies by hand. `\s` in tiktoken means Unicode White_Space, which is
-// ws below (RE2's \s is ASCII only).
+// The pre-tokenizers of tiktoken cut text into pieces with a regular
+// expression, one per encoding, before byte-pair merging. They are written
+// out here by hand as the matcher that the backtracking engine would run,
+// one alternative after the other (leftmost-first, greedy):
+//
+// o200k_base:
+//
+//	[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?
+//	|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?
+//	|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+//
+// cl100k_base:
+//
+//	(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}
+//	| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+//
+// `\s` is Unicode White_Space (unicode.IsSpace) and (?i) folds case as
+// Unicode simple case folding does ('s also matches 'S and 'ſ). The input
+// must be valid UTF-8.
+
+// Character class bits. Every letter has cU or cW (or both), so cU|cW is
+// "letter or mark".
 const (
-	ws    = `\t\n\v\f\r \x{85}\p{Z}`
-	cl100 = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^` + ws + `\p{L}\p{N}]+[\r\n]*|[` + ws + `]*[\r\n]+|[` + ws + `]+`
-	o200k = `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?` +
-		`|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?` +
-		`|\p{N}{1,3}| ?[^` + ws + `\p{L}\p{N}]+[\r\n/]*|[` + ws + `]*[\r\n]+|[` + ws + `]+`
+	cL  uint8 = 1 << iota // \p{L}
+	cU                    // \p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}
+	cW                    // \p{Ll}\p{Lm}\p{Lo}\p{M}
+	cN                    // \p{N}
+	cS                    // \s
+	cNL                   // \r or \n
 )
 
-var (
-	cl100Split = regexp.MustCompile(cl100)
-	o200kSplit = regexp.MustCompile(o200k)
-)
-
-// pieces calls yield with each pre-token of text, in order.
-func pieces(re *regexp.Regexp, text string, yield func(string)) {
-	for len(text) > 0 {
-		loc := re.FindStringIndex(text)
-		if loc == nil || loc[1] == 0 {
-			// Every character is matched by some alternative, so this only
-			// guards against an endless loop.
-			_, n := utf8.DecodeRuneInString(text)
-			yield(text[:n])
-			text = text[n:]
-			continue
-		}
-		end := loc[1]
-		if loc[0] > 0 {
-			yield(text[:loc[0]]) // unreachable for these patterns; kept for safety
-		}
-		m := text[loc[0]:end]
-		// `\s+(?!\S)`: a run of whitespace without line breaks that is
-		// followed by a non-space gives its last character to the next piece.
-		if end < len(text) && isSpaceRun(m) {
-			if next, _ := utf8.DecodeRuneInString(text[end:]); !unicode.IsSpace(next) {
-				if _, last := utf8.DecodeLastRuneInString(m); last < len(m) {
-					m = m[:len(m)-last]
-					end -= last
-				}
-			}
-		}
-		yield(m)
-		text = text[end:]
+// asciiClass holds the class bits of the ASCII characters.
+var asciiClass = func() (t [utf8.RuneSelf]uint8) {
+	for r := range rune(utf8.RuneSelf) {
+		t[r] = unicodeClass(r)
 	}
+	return t
+}()
+
+// unicodeClass returns the class bits of r.
+func unicodeClass(r rune) uint8 {
+	switch {
+	case unicode.IsLetter(r):
+		switch {
+		case unicode.Is(unicode.Ll, r):
+			return cL | cW
+		case unicode.Is(unicode.Lu, r) || unicode.Is(unicode.Lt, r):
+			return cL | cU
+		}
+		return cL | cU | cW // Lm, Lo
+	case unicode.IsMark(r):
+		return cU | cW
+	case unicode.IsNumber(r):
+		return cN
+	case r == '\r' || r == '\n':
+		return cS | cNL
+	case unicode.IsSpace(r):
+		return cS
+	}
+	return 0
 }
 
-// isSpaceRun reports whether s is whitespace only, with no \r or \n (a match
-// of the `\s+` alternatives rather than of `\s*[\r\n]+`).
-func isSpaceRun(s string) bool {
-	if strings.ContainsAny(s, "\r\n") {
-		return false
+// classAt returns the class bits and the length of the character at s[i:].
+func classAt(s string, i int) (uint8, int) {
+	if c := s[i]; c < utf8.RuneSelf {
+		return asciiClass[c], 1
 	}
-	for _, r := range s {
-		if !unicode.IsSpace(r) {
-			return false
+	r, n := utf8.DecodeRuneInString(s[i:])
+	return unicodeClass(r), n
+}
+
+// isPrefix reports whether class c is in [^\r\n\p{L}\p{N}].
+func isPrefix(c uint8) bool { return c&(cL|cN|cNL) == 0 }
+
+// isOther reports whether class c is in [^\s\p{L}\p{N}].
+func isOther(c uint8) bool { return c&(cS|cL|cN) == 0 }
+
+// o200kPiece returns the length of the first o200k_base piece of s (len(s) > 0).
+func o200kPiece(s string) int {
+	c, n := classAt(s, 0)
+	if isPrefix(c) && n < len(s) {
+		if next, _ := classAt(s, n); next&(cU|cW) != 0 {
+			end, lower := o200kWord(s[n:])
+			if lower || c&(cU|cW) == 0 {
+				return n + end
+			}
+			// A mark before capitals only: the first alternative matches
+			// the mark alone, which comes before the second one with prefix.
+			return n
 		}
 	}
-	return true
+	if c&(cU|cW) != 0 {
+		end, _ := o200kWord(s)
+		return end
+	}
+	return common(s, c, n, true)
+}
+
+// o200kWord matches the two letter alternatives of o200k_base without their
+// prefix at the start of s, which is a letter or a mark. lower reports
+// whether the first one matched.
+func o200kWord(s string) (end int, lower bool) {
+	i, lastW := 0, -1
+	for i < len(s) {
+		c, n := classAt(s, i)
+		if c&cU == 0 {
+			if c&cW != 0 { // [U]* is followed by [W]+
+				for i += n; i < len(s); i += n {
+					if c, n = classAt(s, i); c&cW == 0 {
+						break
+					}
+				}
+				return i + contraction(s[i:]), true
+			}
+			break
+		}
+		i += n
+		if c&cW != 0 {
+			lastW = i
+		}
+	}
+	if lastW >= 0 { // [U]* gives back up to its last [W] character
+		return lastW + contraction(s[lastW:]), true
+	}
+	return i + contraction(s[i:]), false
+}
+
+// cl100kPiece returns the length of the first cl100k_base piece of s (len(s) > 0).
+func cl100kPiece(s string) int {
+	if s[0] == '\'' {
+		if n := contraction(s); n > 0 {
+			return n
+		}
+	}
+	c, n := classAt(s, 0)
+	if isPrefix(c) && n < len(s) {
+		if next, _ := classAt(s, n); next&cL != 0 {
+			return n + letters(s[n:])
+		}
+	}
+	if c&cL != 0 {
+		return letters(s)
+	}
+	return common(s, c, n, false)
+}
+
+// letters returns the length of the run of \p{L} at the start of s.
+func letters(s string) int {
+	i := 0
+	for i < len(s) {
+		c, n := classAt(s, i)
+		if c&cL == 0 {
+			break
+		}
+		i += n
+	}
+	return i
+}
+
+// common matches the alternatives after the letters, shared by both
+// encodings, at the start of s, whose first character has class c and
+// length n: numbers, other characters (with a trailing '/' too when slash)
+// and whitespace.
+func common(s string, c uint8, n int, slash bool) int {
+	if c&cN != 0 { // \p{N}{1,3}
+		i := n
+		for k := 1; k < 3 && i < len(s); k++ {
+			c, m := classAt(s, i)
+			if c&cN == 0 {
+				break
+			}
+			i += m
+		}
+		return i
+	}
+	if c&cS == 0 || s[0] == ' ' && len(s) > 1 {
+		// ` ?[^\s\p{L}\p{N}]+[\r\n]*`
+		i := 0
+		if c&cS != 0 {
+			if next, _ := classAt(s, 1); !isOther(next) {
+				return spaces(s)
+			}
+			i = 1
+		}
+		for i < len(s) {
+			c, m := classAt(s, i)
+			if !isOther(c) {
+				break
+			}
+			i += m
+		}
+		for i < len(s) && (s[i] == '\r' || s[i] == '\n' || slash && s[i] == '/') {
+			i++
+		}
+		return i
+	}
+	return spaces(s)
+}
+
+// spaces matches `\s*[\r\n]+|\s+(?!\S)|\s+` at the start of s, which is
+// whitespace.
+func spaces(s string) int {
+	i, lastNL, last := 0, -1, 0
+	for i < len(s) {
+		c, n := classAt(s, i)
+		if c&cS == 0 {
+			break
+		}
+		i += n
+		last = n
+		if c&cNL != 0 {
+			lastNL = i
+		}
+	}
+	if lastNL >= 0 {
+		return lastNL
+	}
+	if i < len(s) && i > last {
+		return i - last // the last space goes with the next piece
+	}
+	return i
+}
+
+// contraction returns the length of the (?i:'s|'t|'re|'ve|'m|'ll|'d) at the
+// start of s, or 0.
+func contraction(s string) int {
+	if len(s) < 2 || s[0] != '\'' {
+		return 0
+	}
+	switch s[1] | 0x20 {
+	case 's', 't', 'm', 'd':
+		return 2
+	case 'r', 'v', 'l':
+		if len(s) >= 3 {
+			want := byte('e')
+			if s[1]|0x20 == 'l' {
+				want = 'l'
+			}
+			if s[2]|0x20 == want {
+				return 3
+			}
+		}
+		return 0
+	}
+	if len(s) >= 3 && s[1] == 0xC5 && s[2] == 0xBF { // ſ folds to s
+		return 3
+	}
+	return 0
 }

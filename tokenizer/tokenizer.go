@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -47,22 +46,29 @@ func Count(model, text string) int {
 }
 
 // CountEncoding is Count for an encoding name (O200kBase or Cl100kBase);
-// unknown names use DefaultEncoding.
+// unknown names use DefaultEncoding. Once the vocabulary is loaded it does
+// not allocate for valid UTF-8 text.
 func CountEncoding(encoding, text string) int {
 	if text == "" {
 		return 0
 	}
-	ids, err := Encode(encoding, text)
+	enc, err := load(encoding)
 	if err != nil {
 		return (len(text) + 3) / 4 // the vocabulary failed to load: a rough estimate beats none
 	}
-	return len(ids)
+	text = ValidUTF8(text)
+	n := 0
+	for len(text) > 0 {
+		seg := segment(text)
+		n += enc.count(text[:seg])
+		text = text[seg:]
+	}
+	return n
 }
 
-// Encode returns the token ids of text under encoding, as tiktoken's
-// encode_ordinary does after decoding the bytes as UTF-8 with errors
-// replaced (each maximal invalid subsequence becomes one U+FFFD).
-func Encode(encoding, text string) ([]int, error) {
+// load returns the vocabulary of encoding, loading it on first use; unknown
+// names get DefaultEncoding.
+func load(encoding string) (*bpe, error) {
 	get, ok := encodings[encoding]
 	if !ok {
 		get = encodings[DefaultEncoding]
@@ -70,6 +76,17 @@ func Encode(encoding, text string) ([]int, error) {
 	enc, err := get()
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	return enc, nil
+}
+
+// Encode returns the token ids of text under encoding, as tiktoken's
+// encode_ordinary does after decoding the bytes as UTF-8 with errors
+// replaced (each maximal invalid subsequence becomes one U+FFFD).
+func Encode(encoding, text string) ([]int, error) {
+	enc, err := load(encoding)
+	if err != nil {
+		return nil, err
 	}
 	text = ValidUTF8(text)
 	ids := make([]int, 0, len(text)/4+1)
@@ -91,32 +108,42 @@ const maxRun = 1024
 
 // segment returns the length of the first segment of s to encode on its own:
 // all of s, or up to the point where a run of one class reaches maxRun bytes.
+// The classes are whitespace, letters and marks, numbers, and the rest.
 func segment(s string) int {
-	run, class := 0, -1
-	for i, r := range s {
-		c := charClass(r)
+	if len(s) <= maxRun {
+		return len(s)
+	}
+	run, class := 0, uint8(0xff)
+	for i := 0; i < len(s); {
+		c, n := classAt(s, i)
+		c = segmentClass[c]
 		if c != class {
 			class, run = c, 0
 		}
-		run += utf8.RuneLen(r)
+		run += n
 		if run > maxRun {
 			return i
 		}
+		i += n
 	}
 	return len(s)
 }
 
-func charClass(r rune) int {
-	switch {
-	case unicode.IsSpace(r):
-		return 0
-	case unicode.IsLetter(r) || unicode.IsMark(r):
-		return 1
-	case unicode.IsNumber(r):
-		return 2
+// segmentClass maps class bits to the classes of segment: the largest bit of
+// cS, cU|cW and cN that is set, or 0.
+var segmentClass = func() (t [1 << 6]uint8) {
+	for c := range t {
+		switch {
+		case c&int(cS) != 0:
+			t[c] = cS
+		case c&int(cU|cW) != 0:
+			t[c] = cU | cW
+		case c&int(cN) != 0:
+			t[c] = cN
+		}
 	}
-	return 3
-}
+	return t
+}()
 
 // ValidUTF8 returns s with each maximal ill-formed subsequence replaced by
 // U+FFFD, as Python's bytes.decode("utf-8", "replace") does.

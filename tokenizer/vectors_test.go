@@ -108,23 +108,3 @@ func TestCountTools(t *testing.T) {
 		t.Errorf("CountTools = %d, want %d", got, want)
 	}
 }
-
-// BenchmarkCount reports tokenizer throughput on the 100 KB corpus document.
-func BenchmarkCount(b *testing.B) {
-	text, err := os.ReadFile(filepath.Join("testdata", "corpus", "document_100k.txt"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, enc := range []string{O200kBase, Cl100kBase} {
-		b.Run(enc, func(b *testing.B) {
-			s := string(text)
-			tokens := CountEncoding(enc, s)
-			b.SetBytes(int64(len(s)))
-			b.ResetTimer()
-			for b.Loop() {
-				CountEncoding(enc, s)
-			}
-			b.ReportMetric(float64(tokens)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
-		})
-	}
-}

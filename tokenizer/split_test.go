@@ -1,0 +1,77 @@
+package tokenizer
+
+import (
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// splitPieces returns the pieces of text under the hand-written pre-tokenizer.
+func splitPieces(piece func(string) int, text string) []string {
+	var out []string
+	for len(text) > 0 {
+		n := piece(text)
+		out = append(out, text[:n])
+		text = text[n:]
+	}
+	return out
+}
+
+// regexpSplit returns the pieces of text under the regular expression.
+func regexpSplit(re *regexp.Regexp, text string) []string {
+	var out []string
+	regexpPieces(re, text, func(p string) { out = append(out, p) })
+	return out
+}
+
+// checkSplit compares the two pre-tokenizers of both encodings on text.
+func checkSplit(t *testing.T, text string) {
+	t.Helper()
+	for _, c := range []struct {
+		name  string
+		piece func(string) int
+		re    *regexp.Regexp
+	}{{O200kBase, o200kPiece, o200kRegexp}, {Cl100kBase, cl100kPiece, cl100kRegexp}} {
+		got, want := splitPieces(c.piece, text), regexpSplit(c.re, text)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s %q:\n got %q\nwant %q", c.name, text, got, want)
+		}
+	}
+}
+
+func TestSplitMatchesRegexp(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "corpus", "*.txt"))
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkSplit(t, ValidUTF8(string(b)))
+	}
+	for _, s := range []string{"", "'", "'s", "'S", "'ſ", "'ll", "'LL", "'Re", "'x", "a'", "A'VE", "x'ſ", "'sa",
+		" ", "  ", " x", "  x", " \n", "\n ", " \n x", "\u00a0\u00a0x", "\u3000!", " !", "  !", " /\n/x",
+		"\u0301AB", "\u0301ABc", "\u0301ab", "a\u0301", "AʰB", "ABʰ", "Aǅb", "ǅA", "x\u0301\u0301", "١٢٣٤", "1234567"} {
+		checkSplit(t, s)
+	}
+}
+
+// TestSplitRandom compares the pre-tokenizers on random strings over an
+// alphabet with a few characters of every class that the patterns tell apart.
+func TestSplitRandom(t *testing.T) {
+	alphabet := []string{"a", "s", "t", "e", "l", "r", "v", "m", "d", "A", "S", "L", "E", "ſ", "é", "É",
+		"ǅ", "ʰ", "中", "ا", "\u0301", "\u0903", "1", "٣", "Ⅻ", "½", "'", "'", "'", " ", " ", " ", "\t",
+		"\r", "\n", "\u00a0", "\u2028", "\u3000", "\u0085", "\v", "/", "!", ".", "-", "😀", "\u200d", "_", "\x00"}
+	r := rand.New(rand.NewPCG(1, 2))
+	var b strings.Builder
+	for range 200000 {
+		b.Reset()
+		for range 1 + r.IntN(12) {
+			b.WriteString(alphabet[r.IntN(len(alphabet))])
+		}
+		checkSplit(t, b.String())
+	}
+}
