@@ -89,18 +89,25 @@ func BenchmarkCount(b *testing.B) {
 	}
 }
 
-// BenchmarkEncode reports the speed of Encode, which returns the ids, on the
-// 100 KB document.
+// BenchmarkEncode is BenchmarkCount for Encode, which returns the ids.
 func BenchmarkEncode(b *testing.B) {
-	document, _ := benchTexts(b)
+	document, prompts := benchTexts(b)
 	for _, enc := range []string{O200kBase, Cl100kBase} {
-		b.Run(enc, func(b *testing.B) {
-			Encode(enc, document)
+		b.Run(enc+"/document_100k", func(b *testing.B) {
 			b.SetBytes(int64(len(document)))
 			b.ReportAllocs()
 			for b.Loop() {
 				Encode(enc, document)
 			}
+		})
+		b.Run(enc+"/prompts", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, p := range prompts {
+					Encode(enc, p)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(prompts)), "ns/prompt")
 		})
 	}
 }

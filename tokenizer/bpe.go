@@ -1,12 +1,14 @@
 package tokenizer
 
 import (
+	"encoding/base64"
 	"fmt"
 	"math/bits"
-	"slices"
+	"strconv"
+	"strings"
 	"sync"
 
-	loader "github.com/pkoukk/tiktoken-go-loader"
+	"github.com/pkoukk/tiktoken-go-loader/assets"
 )
 
 // bpe is one encoding: its byte-pair ranks and its pre-tokenizer. A token's
@@ -35,11 +37,15 @@ type entry struct {
 // tiktoken-go-loader; nothing is downloaded.
 func loadBPE(file string, piece func(string) int) func() (*bpe, error) {
 	return sync.OnceValues(func() (*bpe, error) {
-		ranks, err := loader.NewOfflineLoader().LoadTiktokenBpe(file)
+		data, err := assets.Assets.ReadFile(file)
 		if err != nil {
 			return nil, fmt.Errorf("load %s: %w", file, err)
 		}
-		return newBPE(ranks, piece)
+		b, err := newBPE(string(data), piece)
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", file, err)
+		}
+		return b, nil
 	})
 }
 
@@ -48,47 +54,57 @@ var encodings = map[string]func() (*bpe, error){
 	Cl100kBase: loadBPE("cl100k_base.tiktoken", cl100kPiece),
 }
 
-// newBPE builds the lookup tables of a vocabulary.
-func newBPE(ranks map[string]int, piece func(string) int) (*bpe, error) {
-	tokens := make([]string, 0, len(ranks))
-	size := 0
-	for t, r := range ranks {
-		if t == "" || len(t) > 255 || r < 0 || r >= int(none) {
-			return nil, fmt.Errorf("token %q of rank %d out of range", t, r)
-		}
-		tokens = append(tokens, t)
-		size += len(t)
-	}
-	if size >= 1<<24 {
-		return nil, fmt.Errorf("vocabulary of %d bytes is too large", size)
-	}
-	slices.Sort(tokens) // the same layout on every load
-	logSize := bits.Len(uint(len(tokens))*2 - 1)
+// newBPE builds the lookup tables of a vocabulary in the .tiktoken format:
+// one line per token, its bytes in base64, a space and its rank.
+func newBPE(data string, piece func(string) int) (*bpe, error) {
+	lines := strings.Count(data, "\n") + 1
+	logSize := bits.Len(uint(lines)*2 - 1)
 	b := &bpe{
 		table: make([]entry, 1<<logSize),
 		shift: uint(64 - logSize),
 		pair:  make([]rank, 1<<16),
 		piece: piece,
 	}
-	arena := make([]byte, 0, size)
 	for i := range b.pair {
 		b.pair[i] = none
 	}
+	type token struct{ start, end, rank uint32 }
+	tokens := make([]token, 0, lines)
+	arena := make([]byte, 0, len(data)*3/4)
+	for line := range strings.Lines(data) {
+		line = strings.TrimRight(line, "\r\n")
+		if line == "" {
+			continue
+		}
+		b64, num, ok := strings.Cut(line, " ")
+		r, err := strconv.ParseUint(num, 10, 32)
+		if !ok || err != nil || rank(r) == none {
+			return nil, fmt.Errorf("bad line %q", line)
+		}
+		start := len(arena)
+		arena, err = base64.StdEncoding.AppendDecode(arena, []byte(b64))
+		if n := len(arena) - start; err != nil || n == 0 || n > 255 || start >= 1<<24 {
+			return nil, fmt.Errorf("bad token in line %q", line)
+		}
+		tokens = append(tokens, token{uint32(start), uint32(len(arena)), uint32(r)})
+	}
+	b.arena = string(arena)
 	mask := len(b.table) - 1
-	for _, t := range tokens {
-		r := rank(ranks[t])
+	for _, tok := range tokens {
+		t := b.arena[tok.start:tok.end]
 		if len(t) == 2 {
-			b.pair[int(t[0])<<8|int(t[1])] = r
+			b.pair[int(t[0])<<8|int(t[1])] = tok.rank
+		}
+		if b.lookup(t) != none {
+			return nil, fmt.Errorf("token %q twice", t)
 		}
 		key := load8(t)
 		i := int(hash(key, t) >> b.shift)
 		for b.table[i].ref != 0 {
 			i = (i + 1) & mask
 		}
-		b.table[i] = entry{key: key, rank: r, ref: uint32(len(arena))<<8 | uint32(len(t))}
-		arena = append(arena, t...)
+		b.table[i] = entry{key: key, rank: tok.rank, ref: tok.start<<8 | uint32(len(t))}
 	}
-	b.arena = string(arena)
 	return b, nil
 }
 

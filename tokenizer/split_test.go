@@ -75,3 +75,14 @@ func TestSplitRandom(t *testing.T) {
 		checkSplit(t, b.String())
 	}
 }
+
+// FuzzSplitMatchesRegexp compares the pieces of the hand-written
+// pre-tokenizers with those of the regular expressions on any valid text.
+func FuzzSplitMatchesRegexp(f *testing.F) {
+	for _, s := range []string{" \n \n x", "a  b", "\u00a0\u00a0x", "It's ALLCAPS'S", "\u0301AB'll", "x//\n\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		checkSplit(t, ValidUTF8(text))
+	})
+}
