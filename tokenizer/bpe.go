@@ -110,15 +110,22 @@ func newBPE(data string, piece func(string) int) (*bpe, error) {
 
 // load8 returns the first 8 bytes of s, little-endian, zero-padded.
 func load8(s string) uint64 {
-	if len(s) >= 8 {
+	switch n := len(s); {
+	case n >= 8:
 		return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
 			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	case n >= 4: // two overlapping loads
+		lo := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24
+		t := s[n-4:]
+		hi := uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24
+		return lo | hi<<(8*(n-4))
+	case n >= 2:
+		t := s[n-2:]
+		return uint64(s[0]) | uint64(s[1])<<8 | (uint64(t[0])|uint64(t[1])<<8)<<(8*(n-2))
+	case n == 1:
+		return uint64(s[0])
 	}
-	var k uint64
-	for i := len(s) - 1; i >= 0; i-- {
-		k = k<<8 | uint64(s[i])
-	}
-	return k
+	return 0
 }
 
 // hash returns the hash of s, whose first 8 bytes are key.

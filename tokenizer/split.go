@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -36,16 +37,36 @@ const (
 	cNL                   // \r or \n
 )
 
-// asciiClass holds the class bits of the ASCII characters.
-var asciiClass = func() (t [utf8.RuneSelf]uint8) {
-	for r := range rune(utf8.RuneSelf) {
-		t[r] = unicodeClass(r)
+// bmpClass holds the class bits of the characters of the Basic
+// Multilingual Plane (U+0000 to U+FFFF).
+var bmpClass [1 << 16]uint8
+
+func init() {
+	set := func(table *unicode.RangeTable, bits uint8) {
+		for _, r := range table.R16 {
+			for c := int(r.Lo); c <= int(r.Hi); c += int(r.Stride) {
+				bmpClass[c] |= bits
+			}
+		}
 	}
-	return t
-}()
+	set(unicode.L, cL)
+	set(unicode.Lu, cU)
+	set(unicode.Lt, cU)
+	set(unicode.Ll, cW)
+	set(unicode.Lm, cU|cW)
+	set(unicode.Lo, cU|cW)
+	set(unicode.M, cU|cW)
+	set(unicode.N, cN)
+	set(unicode.White_Space, cS)
+	bmpClass['\r'] |= cNL
+	bmpClass['\n'] |= cNL
+}
 
 // unicodeClass returns the class bits of r.
 func unicodeClass(r rune) uint8 {
+	if r < 1<<16 {
+		return bmpClass[r]
+	}
 	switch {
 	case unicode.IsLetter(r):
 		switch {
@@ -59,8 +80,6 @@ func unicodeClass(r rune) uint8 {
 		return cU | cW
 	case unicode.IsNumber(r):
 		return cN
-	case r == '\r' || r == '\n':
-		return cS | cNL
 	case unicode.IsSpace(r):
 		return cS
 	}
@@ -70,8 +89,15 @@ func unicodeClass(r rune) uint8 {
 // classAt returns the class bits and the length of the character at s[i:].
 func classAt(s string, i int) (uint8, int) {
 	if c := s[i]; c < utf8.RuneSelf {
-		return asciiClass[c], 1
+		return bmpClass[c], 1
 	}
+	return classOf(s, i)
+}
+
+// classOf returns the class bits and the length of the character at s[i:].
+//
+//go:noinline
+func classOf(s string, i int) (uint8, int) {
 	r, n := utf8.DecodeRuneInString(s[i:])
 	return unicodeClass(r), n
 }
@@ -107,29 +133,38 @@ func o200kPiece(s string) int {
 // prefix at the start of s, which is a letter or a mark. lower reports
 // whether the first one matched.
 func o200kWord(s string) (end int, lower bool) {
-	i, lastW := 0, -1
+	i := span(s, 0, cU, true)
+	if i < len(s) {
+		if c, _ := classAt(s, i); c&cW != 0 { // [U]* is followed by [W]+
+			i = span(s, i, cW, true)
+			return i + contraction(s[i:]), true
+		}
+	}
+	// [U]* gives back up to its last [W] character, if any.
+	for j := i; j > 0; {
+		r, n := utf8.DecodeLastRuneInString(s[:j])
+		if unicodeClass(r)&cW != 0 {
+			return j + contraction(s[j:]), true
+		}
+		j -= n
+	}
+	return i + contraction(s[i:]), false
+}
+
+// span returns the end of the run of characters from s[i:] whose class has
+// a bit of mask set (want true) or none (want false).
+func span(s string, i int, mask uint8, want bool) int {
 	for i < len(s) {
-		c, n := classAt(s, i)
-		if c&cU == 0 {
-			if c&cW != 0 { // [U]* is followed by [W]+
-				for i += n; i < len(s); i += n {
-					if c, n = classAt(s, i); c&cW == 0 {
-						break
-					}
-				}
-				return i + contraction(s[i:]), true
-			}
+		c, n := bmpClass[s[i]], 1
+		if s[i] >= utf8.RuneSelf {
+			c, n = classOf(s, i)
+		}
+		if (c&mask != 0) != want {
 			break
 		}
 		i += n
-		if c&cW != 0 {
-			lastW = i
-		}
 	}
-	if lastW >= 0 { // [U]* gives back up to its last [W] character
-		return lastW + contraction(s[lastW:]), true
-	}
-	return i + contraction(s[i:]), false
+	return i
 }
 
 // cl100kPiece returns the length of the first cl100k_base piece of s (len(s) > 0).
@@ -142,26 +177,13 @@ func cl100kPiece(s string) int {
 	c, n := classAt(s, 0)
 	if isPrefix(c) && n < len(s) {
 		if next, _ := classAt(s, n); next&cL != 0 {
-			return n + letters(s[n:])
+			return span(s, n, cL, true)
 		}
 	}
 	if c&cL != 0 {
-		return letters(s)
+		return span(s, 0, cL, true)
 	}
 	return common(s, c, n, false)
-}
-
-// letters returns the length of the run of \p{L} at the start of s.
-func letters(s string) int {
-	i := 0
-	for i < len(s) {
-		c, n := classAt(s, i)
-		if c&cL == 0 {
-			break
-		}
-		i += n
-	}
-	return i
 }
 
 // common matches the alternatives after the letters, shared by both
@@ -189,13 +211,7 @@ func common(s string, c uint8, n int, slash bool) int {
 			}
 			i = 1
 		}
-		for i < len(s) {
-			c, m := classAt(s, i)
-			if !isOther(c) {
-				break
-			}
-			i += m
-		}
+		i = span(s, i, cS|cL|cN, false)
 		for i < len(s) && (s[i] == '\r' || s[i] == '\n' || slash && s[i] == '/') {
 			i++
 		}
@@ -207,23 +223,14 @@ func common(s string, c uint8, n int, slash bool) int {
 // spaces matches `\s*[\r\n]+|\s+(?!\S)|\s+` at the start of s, which is
 // whitespace.
 func spaces(s string) int {
-	i, lastNL, last := 0, -1, 0
-	for i < len(s) {
-		c, n := classAt(s, i)
-		if c&cS == 0 {
-			break
-		}
-		i += n
-		last = n
-		if c&cNL != 0 {
-			lastNL = i
-		}
+	i := span(s, 0, cS, true)
+	if nl := strings.LastIndexAny(s[:i], "\r\n"); nl >= 0 {
+		return nl + 1
 	}
-	if lastNL >= 0 {
-		return lastNL
-	}
-	if i < len(s) && i > last {
-		return i - last // the last space goes with the next piece
+	if i < len(s) {
+		if _, last := utf8.DecodeLastRuneInString(s[:i]); last < i {
+			return i - last // the last space goes with the next piece
+		}
 	}
 	return i
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 // splitPieces returns the pieces of text under the hand-written pre-tokenizer.
@@ -85,4 +86,44 @@ func FuzzSplitMatchesRegexp(f *testing.F) {
 	f.Fuzz(func(t *testing.T, text string) {
 		checkSplit(t, ValidUTF8(text))
 	})
+}
+
+// TestClassTable checks the class table of the Basic Multilingual Plane
+// against the unicode package.
+func TestClassTable(t *testing.T) {
+	for r := rune(0); r < 1<<16; r++ {
+		var want uint8
+		switch {
+		case unicode.In(r, unicode.Lu, unicode.Lt):
+			want = cL | cU
+		case unicode.Is(unicode.Ll, r):
+			want = cL | cW
+		case unicode.In(r, unicode.Lm, unicode.Lo):
+			want = cL | cU | cW
+		case unicode.IsMark(r):
+			want = cU | cW
+		case unicode.IsNumber(r):
+			want = cN
+		case r == '\r' || r == '\n':
+			want = cS | cNL
+		case unicode.IsSpace(r):
+			want = cS
+		}
+		if got := unicodeClass(r); got != want {
+			t.Errorf("class of %U = %b, want %b", r, got, want)
+		}
+	}
+}
+
+func TestLoad8(t *testing.T) {
+	s := "\x01\x02\x03\x04\x05\x06\x07\x08\x09"
+	for n := 0; n <= len(s); n++ {
+		var want uint64
+		for i := min(n, 8) - 1; i >= 0; i-- {
+			want = want<<8 | uint64(s[i])
+		}
+		if got := load8(s[:n]); got != want {
+			t.Errorf("load8(%q) = %#x, want %#x", s[:n], got, want)
+		}
+	}
 }

@@ -115,9 +115,11 @@ func segment(s string) int {
 	}
 	run, class := 0, uint8(0xff)
 	for i := 0; i < len(s); {
-		c, n := classAt(s, i)
-		c = segmentClass[c]
-		if c != class {
+		c, n := bmpClass[s[i]&0x7f], 1
+		if s[i] >= utf8.RuneSelf {
+			c, n = classOf(s, i)
+		}
+		if c = segmentClass[c]; c != class {
 			class, run = c, 0
 		}
 		run += n
