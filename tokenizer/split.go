@@ -95,8 +95,6 @@ func classAt(s string, i int) (uint8, int) {
 }
 
 // classOf returns the class bits and the length of the character at s[i:].
-//
-//go:noinline
 func classOf(s string, i int) (uint8, int) {
 	r, n := utf8.DecodeRuneInString(s[i:])
 	return unicodeClass(r), n
@@ -110,6 +108,22 @@ func isOther(c uint8) bool { return c&(cS|cL|cN) == 0 }
 
 // o200kPiece returns the length of the first o200k_base piece of s (len(s) > 0).
 func o200kPiece(s string) int {
+	// Fast path: an optional space, [A-Z]*[a-z]+, then the end or an ASCII
+	// character that is neither a letter nor an apostrophe.
+	i := 0
+	if s[0] == ' ' {
+		i = 1
+	}
+	for i < len(s) && 'A' <= s[i] && s[i] <= 'Z' {
+		i++
+	}
+	if i < len(s) && 'a' <= s[i] && s[i] <= 'z' {
+		for i++; i < len(s) && 'a' <= s[i] && s[i] <= 'z'; i++ {
+		}
+		if i == len(s) || s[i] < utf8.RuneSelf && s[i] != '\'' && bmpClass[s[i]]&cL == 0 {
+			return i
+		}
+	}
 	c, n := classAt(s, 0)
 	if isPrefix(c) && n < len(s) {
 		if next, _ := classAt(s, n); next&(cU|cW) != 0 {
@@ -169,6 +183,19 @@ func span(s string, i int, mask uint8, want bool) int {
 
 // cl100kPiece returns the length of the first cl100k_base piece of s (len(s) > 0).
 func cl100kPiece(s string) int {
+	// Fast path: an optional space, ASCII letters, then the end or another
+	// ASCII character.
+	i := 0
+	if s[0] == ' ' {
+		i = 1
+	}
+	if i < len(s) && s[i] < utf8.RuneSelf && bmpClass[s[i]]&cL != 0 {
+		for i++; i < len(s) && s[i] < utf8.RuneSelf && bmpClass[s[i]]&cL != 0; i++ {
+		}
+		if i == len(s) || s[i] < utf8.RuneSelf {
+			return i
+		}
+	}
 	if s[0] == '\'' {
 		if n := contraction(s); n > 0 {
 			return n

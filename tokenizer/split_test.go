@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+	"unicode/utf8"
 )
 
 // splitPieces returns the pieces of text under the hand-written pre-tokenizer.
@@ -88,10 +89,10 @@ func FuzzSplitMatchesRegexp(f *testing.F) {
 	})
 }
 
-// TestClassTable checks the class table of the Basic Multilingual Plane
-// against the unicode package.
+// TestClassTable checks the classes of all characters (the table of the
+// Basic Multilingual Plane and the others) against the unicode package.
 func TestClassTable(t *testing.T) {
-	for r := rune(0); r < 1<<16; r++ {
+	for r := rune(0); r <= unicode.MaxRune; r++ {
 		var want uint8
 		switch {
 		case unicode.In(r, unicode.Lu, unicode.Lt):
@@ -124,6 +125,52 @@ func TestLoad8(t *testing.T) {
 		}
 		if got := load8(s[:n]); got != want {
 			t.Errorf("load8(%q) = %#x, want %#x", s[:n], got, want)
+		}
+	}
+}
+
+// linearSegment is segment written as a scan of every character.
+func linearSegment(s string) int {
+	run, class := 0, uint8(0xff)
+	for i, r := range s {
+		c := segmentClass[unicodeClass(r)]
+		if c != class {
+			class, run = c, 0
+		}
+		run += utf8.RuneLen(r)
+		if run > maxRun {
+			return i
+		}
+	}
+	return len(s)
+}
+
+// TestSegment compares segment with a scan of every character on texts made
+// of runs of random classes and lengths around maxRun.
+func TestSegment(t *testing.T) {
+	chars := []string{"a", "é", "中", "\u0301", "𝐀", " ", "\u3000", "\n", "1", "٣", "!", "😀", "\u00a0"}
+	r := rand.New(rand.NewPCG(3, 4))
+	var b strings.Builder
+	for range 3000 {
+		b.Reset()
+		for range 1 + r.IntN(6) {
+			c := chars[r.IntN(len(chars))]
+			n := r.IntN(3 * maxRun / len(c))
+			if r.IntN(2) == 0 {
+				n = r.IntN(8)
+			}
+			b.WriteString(strings.Repeat(c, n))
+		}
+		text := b.String()
+		for len(text) > 0 {
+			got, want := segment(text), linearSegment(text)
+			if got != want {
+				t.Fatalf("segment of %d bytes: %d, want %d", len(text), got, want)
+			}
+			if got == 0 {
+				t.Fatal("empty segment")
+			}
+			text = text[got:]
 		}
 	}
 }

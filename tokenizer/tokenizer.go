@@ -109,26 +109,55 @@ const maxRun = 1024
 // segment returns the length of the first segment of s to encode on its own:
 // all of s, or up to the point where a run of one class reaches maxRun bytes.
 // The classes are whitespace, letters and marks, numbers, and the rest.
+//
+// Only runs longer than maxRun matter, and each one spans two consecutive
+// samples taken every maxRun/2 bytes, so segment looks at the runs through
+// the samples only, not at every character.
 func segment(s string) int {
-	if len(s) <= maxRun {
-		return len(s)
-	}
-	run, class := 0, uint8(0xff)
-	for i := 0; i < len(s); {
-		c, n := bmpClass[s[i]&0x7f], 1
-		if s[i] >= utf8.RuneSelf {
-			c, n = classOf(s, i)
+	const step = maxRun / 2
+	for q := 0; q+step < len(s); q += step {
+		for q > 0 && !utf8.RuneStart(s[q]) {
+			q--
 		}
-		if c = segmentClass[c]; c != class {
-			class, run = c, 0
+		c, n := segmentClassAt(s, q)
+		e := q + n
+		for e < len(s) && e <= q+step {
+			ce, ne := segmentClassAt(s, e)
+			if ce != c {
+				break
+			}
+			e += ne
 		}
-		run += n
-		if run > maxRun {
-			return i
+		if e <= q+step {
+			continue // the class changes between this sample and the next
 		}
-		i += n
+		start := q
+		for start > 0 {
+			r, n := utf8.DecodeLastRuneInString(s[:start])
+			if segmentClass[unicodeClass(r)] != c {
+				break
+			}
+			start -= n
+		}
+		for i := start; i < len(s); {
+			ci, ni := segmentClassAt(s, i)
+			if ci != c {
+				break
+			}
+			if i+ni-start > maxRun {
+				return i
+			}
+			i += ni
+		}
 	}
 	return len(s)
+}
+
+// segmentClassAt returns the class of segment of the character at s[i:] and
+// its length.
+func segmentClassAt(s string, i int) (uint8, int) {
+	c, n := classAt(s, i)
+	return segmentClass[c&(1<<6-1)], n
 }
 
 // segmentClass maps class bits to the classes of segment: the largest bit of
