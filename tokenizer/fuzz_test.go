@@ -55,3 +55,16 @@ func FuzzEncodeMatchesOracle(f *testing.F) {
 		}
 	})
 }
+
+// TestPromptsMatchOracle compares the counts of the benchmark prompts with
+// the oracle's.
+func TestPromptsMatchOracle(t *testing.T) {
+	_, prompts := benchTexts(t)
+	for enc, o := range oracle() {
+		for _, p := range prompts {
+			if got, want := CountEncoding(enc, p), len(o.EncodeOrdinary(p)); got != want {
+				t.Errorf("%s %q: %d tokens, oracle %d", enc, p, got, want)
+			}
+		}
+	}
+}
