@@ -12,7 +12,7 @@ import (
 )
 
 // bpe is one encoding: its byte-pair ranks and its pre-tokenizer. A token's
-// rank is also its id.
+// rank is also its id, and every single byte is a token.
 type bpe struct {
 	table []entry // open addressing, linear probing; len is a power of two
 	shift uint    // 64 - log2(len(table)): a hash's top bits index table
@@ -104,6 +104,11 @@ func newBPE(data string, piece func(string) int) (*bpe, error) {
 			i = (i + 1) & mask
 		}
 		b.table[i] = entry{key: key, rank: tok.rank, ref: tok.start<<8 | uint32(len(t))}
+	}
+	for c := range 256 { // merging starts from single bytes
+		if b.lookup(string([]byte{byte(c)})) == none {
+			return nil, fmt.Errorf("byte %#x is not a token", c)
+		}
 	}
 	return b, nil
 }
