@@ -41,6 +41,8 @@ func EncodingFor(model string) string {
 // Count returns the number of tokens of text under model's encoding, exactly
 // as tiktoken's encode_ordinary counts them: special-token markers such as
 // <|endoftext|> are plain text, and invalid UTF-8 bytes count as U+FFFD.
+// Once the vocabulary is loaded, Count does not allocate for valid UTF-8
+// text and a model name without upper-case letters.
 func Count(model, text string) int {
 	return CountEncoding(EncodingFor(model), text)
 }
@@ -245,7 +247,8 @@ const (
 	tokensReply      = 3
 )
 
-// CountChat returns the prompt tokens of a chat request made of msgs.
+// CountChat returns the prompt tokens of a chat request made of msgs. It
+// allocates no more than Count does.
 func CountChat(model string, msgs []Message) int {
 	if len(msgs) == 0 {
 		return 0
