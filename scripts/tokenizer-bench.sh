@@ -105,7 +105,7 @@ print("| encoding | text | tokens/call | llmscope Count | llmscope Encode | tikt
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for name, text, tokens, count_ns, encode_ns, ref in rows:
     label = "document_100k (1 call)" if text == "document_100k" else f"prompts (per call, {len(prompts)} prompts)"
-    print(f"| {name} | {label} | {tokens:.1f} | {fmt(count_ns)} | {fmt(encode_ns)} | {fmt(ref)} | "
+    print(f"| {name} | {label} | {tokens:.{0 if tokens == int(tokens) else 1}f} | {fmt(count_ns)} | {fmt(encode_ns)} | {fmt(ref)} | "
           f"{tokens / count_ns * 1e3:.1f} M | {tokens / ref * 1e3:.1f} M | {ref / count_ns:.2f}× | {ref / encode_ns:.2f}× |")
 print()
 print(f"Medians of {count} runs on each side; ratio = tiktoken time / llmscope time (> 1: llmscope is faster).")
