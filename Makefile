@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # flags as .goreleaser.yaml and scripts/build-matrix.sh.
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build serve demo test test-deps bench loadtest fuzz vet
+.PHONY: build serve demo test test-deps bench loadtest tail fuzz vet
 
 build:
 	@echo "building $(BIN) $(VERSION): the first build compiles about 400 packages (about 50 s on 2 cores); later ones take a second or two" >&2
@@ -41,6 +41,15 @@ bench:
 loadtest: build
 	mkdir -p bench
 	./$(BIN) bench --json bench/bench.json --md bench/bench.md
+
+# The tail guard: added p50, p99 and p99.9 and throughput of the gateway
+# against the bare reverse proxy, every request kind, one client and 16, in
+# under two minutes. Run it before a change lands; it is not a CI gate (a
+# timing on a shared machine must never fail a build). TAIL_SCENARIOS adds
+# gateway+capture or gateway+slowstore.
+TAIL_SCENARIOS ?= direct,gateway,reverseproxy
+tail: build
+	./$(BIN) bench --scenarios $(TAIL_SCENARIOS) --rate 0 --concurrency 16 --duration 2s --warmup 500ms --settle-limit 3s
 
 # Short fuzzing of every parser (FUZZTIME per target).
 FUZZTIME ?= 20s

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,6 +72,14 @@ func putBuf(b *bytes.Buffer) {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.inflight.Add(1)
 	defer g.inflight.Done()
+	if trace.IsEnabled() {
+		// One task per request, so an execution trace (serve --pprof,
+		// /debug/pprof/trace) shows each request's latency and what ran
+		// meanwhile.
+		ctx, task := trace.NewTask(r.Context(), "llmscope.request")
+		defer task.End()
+		r = r.WithContext(ctx)
+	}
 	x := &exchange{t0: time.Now()}
 	op, allowed := openai.OperationOf(r.Method, r.URL.Path)
 	c := &llmscope.Call{

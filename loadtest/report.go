@@ -71,6 +71,9 @@ type Comparison struct {
 	RatioToProxy *Ratios `json:"ratio_to_proxy,omitempty"`
 	// ThroughputRatio is this scenario's throughput over direct's.
 	ThroughputRatio float64 `json:"throughput_ratio"`
+	// ThroughputToProxy is this scenario's throughput over the reverse
+	// proxy's (0 when there is no proxy result to compare with).
+	ThroughputToProxy float64 `json:"throughput_to_proxy,omitempty"`
 }
 
 func percentiles(s Summary) Percentiles {
@@ -128,6 +131,9 @@ func Compare(results []Result) []Comparison {
 		}
 		if floor := index[key{r.Mode, r.Rate, r.Concurrency, r.Kind, Floor}]; floor != nil && r.Scenario != Floor {
 			c.RatioToProxy = ratios(c.AddedLatency, percentiles(floor.Latency).minus(percentiles(base.Latency)))
+			if floor.Throughput > 0 {
+				c.ThroughputToProxy = round3(r.Throughput / floor.Throughput)
+			}
 		}
 		out = append(out, c)
 	}
@@ -205,19 +211,22 @@ func (r *Report) Markdown() string {
 	}
 	if len(r.Comparisons) > 0 {
 		b.WriteString("\nAdded to direct (difference of the percentiles), and llmscope's added latency over the bare reverse proxy's (n/a where the proxy added nothing measurable).\n\n")
-		b.WriteString("| load | kind | scenario | +p50 | +p90 | +p99 | +p99.9 | +TTFT p50 | +TTFT p99 | ×proxy p50 | ×proxy p99 | throughput vs direct |\n")
-		b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		b.WriteString("| load | kind | scenario | +p50 | +p90 | +p99 | +p99.9 | +TTFT p50 | +TTFT p99 | ×proxy p50 | ×proxy p99 | ×proxy p99.9 | throughput vs direct | throughput vs proxy |\n")
+		b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, c := range r.Comparisons {
-			t50, t99, r50, r99 := "", "", "", ""
+			t50, t99, r50, r99, r999, tp := "", "", "", "", "", ""
 			if c.AddedTTFT != nil {
 				t50, t99 = signed(c.AddedTTFT.P50), signed(c.AddedTTFT.P99)
 			}
 			if c.RatioToProxy != nil {
-				r50, r99 = ratio(c.RatioToProxy.P50), ratio(c.RatioToProxy.P99)
+				r50, r99, r999 = ratio(c.RatioToProxy.P50), ratio(c.RatioToProxy.P99), ratio(c.RatioToProxy.P999)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f |\n",
+			if c.ThroughputToProxy > 0 {
+				tp = fmt.Sprintf("%.2f", c.ThroughputToProxy)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f | %s |\n",
 				loadLabel(c.Mode, c.Rate, c.Concurrency), c.Kind, c.Scenario, signed(c.AddedLatency.P50), signed(c.AddedLatency.P90),
-				signed(c.AddedLatency.P99), signed(c.AddedLatency.P999), t50, t99, r50, r99, c.ThroughputRatio)
+				signed(c.AddedLatency.P99), signed(c.AddedLatency.P999), t50, t99, r50, r99, r999, c.ThroughputRatio, tp)
 		}
 	}
 	if r.OTLP != nil {

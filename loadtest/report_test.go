@@ -18,6 +18,9 @@ func TestCompare(t *testing.T) {
 		result("reverseproxy", 200, 1000), // the proxy adds nothing at p99
 		{Scenario: "gateway", Kind: "stream-small", Mode: Closed, Concurrency: 16}, // no direct to compare with
 	}
+	res[1].Throughput = 900
+	res[1].Latency.P999 = 2500 // adds 1500 where the proxy adds 500 (the helper's P999 is its p99)
+	res[2].Latency.P999 = 1500
 	cs := Compare(res)
 	if len(cs) != 2 {
 		t.Fatalf("%d comparisons, want 2: %+v", len(cs), cs)
@@ -31,6 +34,12 @@ func TestCompare(t *testing.T) {
 	}
 	if gw.RatioToProxy == nil || gw.RatioToProxy.P50 == nil || *gw.RatioToProxy.P50 != 3 {
 		t.Errorf("ratio to proxy %+v, want p50 3", gw.RatioToProxy)
+	}
+	if gw.RatioToProxy.P999 == nil || *gw.RatioToProxy.P999 != 3 {
+		t.Errorf("ratio to proxy at p99.9 %+v, want 3", gw.RatioToProxy.P999)
+	}
+	if gw.ThroughputToProxy != 0.9 || gw.ThroughputRatio != 0.9 {
+		t.Errorf("throughput to proxy %v, to direct %v, want 0.9 and 0.9", gw.ThroughputToProxy, gw.ThroughputRatio)
 	}
 	if gw.RatioToProxy.P99 != nil {
 		t.Errorf("ratio at p99 %v, want none: the proxy added nothing there", *gw.RatioToProxy.P99)
@@ -51,7 +60,7 @@ func TestMarkdown(t *testing.T) {
 	for _, want := range []string{
 		"| open 1000/s | stream-small | gateway | 1000 | 400 µs |",
 		"| open 1000/s | stream-small | gateway | +300 µs |",
-		"| 3.00× | 6.00× |",
+		"| 3.00× | 6.00× | 6.00× | 1.00 | 1.00 |",
 		"Soak: gateway", "+12.000 MB/min", "| 5 | 31.0 |", "rate 1000",
 	} {
 		if !strings.Contains(md, want) {

@@ -153,11 +153,16 @@ func (s *Store) Write(ctx context.Context, calls []*llmscope.Call) error {
 	if len(calls) == 0 {
 		return nil
 	}
+	// The statements run without ctx's cancellation: with a cancellable
+	// context the driver starts a goroutine per statement to watch it, a
+	// cost paid on every call. A batch is bounded, and ctx still bounds the
+	// wait for the connection.
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return writeError(fmt.Errorf("sqlite: write batch: %w", err), "")
 	}
 	defer tx.Rollback() // a no-op after Commit
+	ctx = context.WithoutCancel(ctx)
 	stmt := tx.StmtContext(ctx, s.insert)
 	args := make([]any, numColumns)
 	for _, c := range calls {

@@ -376,21 +376,30 @@ func benchCalls(n int, rng *rand.Rand) []*llmscope.Call {
 // BenchmarkWrite measures committed calls per second in batches of 256, the
 // Recorder's default batch size.
 func BenchmarkWrite(b *testing.B) {
-	const batch = 256
-	s := openTemp(b)
-	calls := benchCalls(batch*64, rand.New(rand.NewPCG(1, 1)))
-	written := 0
-	for b.Loop() {
-		chunk := calls[(written%len(calls))/batch*batch:][:batch]
-		for _, c := range chunk {
-			c.ID = llmscope.NewID()
-		}
-		if err := s.Write(context.Background(), chunk); err != nil {
-			b.Fatal(err)
-		}
-		written += batch
+	// batch 16 is a commit of the recorder at a few thousand calls per
+	// second (it commits every --commit-wait); 256 is a full batch. The
+	// recorder writes with a deadline, as here.
+	for _, batch := range []int{16, 256} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			s := openTemp(b)
+			calls := benchCalls(batch*64, rand.New(rand.NewPCG(1, 1)))
+			written := 0
+			for b.Loop() {
+				chunk := calls[(written%len(calls))/batch*batch:][:batch]
+				for _, c := range chunk {
+					c.ID = llmscope.NewID()
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				err := s.Write(ctx, chunk)
+				cancel()
+				if err != nil {
+					b.Fatal(err)
+				}
+				written += batch
+			}
+			b.ReportMetric(float64(written)/b.Elapsed().Seconds(), "calls/s")
+		})
 	}
-	b.ReportMetric(float64(written)/b.Elapsed().Seconds(), "calls/s")
 }
 
 // BenchmarkStats100k measures Stats over 100,000 calls.

@@ -29,15 +29,23 @@ const (
 	scnGateway      = "gateway"
 	scnGatewayExp   = "gateway+export"
 	scnGatewayGuard = "gateway+guard"
+	scnGatewayCapt  = "gateway+capture"
+	scnGatewaySlow  = "gateway+slowstore"
 	scnReverseProxy = "reverseproxy"
 )
 
+// slowStoreDelay is the wait gateway+slowstore adds to every store commit:
+// a slow disk's fsync or a remote database's round trips.
+const slowStoreDelay = "20ms"
+
 var benchScenarios = []string{scnDirect, scnGateway, scnGatewayExp, scnReverseProxy}
 
-// allScenarios are every scenario bench knows; gateway+guard (the gateway
-// with an admin token, client keys and its limits, against gateway with
-// neither) is run on request.
-var allScenarios = []string{scnDirect, scnGateway, scnGatewayExp, scnGatewayGuard, scnReverseProxy}
+// allScenarios are every scenario bench knows. These run on request:
+// gateway+guard (the gateway with an admin token, client keys and its
+// limits, against gateway with neither), gateway+capture (the gateway
+// keeping prompts and answers) and gateway+slowstore (the gateway over a
+// store whose commits each wait slowStoreDelay).
+var allScenarios = []string{scnDirect, scnGateway, scnGatewayExp, scnGatewayGuard, scnGatewayCapt, scnGatewaySlow, scnReverseProxy}
 
 // benchClientKey is the key the load generator sends (loadtest's requests
 // carry it), made a client key of gateway+guard.
@@ -313,7 +321,7 @@ func benchRig(ctx context.Context, o *benchOptions, stderr io.Writer) (*rig, err
 		switch scn {
 		case scnDirect:
 			t.URL = simURL
-		case scnGateway, scnGatewayExp, scnGatewayGuard:
+		case scnGateway, scnGatewayExp, scnGatewayGuard, scnGatewayCapt, scnGatewaySlow:
 			db := filepath.Join(dir, strings.ReplaceAll(scn, "+", "-")+".db")
 			args := []string{"serve", "--addr", "127.0.0.1:0", "--db", db, "--upstream", simURL, "--log-level", "warn"}
 			if scn == scnGatewayGuard {
@@ -325,6 +333,12 @@ func benchRig(ctx context.Context, o *benchOptions, stderr io.Writer) (*rig, err
 				args = append(args, "--admin-token", "bench-admin-token-0123456789", "--client-keys", keys)
 			} else {
 				args = append(args, "--max-inflight", "0", "--max-conns", "0") // limits off, but for the body budget
+			}
+			switch scn {
+			case scnGatewayCapt:
+				args = append(args, "--capture")
+			case scnGatewaySlow:
+				args = append(args, "--store-delay", slowStoreDelay)
 			}
 			args = append(args, o.serveFlags...)
 			if scn == scnGatewayExp {

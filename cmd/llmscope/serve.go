@@ -30,6 +30,7 @@ type serveOptions struct {
 	keepBodies, redactBuiltin, redactPatterns     *option
 	mlflowURI, otlpEndpoint, runIdle              *option
 	metricsAddr, modelCap, pprof, commitWait      *option
+	storeDelay                                    *option
 	simTTFT, simTPS, logLevel, logFormat          *option
 	simProfile                                    *option
 	sec                                           *secureOptions
@@ -57,7 +58,8 @@ func newServeOptions(stderr io.Writer) *serveOptions {
 	o.otlpEndpoint = s.str("otlp-endpoint", "LLMSCOPE_OTLP_ENDPOINT", "", "OTLP/HTTP traces endpoint of an OpenTelemetry collector (default from OTEL_EXPORTER_OTLP_ENDPOINT)")
 	o.runIdle = s.str("run-idle", "LLMSCOPE_RUN_IDLE", "5m", "a named run ends (summary metrics, FINISHED) after this long without calls")
 	o.metricsAddr = s.str("metrics-addr", "LLMSCOPE_METRICS_ADDR", "", "also serve /metrics on this address (it is always on --addr)")
-	o.commitWait = s.str("commit-wait", "LLMSCOPE_COMMIT_WAIT", "25ms", "group commit: how long a partial batch of calls waits for more before it is written (longer: less CPU, more calls lost if the process is killed)")
+	o.commitWait = s.str("commit-wait", "LLMSCOPE_COMMIT_WAIT", "100ms", "group commit: how long a partial batch of calls waits for more before it is written (longer: less CPU, more calls lost if the process is killed)")
+	o.storeDelay = s.str("store-delay", "LLMSCOPE_STORE_DELAY", "0s", "wait this long before every store commit, as a slow disk or a remote database would (for measuring the gateway over a slow store; 0 in use)")
 	o.pprof = s.boolean("pprof", "LLMSCOPE_PPROF", false, "serve Go's profiler at /debug/pprof/ on --addr (for performance work; off by default)")
 	o.modelCap = s.str("model-label-cap", "LLMSCOPE_MODEL_LABEL_CAP", "100", "distinct model label values in metrics; more become \"other\"")
 	o.shutdown = s.str("shutdown-timeout", "LLMSCOPE_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for requests in flight")

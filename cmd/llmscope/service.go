@@ -117,6 +117,10 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 	if err != nil {
 		return svc, err
 	}
+	storeDelay, err := o.storeDelay.Duration()
+	if err != nil {
+		return svc, err
+	}
 	runIdle, err := o.runIdle.Duration()
 	if err != nil {
 		return svc, err
@@ -186,7 +190,11 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 		}
 	}
 	svc.metrics = prom.NewCapped(func() int { return svc.rec.QueueDepth() }, int(modelCap))
-	svc.rec = llmscope.NewRecorder(svc.store, llmscope.RecorderConfig{
+	var writer llmscope.Writer = svc.store
+	if storeDelay > 0 {
+		writer = slowWriter{writer, storeDelay}
+	}
+	svc.rec = llmscope.NewRecorder(writer, llmscope.RecorderConfig{
 		QueueSize:    int(queue),
 		BatchWait:    commitWait,
 		Logger:       logger.With("component", "recorder"),
@@ -319,4 +327,22 @@ func (svc *service) closeStore() {
 		_ = svc.store.Close() // at exit or after an earlier error, which matters more
 		svc.store = nil
 	}
+}
+
+// slowWriter delays every commit by d (serve --store-delay), to measure the
+// request path over a slow disk or a remote database.
+type slowWriter struct {
+	w llmscope.Writer
+	d time.Duration
+}
+
+func (s slowWriter) Write(ctx context.Context, calls []*llmscope.Call) error {
+	t := time.NewTimer(s.d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.w.Write(ctx, calls)
 }
