@@ -16,6 +16,16 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
 		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
 	fi
 fi
+# PostgreSQL server binaries for the postgres/ store tests, which start a
+# throwaway cluster with initdb and pg_ctl (internal/pgtest; they fail
+# without them when CI=true). Debian's package, idempotent.
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+	if [ "$(id -u)" = 0 ]; then
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+	else
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+	fi
+fi
 # Headless Chromium for the dashboard browser test (web/dashboard_browser_test.go,
 # which fails without it when CI=true); Debian's package, idempotent.
 if [ ! -x /usr/bin/chromium ]; then

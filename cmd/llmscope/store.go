@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"llmscope"
+	"llmscope/postgres"
 	"llmscope/sqlite"
 )
 
@@ -18,7 +19,11 @@ import (
 // URL.
 func openStore(ctx context.Context, db string) (llmscope.Store, error) {
 	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
-		return nil, errors.New("--db: the Postgres store is not part of this build; use a SQLite file path")
+		s, err := postgres.Open(ctx, db)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return s, nil
 	}
 	return sqlite.Open(ctx, db)
 }
