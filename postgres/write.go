@@ -54,12 +54,14 @@ func (s *Store) Write(ctx context.Context, calls []*llmscope.Call) error {
 	if len(rows.id) == 0 {
 		return nil
 	}
-	// One round trip: the statements of a batch run in one implicit
-	// transaction, committed at its end.
-	b := &pgx.Batch{}
-	b.Queue(`SELECT pg_advisory_xact_lock($1)`, int64(seqLock))
-	b.Queue(insertSQL, rows.args()...)
-	err := s.pool.SendBatch(ctx, b).Close()
+	args := rows.args()
+	err := s.insert(ctx, args)
+	if err != nil && ctx.Err() == nil && writeReason(err) == llmscope.WriteUnavailable {
+		// The pool may have handed out a connection that broke while idle
+		// (the server restarted): once more, on a new one. Harmless even if
+		// the first try committed, since stored ids are skipped.
+		err = s.insert(ctx, args)
+	}
 	if err == nil {
 		return nil
 	}
@@ -72,6 +74,16 @@ func (s *Store) Write(ctx context.Context, calls []*llmscope.Call) error {
 		}
 	}
 	return writeError(fmt.Errorf("postgres: write batch: %w", err), id)
+}
+
+// insert runs insertSQL with args in one transaction holding seqLock, in
+// one round trip: the statements of a pgx batch run in one implicit
+// transaction, committed at its end.
+func (s *Store) insert(ctx context.Context, args []any) error {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock($1)`, int64(seqLock))
+	b.Queue(insertSQL, args...)
+	return s.pool.SendBatch(ctx, b).Close()
 }
 
 // refused returns the id of the first of calls that the server refuses on
