@@ -184,7 +184,9 @@ func (s *Server) CreateDB(ctx context.Context) (string, error) {
 }
 
 // Halt stops the server (fast shutdown: sessions are ended) without
-// removing its data; Resume starts it again on the same port.
+// removing its data; Resume starts it again on the same port. Every test
+// using the server sees the outage, so a test that halts the shared server
+// must not run in parallel with others.
 func (s *Server) Halt() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -247,14 +249,21 @@ func Main(m *testing.M) {
 func Shared(t testing.TB) *Server {
 	t.Helper()
 	shared.once.Do(func() { shared.srv, shared.err = Start() })
-	if errors.Is(shared.err, ErrNoBinaries) {
-		needs.Binary(t, "initdb", Hint) // fails or skips: initdb is on no path we know
-		t.Fatal(shared.err)
-	}
 	if shared.err != nil {
-		t.Fatal(shared.err)
+		stop(t, shared.err)
+		return nil
 	}
 	return shared.srv
+}
+
+// stop ends the test for err, the error of Start: without server binaries,
+// a failure under CI=true and a skip elsewhere; otherwise a failure.
+func stop(t testing.TB, err error) {
+	t.Helper()
+	if errors.Is(err, ErrNoBinaries) {
+		needs.Binary(t, "initdb", Hint) // fails or skips: initdb is on no path we know
+	}
+	t.Fatal(err)
 }
 
 // DB returns the URL of a new, empty database on the shared server.

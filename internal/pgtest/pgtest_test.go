@@ -46,3 +46,31 @@ func TestHaltResume(t *testing.T) {
 	}
 	conn.Close(t.Context())
 }
+
+// ended records how a test was ended instead of ending it: the first
+// Fatal or Skip counts, as the test would have stopped there.
+type ended struct {
+	testing.TB
+	fatal, skipped bool
+}
+
+func (e *ended) Helper()               {}
+func (e *ended) Fatal(...any)          { e.fatal = e.fatal || !e.skipped }
+func (e *ended) Skip(...any)           { e.skipped = e.skipped || !e.fatal }
+func (e *ended) Fatalf(string, ...any) { e.Fatal() }
+
+func TestMissingBinaries(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // no initdb on it
+	t.Setenv("CI", "true")
+	e := &ended{TB: t}
+	stop(e, ErrNoBinaries)
+	if !e.fatal || e.skipped {
+		t.Errorf("under CI: fatal %v, skipped %v; want a failure", e.fatal, e.skipped)
+	}
+	t.Setenv("CI", "")
+	e = &ended{TB: t}
+	stop(e, ErrNoBinaries)
+	if !e.skipped {
+		t.Error("outside CI: the test was not skipped")
+	}
+}
