@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -250,5 +249,3 @@ func (a *columnArrays) args() []any {
 		a.experiment, a.run, a.user, a.session, a.tags, a.overhead, a.input, a.output, a.detail,
 	}
 }
-
-var errClosed = errors.New("store closed")
