@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # flags as .goreleaser.yaml and scripts/build-matrix.sh.
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build serve demo test test-deps bench loadtest tail fuzz vet
+.PHONY: build serve demo test test-deps bench bench-tokenizer loadtest tail fuzz vet
 
 build:
 	@echo "building $(BIN) $(VERSION): the first build compiles about 400 packages (about 50 s on 2 cores); later ones take a second or two" >&2
@@ -37,6 +37,11 @@ vet:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./gateway/ ./sqlite/ ./tokenizer/
 
+# The tokenizer beside OpenAI's reference tiktoken (Python, Rust core), on
+# the same texts in one run; makes the tiktoken virtualenv on first use.
+bench-tokenizer:
+	./scripts/tokenizer-bench.sh
+
 # The load harness: every scenario in one run, reports in bench/.
 loadtest: build
 	mkdir -p bench
@@ -56,7 +61,8 @@ FUZZTIME ?= 20s
 fuzz:
 	for f in FuzzParseRequest FuzzReadBody FuzzStream; do \
 		$(GO) test ./openai/ -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
-	$(GO) test ./tokenizer/ -run '^$$' -fuzz FuzzEncodeMatchesOracle -fuzztime $(FUZZTIME)
+	for f in FuzzEncodeMatchesOracle FuzzSplitMatchesRegexp; do \
+		$(GO) test ./tokenizer/ -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
 	for f in FuzzParseSpec FuzzReadDataset; do \
 		$(GO) test ./sweep/ -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
 	$(GO) test ./auth/ -run '^$$' -fuzz '^FuzzWrap$$' -fuzztime $(FUZZTIME)

@@ -14,7 +14,7 @@ import (
 
 func runCalls(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	s := newSettings("calls", stderr)
-	db := s.str("db", "LLMSCOPE_DB", "llmscope.db", "store: a SQLite file path")
+	db := s.str("db", "LLMSCOPE_DB", "llmscope.db", "store: a SQLite file path, or a postgres:// URL")
 	limit := s.str("limit", "", "20", "how many calls, newest first")
 	asJSON := s.boolean("json", "", false, "print a JSON array of calls")
 	model := s.str("model", "", "", "only calls of this model")

@@ -15,7 +15,7 @@ import (
 // runReport writes charts (PNG and SVG) and summary.md for the matching calls.
 func runReport(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	s := newSettings("report", stderr)
-	db := s.str("db", "LLMSCOPE_DB", "llmscope.db", "store: a SQLite file path")
+	db := s.str("db", "LLMSCOPE_DB", "llmscope.db", "store: a SQLite file path, or a postgres:// URL")
 	out := s.str("out", "", "", "directory to write the charts and summary.md into (required)")
 	compare := s.str("compare", "", "", "comma-separated runs (or experiments, see --compare-by) to overlay on the same charts, with a comparison table")
 	compareBy := s.str("compare-by", "", "run", "what --compare names: run or experiment")

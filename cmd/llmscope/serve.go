@@ -40,7 +40,7 @@ func newServeOptions(stderr io.Writer) *serveOptions {
 	s := newSettings("serve", stderr)
 	o := &serveOptions{s: s}
 	o.addr = s.str("addr", "LLMSCOPE_ADDR", "127.0.0.1:8700", "listen address of the gateway, dashboard, API and /metrics")
-	o.db = s.str("db", "LLMSCOPE_DB", "llmscope.db", "store: a SQLite file path")
+	o.db = s.str("db", "LLMSCOPE_DB", "llmscope.db", "store: a SQLite file path, or a postgres:// URL")
 	o.upstream = s.str("upstream", "OPENAI_BASE_URL", "", `upstream API base URL with its /v1, or "sim" for the built-in simulator (default: OpenAI when OPENAI_API_KEY is set, else sim)`)
 	o.experiment = s.str("experiment", "MLFLOW_EXPERIMENT_NAME", "llmscope", "experiment of calls that do not name one")
 	o.provider = s.str("provider", "LLMSCOPE_PROVIDER", "", `provider name recorded with each call (default "openai", or "sim")`)
@@ -100,7 +100,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		scheme = "https"
 	}
 	logger.Info("llmscope serving", "addr", scheme+"://"+ln.Addr().String(), "upstream", upstreamLabel(svc.upstream, svc.useSim),
-		"db", o.db.val, "capture", svc.capture, "settings", strings.Join(o.s.sources(), " "))
+		"db", storeLabel(o.db.val), "capture", svc.capture, "settings", strings.Join(o.s.sources(), " "))
 	fmt.Fprintf(stdout, "llmscope: listening on %s://%s (set OPENAI_BASE_URL=%s://%s/v1)\n", scheme, ln.Addr(), scheme, ln.Addr())
 
 	errc := make(chan error, 2)

@@ -179,14 +179,14 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 	store, err := openStore(ctx, o.db.val)
 	if err != nil { // store may be a typed nil: not kept
 		if werr := writableDir(o.db.val); werr != nil {
-			return svc, fmt.Errorf("store %s does not accept writes: %w (%v)", o.db.val, werr, err)
+			return svc, fmt.Errorf("store %s does not accept writes: %w (%v)", storeLabel(o.db.val), werr, err)
 		}
 		return svc, err
 	}
 	svc.store = store
 	if wc, ok := svc.store.(llmscope.WriteChecker); ok {
 		if err := wc.CheckWritable(ctx); err != nil {
-			return svc, fmt.Errorf("store %s does not accept writes: %w", o.db.val, err)
+			return svc, fmt.Errorf("store %s does not accept writes: %w", storeLabel(o.db.val), err)
 		}
 	}
 	svc.metrics = prom.NewCapped(func() int { return svc.rec.QueueDepth() }, int(modelCap))

@@ -41,7 +41,7 @@ const maxStatsGroups = 1_000_000
 // percentiles and TTFT; with --json, the JSON /api/stats answers.
 func runStats(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	s := newSettings("stats", stderr)
-	db := s.str("db", "LLMSCOPE_DB", "llmscope.db", "store: a SQLite file path")
+	db := s.str("db", "LLMSCOPE_DB", "llmscope.db", "store: a SQLite file path, or a postgres:// URL")
 	groupBy := s.str("group-by", "", "model", "group by these comma-separated keys: "+strings.Join(llmscope.GroupKeys, ", "))
 	asJSON := s.boolean("json", "", false, "print the JSON /api/stats answers instead of a table")
 	limit := s.str("limit", "", strconv.Itoa(llmscope.DefaultMaxGroups), "show at most this many groups, the largest (0: all)")
@@ -218,7 +218,7 @@ func csvRow(c *llmscope.Call) []string {
 // runExport writes every matching call, one row or line each, oldest first.
 func runExport(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	s := newSettings("export", stderr)
-	db := s.str("db", "LLMSCOPE_DB", "llmscope.db", "store: a SQLite file path")
+	db := s.str("db", "LLMSCOPE_DB", "llmscope.db", "store: a SQLite file path, or a postgres:// URL")
 	format := s.str("format", "", "csv", "csv or jsonl")
 	outPath := s.str("out", "", "", "write to this file instead of stdout")
 	fo := addFilters(s)

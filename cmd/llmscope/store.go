@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +27,19 @@ func openStore(ctx context.Context, db string) (llmscope.Store, error) {
 		return s, nil
 	}
 	return sqlite.Open(ctx, db)
+}
+
+// storeLabel is db as logs and error messages may show it: a database URL
+// with its password replaced by "xxxxx" (a SQLite path is shown as given).
+func storeLabel(db string) string {
+	if !strings.Contains(db, "://") {
+		return db
+	}
+	u, err := url.Parse(db)
+	if err != nil {
+		return "the --db URL (unparsable; not shown)"
+	}
+	return u.Redacted()
 }
 
 // openExistingStore opens the store named by --db for a command that only
