@@ -185,9 +185,9 @@ func TestNewMigrationAppliedOnce(t *testing.T) {
 	}
 	fsys := fstest.MapFS{}
 	for _, m := range embedded {
-		fsys["migrations/"+m.name] = &fstest.MapFile{Data: []byte(m.sql)}
+		fsys["migrations/"+m.Name] = &fstest.MapFile{Data: []byte(m.SQL)}
 	}
-	next := embedded[len(embedded)-1].version + 1
+	next := embedded[len(embedded)-1].Version + 1
 	fsys[fmt.Sprintf("migrations/%04d_extra.sql", next)] = &fstest.MapFile{
 		Data: []byte("CREATE TABLE extra (n integer NOT NULL);\nINSERT INTO extra (n) VALUES (1);\n"),
 	}
