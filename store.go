@@ -396,3 +396,19 @@ type Pricer interface {
 	// price (never a zero cost for an unknown model).
 	Price(c *Call) *Cost
 }
+
+// Pruner is a Store that can delete old calls (serve --retention). Stores
+// need not implement it.
+type Pruner interface {
+	// Prune deletes at most limit calls whose Start is before before, oldest
+	// Start first, and returns how many it deleted. It never deletes a call
+	// some exporter has not delivered yet: when any exporter cursor is stored
+	// (see SetCursor), only calls with a seq at or below the smallest one
+	// are deleted, so a lagging exporter loses nothing; a cursor left by an
+	// exporter no longer in use therefore holds back every call after it.
+	// Deleting never gives a position back: calls written later still get
+	// seqs above every seq ever used, so After and the cursors stay valid.
+	// Prune is idempotent, deletes nothing when limit <= 0, and may delete
+	// in several transactions, so after an error some calls may be gone.
+	Prune(ctx context.Context, before time.Time, limit int) (deleted int64, err error)
+}

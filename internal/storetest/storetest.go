@@ -9,7 +9,9 @@
 //     nil and a zero Cost stays non-nil;
 //   - List orders by Start descending, then by id descending in byte order
 //     (Postgres needs COLLATE "C" for that);
-//   - Stats follows expectStats, the reference implementation in this package.
+//   - Stats follows expectStats, the reference implementation in this package;
+//   - a store that implements llmscope.Pruner deletes exactly what its
+//     comment says (the Prune cases; skipped for other stores).
 //
 // Strings are valid UTF-8 without NUL bytes here; backends that can store
 // any bytes test that themselves.
@@ -60,6 +62,11 @@ func Run(t *testing.T, open func(t *testing.T) llmscope.Store) {
 		{"LargeBatch", testLargeBatch},
 		{"Outbox", testOutbox},
 		{"Cursor", testCursor},
+		{"PruneCutoff", testPruneCutoff},
+		{"PruneLimit", testPruneLimit},
+		{"PruneKeepsUndelivered", testPruneKeepsUndelivered},
+		{"PruneThenWrite", testPruneThenWrite},
+		{"PruneWhileWriting", testPruneWhileWriting},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"llmscope"
 )
@@ -48,7 +50,11 @@ func (m *memStore) After(_ context.Context, seq int64, limit int) ([]*llmscope.C
 	defer m.mu.Unlock()
 	var out []*llmscope.Call
 	for i := int(seq); i < len(m.order) && len(out) < limit; i++ {
-		c := m.load(m.calls[m.order[i]])
+		b, ok := m.calls[m.order[i]]
+		if !ok {
+			continue // pruned
+		}
+		c := m.load(b)
 		c.Seq = int64(i + 1)
 		out = append(out, c)
 	}
@@ -124,6 +130,35 @@ func (m *memStore) Stats(_ context.Context, f llmscope.Filter) (*llmscope.Stats,
 }
 
 func (m *memStore) Close() error { return nil }
+
+var _ llmscope.Pruner = (*memStore)(nil)
+
+func (m *memStore) Prune(_ context.Context, before time.Time, limit int) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	bound := int64(math.MaxInt64)
+	for _, seq := range m.cursors {
+		bound = min(bound, seq)
+	}
+	type candidate struct {
+		id    string
+		start time.Time
+		seq   int64
+	}
+	var old []candidate
+	for id, b := range m.calls {
+		if c := m.load(b); c.Start.Before(before) && m.seq[id] <= bound {
+			old = append(old, candidate{id, c.Start, m.seq[id]})
+		}
+	}
+	slices.SortFunc(old, func(a, b candidate) int { return cmp.Or(a.start.Compare(b.start), cmp.Compare(a.seq, b.seq)) })
+	old = old[:max(0, min(limit, len(old)))]
+	for _, c := range old {
+		delete(m.calls, c.id)
+		delete(m.seq, c.id)
+	}
+	return int64(len(old)), nil
+}
 
 func TestMemStore(t *testing.T) {
 	Run(t, func(t *testing.T) llmscope.Store {

@@ -1,0 +1,57 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"llmscope"
+)
+
+var _ llmscope.Pruner = (*Store)(nil)
+
+// pruneBatch is the most calls Prune deletes in one statement (and so one
+// transaction), so that no transaction holds many row locks for long.
+const pruneBatch = 1000
+
+// pruneSQL deletes up to $2 of the oldest calls that start before $1 and
+// that every exporter has delivered (seq at or below the smallest cursor;
+// any seq when there is no cursor). The calls_start index gives the order.
+// SKIP LOCKED lets the pruners of several gateways sharing the database
+// split the work instead of waiting on each other's rows.
+const pruneSQL = `DELETE FROM calls WHERE seq IN (
+	SELECT seq FROM calls
+	WHERE start < $1 AND seq <= (SELECT COALESCE(MIN(seq), 9223372036854775807) FROM export_cursors)
+	ORDER BY start, seq LIMIT $2
+	FOR UPDATE SKIP LOCKED)`
+
+// Prune deletes at most limit calls that start before before, oldest first,
+// and never a call after the smallest exporter cursor (see llmscope.Pruner).
+// It deletes in statements of at most 1,000 calls, each its own
+// transaction.
+//
+// Deleting creates no seq, so it needs no part of Write's advisory lock:
+// the identity column never hands out a seq twice, and After's order is
+// untouched. The space of deleted rows is reused by later inserts once
+// autovacuum has seen it; the table does not shrink on disk.
+//
+// Retention by DELETE costs work per deleted row. Partitioning the calls
+// table by start (native range partitions) would let retention drop whole
+// partitions instead; that is a schema change, and the next step when
+// DELETE is too slow for the volume.
+func (s *Store) Prune(ctx context.Context, before time.Time, limit int) (int64, error) {
+	var deleted int64
+	for deleted < int64(limit) {
+		n := min(int64(limit)-deleted, pruneBatch)
+		tag, err := s.pool.Exec(ctx, pruneSQL, toNanos(before), n)
+		if err != nil {
+			return deleted, fmt.Errorf("postgres: prune: %w", err)
+		}
+		got := tag.RowsAffected()
+		deleted += got
+		if got < n {
+			break
+		}
+	}
+	return deleted, nil
+}
