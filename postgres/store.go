@@ -8,15 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"llmscope"
+	"llmscope/internal/schema"
 )
 
 // Store keeps calls in a PostgreSQL database. It is safe for concurrent use,
@@ -106,36 +105,6 @@ ORDER BY ord
 ON CONFLICT (id) DO NOTHING`
 }()
 
-// zeroTime is how the zero time.Time is stored, so that it reads back as the
-// zero time and sorts before every real one.
-const zeroTime = math.MinInt64
-
-// toNanos returns t as stored: unix nanoseconds, clamped to what an int64
-// holds (years 1678 to 2262); the zero time is stored as zeroTime.
-func toNanos(t time.Time) int64 {
-	switch {
-	case t.IsZero():
-		return zeroTime
-	case t.Before(minTime):
-		return zeroTime + 1
-	case t.After(maxTime):
-		return math.MaxInt64
-	}
-	return t.UnixNano()
-}
-
-var (
-	minTime = time.Unix(0, zeroTime+1)
-	maxTime = time.Unix(0, math.MaxInt64)
-)
-
-func fromNanos(n int64) time.Time {
-	if n == zeroTime {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
-
 // scanCall reads one row selected with columns.
 func scanCall(row pgx.Row) (*llmscope.Call, error) {
 	return scanCallSeq(row, nil)
@@ -168,7 +137,7 @@ func scanCallSeq(row pgx.Row, seq *int64) (*llmscope.Call, error) {
 	if seq != nil {
 		c.Seq = *seq
 	}
-	c.Start = fromNanos(start)
+	c.Start = schema.Time(start)
 	if err := json.Unmarshal([]byte(params), &c.Params); err != nil {
 		return nil, fmt.Errorf("call %q: decode params: %w", c.ID, err)
 	}
@@ -218,10 +187,10 @@ func where(f llmscope.Filter) (string, []any) {
 		return "$" + strconv.Itoa(len(args))
 	}
 	if !f.Since.IsZero() {
-		conds = append(conds, "start >= "+arg(toNanos(f.Since)))
+		conds = append(conds, "start >= "+arg(schema.Nanos(f.Since)))
 	}
 	if !f.Until.IsZero() {
-		conds = append(conds, "start < "+arg(toNanos(f.Until)))
+		conds = append(conds, "start < "+arg(schema.Nanos(f.Until)))
 	}
 	if f.Model != "" {
 		p := arg(f.Model)
@@ -241,7 +210,7 @@ func where(f llmscope.Filter) (string, []any) {
 	}
 	if p := f.Before; p != nil {
 		// start <= $n alone lets the start index bound the scan.
-		n, id := arg(toNanos(p.Start)), arg(p.ID)
+		n, id := arg(schema.Nanos(p.Start)), arg(p.ID)
 		conds = append(conds, "start <= "+n+" AND (start < "+n+" OR id < "+id+")")
 	}
 	if len(conds) == 0 {

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"llmscope"
+	"llmscope/internal/schema"
 )
 
 // seqLock is the key of the advisory lock every Write holds from its insert
@@ -222,7 +223,7 @@ func (a *columnArrays) add(c *llmscope.Call) error {
 		return err
 	}
 	a.id, a.traceID = append(a.id, c.ID), append(a.traceID, c.TraceID)
-	a.start = append(a.start, toNanos(c.Start))
+	a.start = append(a.start, schema.Nanos(c.Start))
 	a.duration, a.ttft = append(a.duration, c.DurationMS), append(a.ttft, c.TTFTMS)
 	a.operation, a.provider, a.endpoint = append(a.operation, c.Operation), append(a.provider, c.Provider), append(a.endpoint, c.Endpoint)
 	a.requestModel, a.responseModel = append(a.requestModel, c.RequestModel), append(a.responseModel, c.ResponseModel)

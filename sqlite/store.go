@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"path/filepath"
 	"runtime"
@@ -20,6 +19,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"llmscope"
+	"llmscope/internal/schema"
 )
 
 // Store keeps calls in a SQLite database. It is safe for concurrent use.
@@ -205,36 +205,6 @@ func (s *Store) CheckWritable(ctx context.Context) error {
 	return nil
 }
 
-// zeroTime is how the zero time.Time is stored, so that it reads back as the
-// zero time and sorts before every real one.
-const zeroTime = math.MinInt64
-
-// toNanos returns t as stored: unix nanoseconds, clamped to what an int64
-// holds (years 1678 to 2262); the zero time is stored as zeroTime.
-func toNanos(t time.Time) int64 {
-	switch {
-	case t.IsZero():
-		return zeroTime
-	case t.Before(minTime):
-		return zeroTime + 1
-	case t.After(maxTime):
-		return math.MaxInt64
-	}
-	return t.UnixNano()
-}
-
-var (
-	minTime = time.Unix(0, zeroTime+1)
-	maxTime = time.Unix(0, math.MaxInt64)
-)
-
-func fromNanos(n int64) time.Time {
-	if n == zeroTime {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
-
 // callArgs fills args with c's column values, in the order of columns.
 func callArgs(c *llmscope.Call, args []any) error {
 	params, err := json.Marshal(c.Params)
@@ -258,7 +228,7 @@ func callArgs(c *llmscope.Call, args []any) error {
 		return err
 	}
 	copy(args, []any{
-		c.ID, c.TraceID, toNanos(c.Start), c.DurationMS, c.TTFTMS, c.Operation, c.Provider, c.Endpoint,
+		c.ID, c.TraceID, schema.Nanos(c.Start), c.DurationMS, c.TTFTMS, c.Operation, c.Provider, c.Endpoint,
 		c.RequestModel, c.ResponseModel, c.Stream, c.Status, c.ErrorType, c.FinishReason, string(params),
 		c.Usage.InputTokens, c.Usage.OutputTokens, c.Usage.TotalTokens, c.Usage.CachedInputTokens,
 		c.Usage.ReasoningTokens, c.Usage.Source,
@@ -300,7 +270,7 @@ func scanCallSeq(row interface{ Scan(...any) error }, seq *int64) (*llmscope.Cal
 	if seq != nil {
 		c.Seq = *seq
 	}
-	c.Start = fromNanos(start)
+	c.Start = schema.Time(start)
 	if err := json.Unmarshal([]byte(params), &c.Params); err != nil {
 		return nil, fmt.Errorf("call %q: decode params: %w", c.ID, err)
 	}
@@ -343,10 +313,10 @@ func where(f llmscope.Filter) (string, []any) {
 	var conds []string
 	var args []any
 	if !f.Since.IsZero() {
-		conds, args = append(conds, "start >= ?"), append(args, toNanos(f.Since))
+		conds, args = append(conds, "start >= ?"), append(args, schema.Nanos(f.Since))
 	}
 	if !f.Until.IsZero() {
-		conds, args = append(conds, "start < ?"), append(args, toNanos(f.Until))
+		conds, args = append(conds, "start < ?"), append(args, schema.Nanos(f.Until))
 	}
 	if f.Model != "" {
 		conds, args = append(conds, "(request_model = ? OR response_model = ?)"), append(args, f.Model, f.Model)
@@ -365,7 +335,7 @@ func where(f llmscope.Filter) (string, []any) {
 	}
 	if p := f.Before; p != nil {
 		// start <= ? alone lets the start index bound the scan.
-		n := toNanos(p.Start)
+		n := schema.Nanos(p.Start)
 		conds, args = append(conds, "start <= ? AND (start < ? OR id < ?)"), append(args, n, n, p.ID)
 	}
 	if len(conds) == 0 {

@@ -1,4 +1,5 @@
-// Package schema reads the migrations a store embeds: one SQL file per
+// Package schema holds what the SQL stores share about their stored form:
+// the time encoding (Nanos) and their embedded migrations, one SQL file per
 // schema version, named NNNN_description.sql. A migration is never edited
 // once released: a change to the schema is a new file with the next number.
 package schema
