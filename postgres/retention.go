@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"llmscope"
+	"llmscope/internal/schema"
 )
 
 var _ llmscope.Pruner = (*Store)(nil)
@@ -43,7 +44,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time, limit int) (int64, 
 	var deleted int64
 	for deleted < int64(limit) {
 		n := min(int64(limit)-deleted, pruneBatch)
-		tag, err := s.pool.Exec(ctx, pruneSQL, toNanos(before), n)
+		tag, err := s.pool.Exec(ctx, pruneSQL, schema.Nanos(before), n)
 		if err != nil {
 			return deleted, fmt.Errorf("postgres: prune: %w", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"llmscope"
+	"llmscope/internal/schema"
 )
 
 var _ llmscope.Pruner = (*Store)(nil)
@@ -37,7 +38,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time, limit int) (int64, 
 	var deleted int64
 	for deleted < int64(limit) {
 		n := min(int64(limit)-deleted, pruneBatch)
-		got, err := s.pruneOnce(ctx, toNanos(before), n)
+		got, err := s.pruneOnce(ctx, schema.Nanos(before), n)
 		deleted += got
 		if err != nil {
 			return deleted, fmt.Errorf("sqlite: prune: %w", err)
