@@ -157,6 +157,13 @@ func TestPrometheusScrapesServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	var dash struct {
+		Templating struct {
+			List []struct {
+				Name       string
+				IncludeAll bool
+				AllValue   string
+			}
+		}
 		Panels []struct {
 			Title   string
 			Targets []struct{ Expr string }
@@ -165,11 +172,26 @@ func TestPrometheusScrapesServe(t *testing.T) {
 	if err := json.Unmarshal(raw, &dash); err != nil {
 		t.Fatalf("dashboard JSON: %v", err)
 	}
+	// Several gateways: an instance variable (All by default) that every
+	// query selects on, the panels adding the gateways up.
+	hasInstance := false
+	for _, v := range dash.Templating.List {
+		if v.Name == "instance" && v.IncludeAll && v.AllValue == ".*" {
+			hasInstance = true
+		}
+	}
+	if !hasInstance {
+		t.Errorf("dashboard has no instance variable with All (.*): %+v", dash.Templating.List)
+	}
 	n := 0
 	for _, p := range dash.Panels {
 		for _, tg := range p.Targets {
 			n++
+			if !strings.Contains(tg.Expr, `instance=~"$instance"`) {
+				t.Errorf("panel %q does not select the chosen gateways: %s", p.Title, tg.Expr)
+			}
 			expr := strings.ReplaceAll(tg.Expr, "$__rate_interval", "1m")
+			expr = strings.ReplaceAll(expr, "$instance", ".*")
 			if _, _, err := promQuery(prom, expr); err != nil {
 				t.Errorf("panel %q: %v", p.Title, err)
 			}
