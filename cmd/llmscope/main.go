@@ -32,6 +32,7 @@ Commands:
   version   print version and build info
   bench     load harness: gateway overhead against direct and a bare reverse proxy
   demo      send a few minutes of varied traffic to a running serve (simulator only)
+  migrate   copy every call of a SQLite store into a Postgres store (--from FILE --to postgres://…)
 
 Run "llmscope <command> --help" for a command's flags.
 `
@@ -67,6 +68,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"version": runVersion,
 		"bench":   runBench,
 		"demo":    runDemo,
+		"migrate": runMigrate,
 	}
 	name := args[0]
 	if name == "help" || name == "-h" || name == "--help" {
