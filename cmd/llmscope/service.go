@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +43,7 @@ type service struct {
 	gw              *gateway.Gateway
 	metrics         *prom.Metrics
 	exports         []*wire.Export
+	stopRetention   func() // stops the pruner of --retention, when it runs
 	stopSim         func()
 	limits          limits
 	upstream        string
@@ -125,6 +129,10 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 	if err != nil {
 		return svc, err
 	}
+	keep, err := parseRetention(o.retention.val)
+	if err != nil {
+		return svc, err
+	}
 	if svc.limits, err = o.sec.limits(); err != nil {
 		return svc, err
 	}
@@ -184,6 +192,10 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 		return svc, err
 	}
 	svc.store = store
+	pruner, canPrune := svc.store.(llmscope.Pruner)
+	if keep > 0 && !canPrune {
+		return svc, fmt.Errorf("--retention: the store %s cannot delete calls; remove --retention (LLMSCOPE_RETENTION) to keep them all", storeLabel(o.db.val))
+	}
 	if wc, ok := svc.store.(llmscope.WriteChecker); ok {
 		if err := wc.CheckWritable(ctx); err != nil {
 			return svc, fmt.Errorf("store %s does not accept writes: %w", storeLabel(o.db.val), err)
@@ -256,6 +268,19 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 	for _, ex := range svc.exports {
 		health["export_"+ex.Name] = ex.Loop.Health
 	}
+	if keep > 0 {
+		r := newRetention(svc.store, pruner, keep, logger.With("component", "retention"))
+		for _, ex := range svc.exports {
+			r.exporters = append(r.exporters, ex.Name)
+		}
+		deleted := prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "llmscope_retention_deleted_calls_total",
+			Help: "Calls deleted because they were older than --retention.",
+		})
+		svc.metrics.Registry().MustRegister(deleted)
+		r.onDeleted = func(n int64) { deleted.Add(float64(n)) }
+		svc.stopRetention = r.start(ctx)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", svc.gw)
 	mux.Handle("GET /metrics", svc.metrics.Handler())
@@ -316,8 +341,13 @@ func (svc *service) stopExports(timeout time.Duration) {
 	}
 }
 
-// closeStore closes the store, after the recorder when it ran.
+// closeStore closes the store, after the pruner and the recorder when they
+// ran.
 func (svc *service) closeStore() {
+	if svc.stopRetention != nil {
+		svc.stopRetention()
+		svc.stopRetention = nil
+	}
 	if svc.rec != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = svc.rec.Close(ctx)
@@ -345,4 +375,163 @@ func (s slowWriter) Write(ctx context.Context, calls []*llmscope.Call) error {
 		return ctx.Err()
 	}
 	return s.w.Write(ctx, calls)
+}
+
+// parseRetention reads --retention: a Go duration (12h, 90m) or a whole
+// number of days with a "d" suffix, optionally followed by a Go duration
+// (30d, 1d12h). Empty and zero keep every call: it returns 0. A negative
+// duration, one under a minute, or anything else is an error.
+func parseRetention(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, nil
+	}
+	d, err := parseDays(v)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("--retention: %q is not a duration such as 30d, 12h or 0", v)
+	case d < 0:
+		return 0, fmt.Errorf("--retention: %q is negative: give how long calls are kept, or 0 to keep them all", v)
+	case d > 0 && d < time.Minute:
+		return 0, fmt.Errorf("--retention: %q is under a minute: calls would be deleted almost as soon as they are written", v)
+	}
+	return d, nil
+}
+
+// parseDays parses a Go duration, or days as in "30d" and "1d12h".
+func parseDays(v string) (time.Duration, error) {
+	days, rest, ok := strings.Cut(v, "d")
+	if !ok {
+		return time.ParseDuration(v)
+	}
+	neg := strings.HasPrefix(days, "-")
+	n, err := strconv.ParseUint(strings.TrimPrefix(days, "-"), 10, 64)
+	const maxDays = uint64(math.MaxInt64 / int64(24*time.Hour))
+	if err != nil || n > maxDays {
+		return 0, fmt.Errorf("bad days %q", days)
+	}
+	d := time.Duration(n) * 24 * time.Hour
+	if rest != "" {
+		r, err := time.ParseDuration(rest)
+		if err != nil || r < 0 || r > math.MaxInt64-d {
+			return 0, fmt.Errorf("bad duration after the days %q", rest)
+		}
+		d += r
+	}
+	if neg {
+		d = -d
+	}
+	return d, nil
+}
+
+// retention deletes, in the background, the calls that started longer ago
+// than keep: one round shortly after it starts, then one a minute. A round
+// prunes in batches, pausing between them so that the recorder's writes
+// interleave, until no call older than keep is left that may go: a call is
+// kept until every exporter has delivered it (llmscope.Pruner), and nothing
+// is deleted while an exporter of this process has not yet stored a cursor.
+type retention struct {
+	store     llmscope.Store
+	pruner    llmscope.Pruner
+	keep      time.Duration
+	exporters []string      // names of the exporters this process runs
+	onDeleted func(n int64) // called after each round with what it deleted
+	logger    *slog.Logger
+	first     time.Duration // wait before the first round
+	every     time.Duration // wait between rounds
+	batch     int           // calls per Prune
+	pause     time.Duration // wait between batches
+
+	held, waiting bool // warned that calls are held back, or that an exporter has no cursor
+}
+
+func newRetention(store llmscope.Store, pruner llmscope.Pruner, keep time.Duration, logger *slog.Logger) *retention {
+	return &retention{store: store, pruner: pruner, keep: keep, logger: logger, onDeleted: func(int64) {},
+		first: 3 * time.Second, every: time.Minute, batch: 1000, pause: 10 * time.Millisecond}
+}
+
+// start runs the rounds until ctx ends or the returned stop is called; stop
+// returns once no round is running.
+func (r *retention) start(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+func (r *retention) run(ctx context.Context) {
+	t := time.NewTimer(r.first)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := r.round(ctx)
+		r.onDeleted(n)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			r.logger.Warn("deleting old calls failed; trying again at the next round", "deleted", n, "err", err)
+		case n > 0:
+			r.logger.Info("deleted calls older than the retention", "deleted", n, "retention", r.keep)
+		}
+		t.Reset(r.every)
+	}
+}
+
+// round deletes every call older than keep that may go, in batches, and
+// returns how many it deleted.
+func (r *retention) round(ctx context.Context) (int64, error) {
+	for _, name := range r.exporters {
+		seq, err := r.store.Cursor(ctx, name)
+		if err != nil {
+			return 0, err
+		}
+		if seq == 0 {
+			if !r.waiting {
+				r.logger.Info("no call is deleted before the exporter has delivered its first ones", "exporter", name)
+				r.waiting = true
+			}
+			return 0, nil
+		}
+	}
+	r.waiting = false
+	cutoff := time.Now().Add(-r.keep)
+	var total int64
+	for {
+		n, err := r.pruner.Prune(ctx, cutoff, r.batch)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n < int64(r.batch) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return total, ctx.Err()
+		case <-time.After(r.pause):
+		}
+	}
+	left, err := r.store.List(ctx, llmscope.Filter{Until: cutoff, Limit: 1, OmitText: true})
+	switch {
+	case err != nil:
+		return total, err
+	case len(left) > 0 && !r.held:
+		r.logger.Warn("calls older than the retention are kept until every exporter has delivered them: an exporter is behind, or a cursor is left by one no longer in use",
+			"oldest_kept", left[0].Start)
+		r.held = true
+	case len(left) == 0:
+		r.held = false
+	}
+	return total, nil
 }
