@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -412,3 +413,30 @@ type Pruner interface {
 	// in several transactions, so after an error some calls may be gone.
 	Prune(ctx context.Context, before time.Time, limit int) (deleted int64, err error)
 }
+
+// Leaser is a Store that grants named, expiring leases, so that of several
+// processes sharing the store one at a time does a piece of work (ExportLoop
+// exports only while it holds the lease "export:<exporter name>"). Stores
+// need not implement it. The store's own clock decides when a lease expires,
+// so the clocks of the processes asking do not matter.
+type Leaser interface {
+	// Lease acquires the named lease for owner until ttl from now when it is
+	// free or expired, renews it for ttl from now when owner holds it, and
+	// reports false, changing nothing, when another owner holds it unexpired.
+	Lease(ctx context.Context, name, owner string, ttl time.Duration) (held bool, err error)
+	// Release frees the named lease at once when owner holds it, so another
+	// owner can acquire it without waiting for it to expire; otherwise it
+	// does nothing.
+	Release(ctx context.Context, name, owner string) error
+	// SetCursorLeased is SetCursor fenced by a lease: it stores the cursor
+	// only while owner holds the unexpired lease named lease, atomically
+	// with that check, and otherwise changes nothing and returns an error
+	// wrapping ErrLeaseLost. An owner that lost its lease (paused,
+	// partitioned) therefore never moves the cursor behind the back of the
+	// one that took over.
+	SetCursorLeased(ctx context.Context, lease, owner, cursor string, seq int64) error
+}
+
+// ErrLeaseLost is the error of SetCursorLeased when the owner no longer holds
+// the lease.
+var ErrLeaseLost = errors.New("lease lost")
