@@ -210,7 +210,7 @@ func (m *migration) run(ctx context.Context) error {
 			copied, m.from, m.to, elapsed.Round(time.Millisecond), rate(copied, elapsed), before+copied)
 	}
 	if sanitized > 0 {
-		fmt.Fprintf(m.log, "migrate: %d calls held NUL bytes, invalid UTF-8 or non-finite numbers, which Postgres cannot store; they were copied cleaned, tagged %s\n",
+		fmt.Fprintf(m.log, "migrate: %d of the calls held NUL bytes, invalid UTF-8 or non-finite numbers, which Postgres cannot store; they were copied cleaned, tagged %s\n",
 			sanitized, llmscope.TagSanitized)
 	}
 	for _, name := range lost {
