@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"sync"
@@ -254,4 +255,278 @@ func TestStatsJSON(t *testing.T) {
 	if !strings.Contains(string(b), `"groups":[]`) {
 		t.Errorf("empty stats: %s", b)
 	}
+}
+
+// leaseOutbox is a memOutbox shared by several loops, with leases timed by
+// its own clock; the owners in cut get errors, as if partitioned away.
+type leaseOutbox struct {
+	*memOutbox
+	lmu    sync.Mutex
+	leases map[string]leaseRow
+	cut    map[string]bool
+	fenced int // SetCursorLeased calls refused
+}
+
+type leaseRow struct {
+	owner   string
+	expires time.Time
+}
+
+var _ llmscope.Leaser = (*leaseOutbox)(nil)
+
+func newLeaseOutbox(n int) *leaseOutbox {
+	out := &leaseOutbox{memOutbox: &memOutbox{cursor: map[string]int64{}}, leases: map[string]leaseRow{}, cut: map[string]bool{}}
+	out.add(n)
+	return out
+}
+
+// add appends n calls.
+func (o *leaseOutbox) add(n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for range n {
+		o.calls = append(o.calls, &llmscope.Call{ID: llmscope.NewID(), Seq: int64(len(o.calls) + 1), Start: time.Now()})
+	}
+}
+
+func (o *leaseOutbox) setCut(owner string, cut bool) {
+	o.lmu.Lock()
+	defer o.lmu.Unlock()
+	o.cut[owner] = cut
+}
+
+func (o *leaseOutbox) Lease(_ context.Context, name, owner string, ttl time.Duration) (bool, error) {
+	o.lmu.Lock()
+	defer o.lmu.Unlock()
+	if o.cut[owner] {
+		return false, errors.New("connection refused")
+	}
+	now := time.Now()
+	if l, ok := o.leases[name]; ok && l.owner != owner && now.Before(l.expires) {
+		return false, nil
+	}
+	o.leases[name] = leaseRow{owner, now.Add(ttl)}
+	return true, nil
+}
+
+func (o *leaseOutbox) Release(_ context.Context, name, owner string) error {
+	o.lmu.Lock()
+	defer o.lmu.Unlock()
+	if o.cut[owner] {
+		return errors.New("connection refused")
+	}
+	if o.leases[name].owner == owner {
+		delete(o.leases, name)
+	}
+	return nil
+}
+
+func (o *leaseOutbox) SetCursorLeased(ctx context.Context, lease, owner, cursor string, seq int64) error {
+	o.lmu.Lock()
+	defer o.lmu.Unlock()
+	if o.cut[owner] {
+		return errors.New("connection refused")
+	}
+	if l, ok := o.leases[lease]; !ok || l.owner != owner || !time.Now().Before(l.expires) {
+		o.fenced++
+		return llmscope.ErrLeaseLost
+	}
+	return o.memOutbox.SetCursor(ctx, cursor, seq)
+}
+
+// runLoop runs loop until the test ends or the returned stop is called.
+func runLoop(t *testing.T, loop *llmscope.ExportLoop) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { loop.Run(ctx); close(done) }()
+	stop = sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(stop)
+	return stop
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			t.Fatalf("%s: not within %v", what, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// counts returns how many calls were delivered and the most times one was.
+func (f *flakyExporter) counts() (calls, most int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, n := range f.accepted {
+		most = max(most, n)
+	}
+	return len(f.accepted), most
+}
+
+func leaders(loops ...*llmscope.ExportLoop) int {
+	n := 0
+	for _, l := range loops {
+		if l.Leading() {
+			n++
+		}
+	}
+	return n
+}
+
+// TestExportLoopLeaseOneExporter: loops of three processes sharing a store
+// that is a Leaser deliver every call exactly once between them, one
+// leading at a time.
+func TestExportLoopLeaseOneExporter(t *testing.T) {
+	out := newLeaseOutbox(300)
+	exp := &flakyExporter{accepted: map[string]int{}}
+	var loops []*llmscope.ExportLoop
+	for i := range 3 {
+		loop := llmscope.NewExportLoop(out, exp, llmscope.ExportConfig{Batch: 50, Poll: 5 * time.Millisecond,
+			Owner: fmt.Sprintf("gw%d", i), LeaseTTL: 300 * time.Millisecond})
+		loops = append(loops, loop)
+		runLoop(t, loop)
+	}
+	waitFor(t, "300 calls delivered", 5*time.Second, func() bool { n, _ := exp.counts(); return n == 300 })
+	for range 20 { // more calls while the leases are renewed
+		out.add(10)
+		time.Sleep(10 * time.Millisecond)
+		if n := leaders(loops...); n != 1 {
+			t.Fatalf("%d loops lead at once, want 1", n)
+		}
+	}
+	waitFor(t, "500 calls delivered", 5*time.Second, func() bool { n, _ := exp.counts(); return n == 500 })
+	if _, most := exp.counts(); most != 1 {
+		t.Errorf("a call was delivered %d times, want once", most)
+	}
+}
+
+// TestExportLoopLeaseTakeover: when the leading loop is cut off from the
+// store, it stops exporting once its lease is gone, another takes over
+// within the lease time and a retry interval, the cut-off one cannot move
+// the cursor, and at most one batch is delivered twice.
+func TestExportLoopLeaseTakeover(t *testing.T) {
+	const ttl = 300 * time.Millisecond
+	out := newLeaseOutbox(100)
+	exp := &flakyExporter{accepted: map[string]int{}}
+	cfg := func(owner string) llmscope.ExportConfig {
+		return llmscope.ExportConfig{Batch: 20, Poll: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond, Owner: owner, LeaseTTL: ttl}
+	}
+	a := llmscope.NewExportLoop(out, exp, cfg("a"))
+	runLoop(t, a)
+	waitFor(t, "a leads and delivers", 5*time.Second, func() bool { n, _ := exp.counts(); return n == 100 && a.Leading() })
+	b := llmscope.NewExportLoop(out, exp, cfg("b"))
+	runLoop(t, b)
+	time.Sleep(ttl)
+	if b.Leading() {
+		t.Fatal("b leads while a renews its lease")
+	}
+	out.setCut("a", true)
+	took := waitFor(t, "b takes over", 3*ttl, b.Leading)
+	t.Logf("takeover %v after the holder was cut off (ttl %v)", took, ttl)
+	if took < ttl/2 {
+		t.Errorf("b took over after %v, before a's lease could expire", took)
+	}
+	waitFor(t, "a stops leading", ttl, func() bool { return !a.Leading() })
+	out.add(100)
+	waitFor(t, "200 calls delivered", 5*time.Second, func() bool { n, _ := exp.counts(); return n == 200 })
+	out.setCut("a", false) // a comes back and follows
+	time.Sleep(ttl)
+	if a.Leading() || !b.Leading() {
+		t.Errorf("after a is back: a leads %t, b leads %t; want b only", a.Leading(), b.Leading())
+	}
+	if _, most := exp.counts(); most > 1 {
+		t.Errorf("a call was delivered %d times, want once: nothing was in flight at the takeover", most)
+	}
+}
+
+// TestExportLoopLeaseFenced: a holder that lost its lease while exporting
+// (paused past its lease) cannot move the cursor; the batch it was
+// exporting is delivered again by the new holder, and only that batch.
+func TestExportLoopLeaseFenced(t *testing.T) {
+	const ttl = 200 * time.Millisecond
+	out := newLeaseOutbox(100)
+	slow := &pausingExporter{flakyExporter: flakyExporter{accepted: map[string]int{}}, pause: make(chan struct{})}
+	a := llmscope.NewExportLoop(out, slow, llmscope.ExportConfig{Batch: 20, Poll: 5 * time.Millisecond, Owner: "a", LeaseTTL: ttl})
+	runLoop(t, a)
+	waitFor(t, "a exports its first batch", 5*time.Second, func() bool { return slow.started() })
+	out.setCut("a", true) // a's renewals fail while its Export hangs
+	b := llmscope.NewExportLoop(out, &slow.flakyExporter, llmscope.ExportConfig{Batch: 20, Poll: 5 * time.Millisecond, Owner: "b", LeaseTTL: ttl})
+	runLoop(t, b)
+	waitFor(t, "100 calls delivered by b", 5*time.Second, func() bool { n, _ := slow.counts(); return n == 100 })
+	out.setCut("a", false)
+	close(slow.pause) // a's Export returns; its cursor write is fenced off
+	waitFor(t, "a follows", 5*time.Second, func() bool { return !a.Leading() })
+	time.Sleep(ttl)
+	if c, _ := out.Cursor(t.Context(), "test"); c != 100 {
+		t.Errorf("cursor %d, want 100", c)
+	}
+	twice := 0
+	slow.mu.Lock()
+	for _, n := range slow.accepted {
+		if n > 1 {
+			twice++
+		}
+	}
+	slow.mu.Unlock()
+	if twice > 20 {
+		t.Errorf("%d calls delivered twice, want at most one batch (20)", twice)
+	}
+}
+
+// pausingExporter's first Export hangs until pause is closed, then accepts.
+type pausingExporter struct {
+	flakyExporter
+	pause chan struct{}
+	once  sync.Once
+	began bool
+}
+
+func (p *pausingExporter) started() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.began
+}
+
+func (p *pausingExporter) Export(ctx context.Context, calls []*llmscope.Call) error {
+	first := false
+	p.once.Do(func() { first = true })
+	if first {
+		p.mu.Lock()
+		p.began = true
+		p.mu.Unlock()
+		<-p.pause // a paused process: it does not see its context either
+	}
+	return p.flakyExporter.Export(ctx, calls)
+}
+
+// TestExportLoopLeaseRelease: a loop that stops releases its lease, so a
+// follower takes over at its next try rather than at the lease's expiry;
+// Drain while another process holds the lease exports nothing and returns.
+func TestExportLoopLeaseRelease(t *testing.T) {
+	const ttl = 3 * time.Second
+	out := newLeaseOutbox(10)
+	exp := &flakyExporter{accepted: map[string]int{}}
+	cfg := func(owner string) llmscope.ExportConfig {
+		return llmscope.ExportConfig{Poll: 5 * time.Millisecond, Owner: owner, LeaseTTL: ttl}
+	}
+	a := llmscope.NewExportLoop(out, exp, cfg("a"))
+	stopA := runLoop(t, a)
+	waitFor(t, "a leads", time.Second, a.Leading)
+	b := llmscope.NewExportLoop(out, exp, cfg("b"))
+	runLoop(t, b)
+	out.add(5)
+	if err := llmscope.NewExportLoop(out, exp, cfg("c")).Drain(t.Context()); err != nil {
+		t.Errorf("Drain while another holds the lease: %v", err)
+	}
+	time.Sleep(50 * time.Millisecond) // b has tried once and follows
+	stopA()
+	if a.Leading() {
+		t.Error("a still leads after Run ended")
+	}
+	took := waitFor(t, "b takes over", ttl, b.Leading)
+	t.Logf("takeover %v after a clean stop (ttl %v)", took, ttl)
+	waitFor(t, "15 calls delivered", time.Second, func() bool { n, _ := exp.counts(); return n == 15 })
 }
