@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"llmscope"
@@ -37,7 +38,18 @@ type Config struct {
 	OTLPEndpoint string
 	OTLPHeaders  map[string]string
 	Capture      bool // captured text goes into spans
+	// Owner names this process to the store's export leases, so that of
+	// the gateways sharing a store one exports each exporter's calls (see
+	// llmscope.ExportLoop). Empty: ProcessOwner().
+	Owner string
+	// LeaseTTL is how long an export lease lasts unless renewed; 0: the
+	// loop's default (15s).
+	LeaseTTL time.Duration
 }
+
+// ProcessOwner returns this process's owner id for export leases (host
+// name, process id, random hex), the same for every call.
+var ProcessOwner = sync.OnceValue(llmscope.NewOwner)
 
 // Start starts the exporters cfg asks for, each in its own loop reading
 // store. Stop them with Stop.
@@ -83,6 +95,10 @@ func Start(ctx context.Context, cfg Config, store llmscope.Store, m *prom.Metric
 		exps = append(exps, otlp.NewExporter(otlp.NewSender(endpoint, headers, hc), otlp.Options{Capture: capture},
 			logger.With("exporter", "otlp"), func(kind string) { m.ExportProblem("otlp", kind) }))
 	}
+	owner := cfg.Owner
+	if owner == "" {
+		owner = ProcessOwner()
+	}
 	var out []*Export
 	for _, exp := range exps {
 		name := exp.Name()
@@ -90,11 +106,13 @@ func Start(ctx context.Context, cfg Config, store llmscope.Store, m *prom.Metric
 			Logger:    logger.With("exporter", name),
 			OnFailure: func() { m.ExportFailure(name) },
 			OnLag:     func(d time.Duration) { m.ExportLag(name, d) },
+			Owner:     owner,
+			LeaseTTL:  cfg.LeaseTTL,
 		})
 		lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		ex := &Export{Name: name, Loop: loop, exp: exp, cancel: cancel, done: make(chan struct{})}
 		go func() { defer close(ex.done); loop.Run(lctx) }()
-		logger.Info("exporting", "exporter", name)
+		logger.Info("exporting", "exporter", name, "owner", owner)
 		out = append(out, ex)
 	}
 	return out, nil
