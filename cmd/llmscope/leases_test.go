@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"llmscope"
+	"llmscope/internal/needs"
+	"llmscope/internal/pgtest"
+	"llmscope/postgres"
+)
+
+// spanCounter is an OTLP/HTTP traces receiver that counts the spans it
+// received by trace id and notes when each first arrived.
+type spanCounter struct {
+	mu    sync.Mutex
+	count map[string]int       // trace id (hex) → spans received
+	first map[string]time.Time // trace id → first arrival
+}
+
+func newSpanCounter(t *testing.T) (*spanCounter, string) {
+	c := &spanCounter{count: map[string]int{}, first: map[string]time.Time{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var req coltracepb.ExportTraceServiceRequest
+		if r.URL.Path != "/v1/traces" || proto.Unmarshal(b, &req) != nil {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		now := time.Now()
+		c.mu.Lock()
+		for _, rs := range req.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				for _, s := range ss.Spans {
+					id := hex.EncodeToString(s.TraceId)
+					if c.count[id] == 0 {
+						c.first[id] = now
+					}
+					c.count[id]++
+				}
+			}
+		}
+		c.mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+		_, _ = w.Write(out)
+	}))
+	t.Cleanup(srv.Close)
+	return c, srv.URL + "/v1/traces"
+}
+
+// check compares what arrived with the calls stored: missing are stored
+// calls never received, dups the calls received more than once, extra the
+// spans beyond one per call.
+func (c *spanCounter) check(calls []*llmscope.Call) (missing, dups, extra int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, call := range calls {
+		switch n := c.count[call.TraceID]; {
+		case n == 0:
+			missing++
+		case n > 1:
+			dups++
+			extra += n - 1
+		}
+	}
+	return missing, dups, extra
+}
+
+// firstArrivalAfter returns the earliest arrival after t of any span.
+func (c *spanCounter) firstArrivalAfter(t time.Time) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var best time.Time
+	for _, at := range c.first {
+		if at.After(t) && (best.IsZero() || at.Before(best)) {
+			best = at
+		}
+	}
+	return best, !best.IsZero()
+}
+
+// sendCalls sends n chat calls, streamed and not in turn, spread over the
+// gateways, with a few at once; it returns how many were answered 200.
+func sendCalls(bases []string, n int, tag string) int {
+	var mu sync.Mutex
+	ok := 0
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			for i := range jobs {
+				body := fmt.Sprintf(`{"model":"gpt-4o-mini","stream":%t,"max_tokens":16,"messages":[{"role":"user","content":"%s %d"}]}`, i%2 == 0, tag, i)
+				resp, err := http.Post(bases[i%len(bases)]+"/v1/chat/completions", "application/json", strings.NewReader(body))
+				if err != nil {
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					mu.Lock()
+					ok++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	return ok
+}
+
+// TestLeasesOneExporterAcrossGateways runs three gateways on one Postgres,
+// each configured to export to the same OTLP receiver: every call reaches
+// it exactly once, exported by the one gateway holding the lease. After
+// that gateway is SIGKILLed, a survivor takes the lease over once it
+// expires (15s) and exports what the survivors record; every call arrives
+// at least once, and at most one batch twice.
+func TestLeasesOneExporterAcrossGateways(t *testing.T) {
+	srv, err := pgtest.Start()
+	if errors.Is(err, pgtest.ErrNoBinaries) {
+		needs.Binary(t, "initdb", pgtest.Hint)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	url, err := srv.CreateDB(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	receiver, endpoint := newSpanCounter(t)
+
+	type gateway struct {
+		kill   func() error
+		base   string
+		stderr *syncBuffer
+	}
+	var gws []gateway
+	var bases []string
+	for range 3 {
+		cmd, base, _, stderr := startServe(t, "--db", url, "--otlp-endpoint", endpoint)
+		gws = append(gws, gateway{kill: func() error { return cmd.Process.Signal(syscall.SIGKILL) }, base: base, stderr: stderr})
+		bases = append(bases, base)
+	}
+	store, err := postgres.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	stored := func() []*llmscope.Call {
+		calls, err := store.After(context.Background(), 0, 100000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return calls
+	}
+
+	// Normal operation: every call exactly once.
+	const n = 300
+	if ok := sendCalls(bases, n, "before"); ok != n {
+		t.Fatalf("%d of %d calls answered", ok, n)
+	}
+	eventually(t, fmt.Sprintf("the %d calls stored", n), 30*time.Second, func() bool { return len(stored()) == n })
+	eventually(t, "every stored call at the receiver", 30*time.Second, func() bool {
+		missing, _, _ := receiver.check(stored())
+		return missing == 0
+	})
+	time.Sleep(time.Second) // a second exporter would have sent its copies by now
+	if _, dups, extra := receiver.check(stored()); dups != 0 {
+		t.Fatalf("%d calls received more than once (%d extra spans) with three gateways running, want each once", dups, extra)
+	}
+	leader := -1
+	for i, gw := range gws {
+		if strings.Contains(gw.stderr.String(), "export lease acquired") {
+			if leader >= 0 {
+				t.Fatalf("gateways %d and %d both acquired the export lease", leader, i)
+			}
+			leader = i
+		}
+	}
+	if leader < 0 {
+		t.Fatal("no gateway says it acquired the export lease")
+	}
+
+	// Kill the leader while the survivors take calls.
+	var survivors []string
+	for i, b := range bases {
+		if i != leader {
+			survivors = append(survivors, b)
+		}
+	}
+	done := make(chan int)
+	go func() { done <- sendCalls(survivors, 200, "during") }()
+	time.Sleep(300 * time.Millisecond)
+	if err := gws[leader].kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	if ok := <-done; ok != 200 {
+		t.Errorf("%d of 200 calls to the survivors answered", ok)
+	}
+	if ok := sendCalls(survivors, 100, "after"); ok != 100 {
+		t.Errorf("%d of 100 calls to the survivors answered", ok)
+	}
+	const ttl = 15 * time.Second
+	eventually(t, "every stored call at the receiver after the kill", ttl+ttl/3+10*time.Second, func() bool {
+		missing, _, _ := receiver.check(stored())
+		return missing == 0
+	})
+	first, ok := receiver.firstArrivalAfter(killed)
+	if !ok {
+		t.Fatal("nothing arrived after the kill")
+	}
+	takeover := first.Sub(killed)
+	time.Sleep(time.Second)
+	calls := stored()
+	_, dups, extra := receiver.check(calls)
+	t.Logf("%d calls stored; takeover: first export %v after SIGKILL of gateway %d (lease ttl %v); %d calls received twice or more (%d extra spans)",
+		len(calls), takeover.Round(time.Millisecond), leader, ttl, dups, extra)
+	if takeover > ttl+ttl/3+3*time.Second {
+		t.Errorf("takeover took %v, want at most the lease time and one retry interval (%v) and a few seconds", takeover, ttl+ttl/3)
+	}
+	if extra > 200 {
+		t.Errorf("%d extra spans after the takeover, want at most one batch (200)", extra)
+	}
+	holders := 0
+	for i, gw := range gws {
+		if i != leader && strings.Contains(gw.stderr.String(), "export lease acquired") {
+			holders++
+		}
+	}
+	if holders != 1 {
+		t.Errorf("%d survivors say they acquired the export lease, want 1", holders)
+	}
+}
