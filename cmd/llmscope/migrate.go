@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"strings"
 	"time"
@@ -71,25 +72,24 @@ func isPostgresURL(db string) bool {
 // Progress: after each committed batch, dst's cursor named cursor holds the
 // src seq of the last call copied; a run starts after it. Write skips
 // stored ids, so a batch written again after a crash (committed, cursor
-// not yet saved) adds nothing.
+// not yet saved) adds nothing. A finished migration sets that cursor to
+// migrationDone, which holds nothing back (retention deletes only calls at
+// or below the smallest cursor); a later run then finds where to continue
+// with resumePoint.
 //
-// Exporter cursors: an exporter's cursor in src is a src seq (every call
-// up to it was delivered); in dst it must be a dst seq, which dst assigns
-// when the call is written. dst numbers the calls of each Write in order
-// and after every call committed before, so when nothing else writes to dst
-// the copies get increasing dst seqs in src seq order. After each batch
-// migration reads the batch back with dst.After from the dst seq where the
-// previous batch ended (0 at the start: dst must have been empty): when it
-// finds exactly the batch's ids, in order, it knows their dst seqs and that
-// no other call lies among them, and it sets the exporter's dst cursor to
-// the dst seq of the last copy of a call delivered from src (never moving
-// it back). After(that cursor) then returns exactly the calls src had not
-// delivered. When the read-back finds anything else (dst held calls before,
-// or another writer interleaved), the mapping stops there: the exporters'
-// dst cursors stay where they are and the remaining calls are exported
-// again, which the exporters' idempotence absorbs. Where the read-back
-// ended is kept in dst's cursor named cursor+":dest" (-1 once the mapping
-// stopped), so a resumed run continues it.
+// Exporter cursors: an exporter's cursor in src is a src seq (every call up
+// to it was delivered); in dst it must be a dst seq, which dst assigns when
+// the call is written: each Write numbers its calls in order, after every
+// call committed before. So after each batch, for each exporter, migration
+// reads dst.After(the exporter's dst cursor) and moves that cursor over the
+// calls it finds as long as each is a call of the batch that src had
+// delivered; it stops at the first other call. It moves only over copies of
+// delivered calls, so After(the dst cursor) never misses a call src had
+// not delivered, nor a call that dst held or received from elsewhere; when
+// nothing else writes to dst, it returns exactly the calls src had not
+// delivered. When such another call lies among the copies, the cursor
+// stays before it and the copies after it are exported again, which the
+// exporters' idempotence absorbs; run reports it.
 type migration struct {
 	src, dst llmscope.Store
 	cursor   string // dst's cursor holding the last src seq copied
@@ -98,6 +98,9 @@ type migration struct {
 	log      io.Writer
 	every    time.Duration // between progress lines
 }
+
+// migrationDone is the value of a finished migration's cursor.
+const migrationDone = math.MaxInt64
 
 // boundary is one exporter whose progress is still to be carried over.
 type boundary struct {
@@ -114,9 +117,10 @@ func (m *migration) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read progress: %w", err)
 	}
-	chain, err := m.dst.Cursor(ctx, m.cursor+":dest")
-	if err != nil {
-		return fmt.Errorf("read progress: %w", err)
+	if done == migrationDone {
+		if done, err = m.resumePoint(ctx); err != nil {
+			return err
+		}
 	}
 	total, err := m.count(ctx, 0)
 	if err != nil {
@@ -156,42 +160,25 @@ func (m *migration) run(ctx context.Context) error {
 		if len(calls) == 0 {
 			break
 		}
-		srcSeqs := make([]int64, len(calls))
-		for i, c := range calls {
-			srcSeqs[i] = c.Seq
+		delivered := make(map[string]int64, len(calls)) // id → src seq
+		for _, c := range calls {
+			delivered[c.ID] = c.Seq
 			if c.Sanitize() != nil { // Postgres refuses NUL bytes and invalid UTF-8
 				sanitized++
 			}
 		}
+		lastSeq := calls[len(calls)-1].Seq
 		// The batch under way finishes even when ctx ends.
 		wctx := context.WithoutCancel(ctx)
 		if err := m.dst.Write(wctx, calls); err != nil {
 			return fmt.Errorf("write calls after seq %d of %s: %w", done, m.from, err)
 		}
-		if len(pending) > 0 && chain >= 0 {
-			dstSeqs, err := m.readBack(wctx, chain, calls)
-			if err != nil {
-				return err
-			}
-			if dstSeqs == nil {
-				chain = -1
-			} else {
-				chain = dstSeqs[len(dstSeqs)-1]
-				if pending, err = m.carry(wctx, pending, srcSeqs, dstSeqs); err != nil {
-					return err
-				}
-			}
+		var stuck []string
+		if pending, stuck, err = m.carry(wctx, pending, delivered, lastSeq, len(calls)); err != nil {
+			return err
 		}
-		if chain < 0 {
-			for _, b := range pending {
-				lost = append(lost, b.name)
-			}
-			pending = nil
-		}
-		if err := m.dst.SetCursor(wctx, m.cursor+":dest", chain); err != nil {
-			return fmt.Errorf("save progress: %w", err)
-		}
-		done = srcSeqs[len(srcSeqs)-1]
+		lost = append(lost, stuck...)
+		done = lastSeq
 		if err := m.dst.SetCursor(wctx, m.cursor, done); err != nil {
 			return fmt.Errorf("save progress: %w", err)
 		}
@@ -201,6 +188,9 @@ func (m *migration) run(ctx context.Context) error {
 			fmt.Fprintf(m.log, "migrate: %d/%d calls copied (%s), %s\n",
 				before+copied, max(total, before+copied), percent(before+copied, total), rate(copied, now.Sub(start)))
 		}
+	}
+	if err := m.dst.SetCursor(context.WithoutCancel(ctx), m.cursor, migrationDone); err != nil {
+		return fmt.Errorf("save progress: %w", err)
 	}
 	if copied == 0 {
 		fmt.Fprintf(m.log, "migrate: nothing to copy: all %d calls of %s are already in %s\n", before, m.from, m.to)
@@ -214,55 +204,108 @@ func (m *migration) run(ctx context.Context) error {
 			sanitized, llmscope.TagSanitized)
 	}
 	for _, name := range lost {
-		fmt.Fprintf(m.log, "migrate: %s: %s holds other calls among the copies, so its progress could not be carried over; calls it already received will be exported to it again (with the same ids)\n",
+		fmt.Fprintf(m.log, "migrate: %s: %s holds other calls among the copies, so its progress was carried over only up to them; calls it already received will be exported to it again (with the same ids)\n",
 			name, m.to)
 	}
 	return nil
 }
 
-// readBack returns the dst seqs of calls, just written, when dst.After(from)
-// returns exactly them, in order; nil otherwise.
-func (m *migration) readBack(ctx context.Context, from int64, calls []*llmscope.Call) ([]int64, error) {
-	got, err := m.dst.After(ctx, from, len(calls))
-	if err != nil {
-		return nil, fmt.Errorf("read back from %s: %w", m.to, err)
-	}
-	if len(got) != len(calls) {
-		return nil, nil
-	}
-	seqs := make([]int64, len(got))
-	for i, c := range got {
-		if c.ID != calls[i].ID {
-			return nil, nil
-		}
-		seqs[i] = c.Seq
-	}
-	return seqs, nil
-}
-
-// carry advances the dst cursor of each pending exporter to the dst seq of
-// the last call of the batch it had received from src, and returns the
-// exporters whose src cursor lies beyond the batch.
-func (m *migration) carry(ctx context.Context, pending []*boundary, srcSeqs, dstSeqs []int64) ([]*boundary, error) {
-	var rest []*boundary
+// carry moves the dst cursor of each pending exporter over the calls of the
+// batch just written that src had delivered to it (see migration). It
+// returns the exporters still pending after the batch (their src cursor
+// lies beyond it, the last src seq of which is lastSeq), and those it had
+// to stop at another call.
+func (m *migration) carry(ctx context.Context, pending []*boundary, delivered map[string]int64, lastSeq int64, n int) (rest []*boundary, stuck []string, err error) {
+	read := map[int64][]*llmscope.Call{} // dst.After answers, by position
 	for _, b := range pending {
-		to := int64(0)
-		for i, s := range srcSeqs {
-			if s <= b.src {
-				to = dstSeqs[i]
+		next, ok := read[b.dst]
+		if !ok {
+			if next, err = m.dst.After(ctx, b.dst, n); err != nil {
+				return nil, nil, fmt.Errorf("read back from %s: %w", m.to, err)
 			}
+			read[b.dst] = next
+		}
+		to, blocked := b.dst, false
+		for _, c := range next {
+			seq, ours := delivered[c.ID]
+			if !ours {
+				blocked = true // dst's own call, or another writer's
+				break
+			}
+			if seq > b.src {
+				break // src had not delivered it
+			}
+			to = c.Seq
 		}
 		if to > b.dst {
 			if err := m.dst.SetCursor(ctx, b.name, to); err != nil {
-				return nil, fmt.Errorf("set %s cursor: %w", b.name, err)
+				return nil, nil, fmt.Errorf("set %s cursor: %w", b.name, err)
 			}
 			b.dst = to
 		}
-		if b.src > srcSeqs[len(srcSeqs)-1] {
+		switch {
+		case blocked:
+			stuck = append(stuck, b.name)
+		case b.src > lastSeq:
 			rest = append(rest, b)
 		}
 	}
-	return rest, nil
+	return rest, stuck, nil
+}
+
+// resumePoint returns the src seq up to which every call of src is in dst,
+// for a migration that finished before: src may have received calls since.
+// Migrations copy src in seq order, so the calls in dst are a prefix of
+// src's, and a binary search over src's seqs, asking dst for one call per
+// step, finds its end.
+func (m *migration) resumePoint(ctx context.Context) (int64, error) {
+	// hi: past src's last seq, found in a number of steps logarithmic in it.
+	hi, step := int64(0), int64(1)
+	for {
+		c, err := m.firstAfter(ctx, hi)
+		if err != nil {
+			return 0, err
+		}
+		if c == nil {
+			break
+		}
+		hi, step = c.Seq+step, step*2
+	}
+	// Every call with seq <= lo is in dst; none with seq > hi is.
+	lo := int64(0)
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		c, err := m.firstAfter(ctx, mid)
+		if err != nil {
+			return 0, err
+		}
+		if c == nil {
+			hi = mid
+			continue
+		}
+		_, err = m.dst.Get(ctx, c.ID)
+		switch {
+		case err == nil:
+			lo = c.Seq
+		case errors.Is(err, llmscope.ErrNotFound):
+			hi = c.Seq - 1
+		default:
+			return 0, fmt.Errorf("find where to continue: %w", err)
+		}
+	}
+	return lo, nil
+}
+
+// firstAfter returns the first call of src after seq, or nil.
+func (m *migration) firstAfter(ctx context.Context, seq int64) (*llmscope.Call, error) {
+	calls, err := m.src.After(ctx, seq, 1)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", m.from, err)
+	}
+	if len(calls) == 0 {
+		return nil, nil
+	}
+	return calls[0], nil
 }
 
 // count returns how many calls src holds up to seq (all when seq is 0).
