@@ -453,6 +453,7 @@ func newRetention(store llmscope.Store, pruner llmscope.Pruner, keep time.Durati
 // start runs the rounds until ctx ends or the returned stop is called; stop
 // returns once no round is running.
 func (r *retention) start(ctx context.Context) (stop func()) {
+	r.logger.Info("calls older than the retention are deleted once every exporter has delivered them", "retention", r.keep)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
