@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -18,7 +20,9 @@ import (
 // their progress over to the destination.
 var exporterCursors = []string{"mlflow", "otlp"}
 
-// runMigrate copies every call of a SQLite store into a Postgres store.
+// runMigrate copies every call of a SQLite store (--from) into a Postgres
+// store (--to), with the exporters' progress (see migration). Progress and
+// the final summary go to stderr; a URL's password is never shown.
 func runMigrate(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) error {
 	s := newSettings("migrate", stderr)
 	from := s.str("from", "", "", "the SQLite store to copy (a file path)")
@@ -44,6 +48,9 @@ func runMigrate(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wr
 	abs, err := filepath.Abs(from.val)
 	if err != nil {
 		return fmt.Errorf("--from: %w", err)
+	}
+	if _, err := os.Stat(abs); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("--from: no store at %s", abs)
 	}
 	src, err := openExistingStore(ctx, from.val)
 	if err != nil {

@@ -237,7 +237,7 @@ func TestMigrateRefuses(t *testing.T) {
 		{"SQLite destination", []string{"--from", path, "--to", "other.db"}, "not a postgres:// URL"},
 		{"other URL", []string{"--from", path, "--to", "mysql://u:s3cret-pw@host/db"}, "--to mysql://u:xxxxx@host/db: not a postgres:// URL"},
 		{"URL source", []string{"--from", "postgres://u:s3cret-pw@h/db", "--to", "postgres://u:s3cret-pw@h/db"}, "not a URL"},
-		{"missing source", []string{"--from", missing, "--to", "postgres://u:s3cret-pw@127.0.0.1:1/db"}, "no store at " + missing},
+		{"missing source", []string{"--from", missing, "--to", "postgres://u:s3cret-pw@127.0.0.1:1/db"}, "--from: no store at " + missing},
 		{"unreachable destination", []string{"--from", path, "--to", "postgres://u:s3cret-pw@127.0.0.1:1/db?connect_timeout=2"}, "postgres://u:xxxxx@127.0.0.1:1/db"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
