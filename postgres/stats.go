@@ -84,4 +84,3 @@ FROM calls`+cond, args...)
 	}
 	return b.Stats(f.MaxGroups), nil
 }
-

@@ -89,4 +89,3 @@ FROM calls`+cond, args...)
 	}
 	return b.Stats(f.MaxGroups), nil
 }
-
