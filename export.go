@@ -195,12 +195,12 @@ func (l *ExportLoop) renew(ctx context.Context, last time.Time, lost context.Can
 			last = sent
 			continue
 		case err == nil:
-			l.setLeading(false, "another process took the lease over")
+			l.follows("another process took the lease over")
 		case time.Since(last) < ttl:
 			l.cfg.Logger.Debug("renewing the export lease failed; retrying", "exporter", l.exp.Name(), "err", err)
 			continue
 		default:
-			l.setLeading(false, fmt.Sprintf("could not renew the lease for %s: %v", ttl, err))
+			l.follows(fmt.Sprintf("could not renew the lease for %s: %v", ttl, err))
 		}
 		lost()
 		return
@@ -216,10 +216,12 @@ func (l *ExportLoop) acquire(ctx context.Context) bool {
 		}
 		return false
 	}
-	if !held {
+	if held {
+		l.leads()
+	} else {
 		l.ok()
+		l.follows("another process holds the lease")
 	}
-	l.setLeading(held, "another process holds the lease")
 	return held
 }
 
@@ -230,26 +232,35 @@ func (l *ExportLoop) release() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	l.mu.Lock()
+	l.leading, l.followed = false, true
+	l.mu.Unlock()
 	if err := l.leaser.Release(ctx, l.lease, l.cfg.Owner); err != nil {
 		l.cfg.Logger.Warn("releasing the export lease failed; it expires by itself", "exporter", l.exp.Name(), "err", err)
+		return
 	}
-	l.setLeading(false, "released")
+	l.cfg.Logger.Info("export lease released", "exporter", l.exp.Name(), "lease", l.lease, "owner", l.cfg.Owner)
 }
 
-// setLeading records whether the loop holds the lease and logs each change
-// (and, once, that it follows another process).
-func (l *ExportLoop) setLeading(held bool, why string) {
+// leads records that the loop holds the lease, logging the change.
+func (l *ExportLoop) leads() {
+	l.mu.Lock()
+	was := l.leading
+	l.leading, l.followed = true, false
+	l.mu.Unlock()
+	if !was {
+		l.cfg.Logger.Info("export lease acquired; this process exports", "exporter", l.exp.Name(), "lease", l.lease, "owner", l.cfg.Owner)
+	}
+}
+
+// follows records that the loop does not hold the lease, saying so when it
+// held it before or has not said so yet.
+func (l *ExportLoop) follows(why string) {
 	l.mu.Lock()
 	was, followed := l.leading, l.followed
-	l.leading = held
-	l.followed = !held
+	l.leading, l.followed = false, true
 	l.mu.Unlock()
-	switch {
-	case held && !was:
-		l.cfg.Logger.Info("export lease acquired; this process exports", "exporter", l.exp.Name(), "lease", l.lease, "owner", l.cfg.Owner)
-	case !held && why == "released" && was:
-		l.cfg.Logger.Info("export lease released", "exporter", l.exp.Name(), "lease", l.lease, "owner", l.cfg.Owner)
-	case !held && (was || !followed):
+	if was || !followed {
 		l.setLag(0) // another process delivers the calls
 		l.cfg.Logger.Info("export lease not held; another process exports, this one follows", "exporter", l.exp.Name(),
 			"lease", l.lease, "owner", l.cfg.Owner, "reason", why)
@@ -263,7 +274,7 @@ func (l *ExportLoop) export(ctx context.Context) {
 		n, err := l.round(ctx)
 		switch {
 		case errors.Is(err, ErrLeaseLost):
-			l.setLeading(false, "the cursor write was fenced off: "+err.Error())
+			l.follows("the cursor write was fenced off: " + err.Error())
 			return
 		case err != nil && ctx.Err() == nil:
 			l.sleep(ctx, wait)
@@ -290,15 +301,16 @@ func (l *ExportLoop) Drain(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("drain %s: %w", l.exp.Name(), err)
 	}
-	l.setLeading(held, "another process holds the lease")
 	if !held {
+		l.follows("another process holds the lease")
 		return nil
 	}
+	l.leads()
 	defer l.release()
 	renewed := time.Now()
 	return l.drain(ctx, func() bool {
-		if time.Since(renewed) < l.cfg.LeaseTTL/3 {
-			return true
+		if ctx.Err() != nil || time.Since(renewed) < l.cfg.LeaseTTL/3 {
+			return true // a round reports the end of ctx
 		}
 		renewed = time.Now()
 		return l.acquire(ctx)
@@ -314,7 +326,7 @@ func (l *ExportLoop) drain(ctx context.Context, hold func() bool) error {
 		}
 		n, err := l.round(ctx)
 		if errors.Is(err, ErrLeaseLost) {
-			l.setLeading(false, "the cursor write was fenced off: "+err.Error())
+			l.follows("the cursor write was fenced off: " + err.Error())
 			return nil
 		}
 		if err != nil {
