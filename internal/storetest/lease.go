@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 // owner's until it expires; a lease that expired goes to whoever asks next;
 // Release frees a lease at once, and only its owner's; SetCursorLeased moves
 // the cursor only for the owner of an unexpired lease, and returns
-// ErrLeaseLost, moving nothing, otherwise. open must return a new, empty
+// ErrLeaseLost, moving nothing, otherwise, so that no write of a former
+// holder lands after the new holder read the cursor. open must return a new, empty
 // store that implements llmscope.Leaser.
 func RunLeases(t *testing.T, open func(t *testing.T) llmscope.Store) {
 	t.Helper()
@@ -29,6 +31,7 @@ func RunLeases(t *testing.T, open func(t *testing.T) llmscope.Store) {
 		{"LeaseRace", testLeaseRace},
 		{"SetCursorLeased", testSetCursorLeased},
 		{"SetCursorLeasedAfterTakeover", testSetCursorLeasedAfterTakeover},
+		{"SetCursorLeasedRace", testSetCursorLeasedRace},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
@@ -214,5 +217,56 @@ func testSetCursorLeasedAfterTakeover(t *testing.T, s llmscope.Leaser) {
 	}
 	if got := cursorOf(t, s, "a"); got != 20 {
 		t.Fatalf("cursor a = %d after writing b, want 20", got)
+	}
+}
+
+// testSetCursorLeasedRace: while the holder writes the cursor as fast as it
+// can, another owner takes the lease over the moment it expires and reads
+// the cursor; no write of the former holder lands after that read.
+func testSetCursorLeasedRace(t *testing.T, s llmscope.Leaser) {
+	ctx := t.Context()
+	for round := range 3 {
+		name, cursor := fmt.Sprintf("export:race%d", round), fmt.Sprintf("race%d", round)
+		lease(t, s, name, "one", shortTTL, true)
+		var landed atomic.Int64 // the last seq the former holder wrote
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			for seq := int64(1); ; seq++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				err := s.SetCursorLeased(ctx, name, "one", cursor, seq)
+				switch {
+				case err == nil:
+					landed.Store(seq)
+				case !errors.Is(err, llmscope.ErrLeaseLost):
+					t.Errorf("SetCursorLeased: %v", err)
+					return
+				}
+			}
+		}()
+		for {
+			held, err := s.Lease(ctx, name, "two", time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if held {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		read := cursorOf(t, s, cursor)
+		time.Sleep(50 * time.Millisecond)
+		close(stop)
+		<-done
+		if last := landed.Load(); last > read {
+			t.Errorf("round %d: the former holder's write of %d landed after the new holder read the cursor at %d", round, last, read)
+		}
+		if got := cursorOf(t, s, cursor); got != read {
+			t.Errorf("round %d: cursor %d after the takeover, want %d as the new holder read it", round, got, read)
+		}
 	}
 }
