@@ -17,8 +17,8 @@ import (
 // Release frees a lease at once, and only its owner's; SetCursorLeased moves
 // the cursor only for the owner of an unexpired lease, and returns
 // ErrLeaseLost, moving nothing, otherwise, so that no write of a former
-// holder lands after the new holder read the cursor. open must return a new, empty
-// store that implements llmscope.Leaser.
+// holder lands after the new holder read the cursor. open must return a
+// new, empty store that implements llmscope.Leaser.
 func RunLeases(t *testing.T, open func(t *testing.T) llmscope.Store) {
 	t.Helper()
 	for _, c := range []struct {
