@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,15 +25,21 @@ import (
 )
 
 // spanCounter is an OTLP/HTTP traces receiver that counts the spans it
-// received by trace id and notes when each first arrived.
+// received by trace id, and notes when each request arrived and from which
+// gateway (the "gw" query parameter of the endpoint the gateway was given).
 type spanCounter struct {
-	mu    sync.Mutex
-	count map[string]int       // trace id (hex) → spans received
-	first map[string]time.Time // trace id → first arrival
+	mu       sync.Mutex
+	count    map[string]int // trace id (hex) → spans received
+	arrivals []arrival
+}
+
+type arrival struct {
+	gw string
+	at time.Time
 }
 
 func newSpanCounter(t *testing.T) (*spanCounter, string) {
-	c := &spanCounter{count: map[string]int{}, first: map[string]time.Time{}}
+	c := &spanCounter{count: map[string]int{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		var req coltracepb.ExportTraceServiceRequest
@@ -40,16 +47,12 @@ func newSpanCounter(t *testing.T) (*spanCounter, string) {
 			http.Error(w, "bad request", http.StatusBadRequest)
 			return
 		}
-		now := time.Now()
 		c.mu.Lock()
+		c.arrivals = append(c.arrivals, arrival{r.URL.Query().Get("gw"), time.Now()})
 		for _, rs := range req.ResourceSpans {
 			for _, ss := range rs.ScopeSpans {
 				for _, s := range ss.Spans {
-					id := hex.EncodeToString(s.TraceId)
-					if c.count[id] == 0 {
-						c.first[id] = now
-					}
-					c.count[id]++
+					c.count[hex.EncodeToString(s.TraceId)]++
 				}
 			}
 		}
@@ -80,17 +83,18 @@ func (c *spanCounter) check(calls []*llmscope.Call) (missing, dups, extra int) {
 	return missing, dups, extra
 }
 
-// firstArrivalAfter returns the earliest arrival after t of any span.
-func (c *spanCounter) firstArrivalAfter(t time.Time) (time.Time, bool) {
+// senders returns the gateways whose exports arrived after since, and the
+// first arrival of each.
+func (c *spanCounter) senders(since time.Time) map[string]time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var best time.Time
-	for _, at := range c.first {
-		if at.After(t) && (best.IsZero() || at.Before(best)) {
-			best = at
+	first := map[string]time.Time{}
+	for _, a := range c.arrivals {
+		if _, ok := first[a.gw]; !ok && a.at.After(since) {
+			first[a.gw] = a.at
 		}
 	}
-	return best, !best.IsZero()
+	return first
 }
 
 // sendCalls sends n chat calls, streamed and not in turn, spread over the
@@ -127,11 +131,12 @@ func sendCalls(bases []string, n int, tag string) int {
 }
 
 // TestLeasesOneExporterAcrossGateways runs three gateways on one Postgres,
-// each configured to export to the same OTLP receiver: every call reaches
-// it exactly once, exported by the one gateway holding the lease. After
-// that gateway is SIGKILLed, a survivor takes the lease over once it
+// each configured to export to the same OTLP receiver (the endpoint's query
+// says which gateway sends): every call reaches it exactly once, exported
+// by the one gateway holding the lease. After that gateway is SIGKILLed
+// while the others take calls, one survivor takes the lease over once it
 // expires (15s) and exports what the survivors record; every call arrives
-// at least once, and at most one batch twice.
+// at least once, and at most one batch (200 calls) twice.
 func TestLeasesOneExporterAcrossGateways(t *testing.T) {
 	srv, err := pgtest.Start()
 	if errors.Is(err, pgtest.ErrNoBinaries) {
@@ -158,8 +163,8 @@ func TestLeasesOneExporterAcrossGateways(t *testing.T) {
 	}
 	var gws []gateway
 	var bases []string
-	for range 3 {
-		cmd, base, _, stderr := startServe(t, "--db", url, "--otlp-endpoint", endpoint)
+	for i := range 3 {
+		cmd, base, _, stderr := startServe(t, "--db", url, "--otlp-endpoint", fmt.Sprintf("%s?gw=%d", endpoint, i))
 		gws = append(gws, gateway{kill: func() error { return cmd.Process.Signal(syscall.SIGKILL) }, base: base, stderr: stderr})
 		bases = append(bases, base)
 	}
@@ -190,17 +195,18 @@ func TestLeasesOneExporterAcrossGateways(t *testing.T) {
 	if _, dups, extra := receiver.check(stored()); dups != 0 {
 		t.Fatalf("%d calls received more than once (%d extra spans) with three gateways running, want each once", dups, extra)
 	}
-	leader := -1
-	for i, gw := range gws {
-		if strings.Contains(gw.stderr.String(), "export lease acquired") {
-			if leader >= 0 {
-				t.Fatalf("gateways %d and %d both acquired the export lease", leader, i)
-			}
-			leader = i
-		}
+	senders := receiver.senders(time.Time{})
+	if len(senders) != 1 {
+		t.Fatalf("gateways %v exported, want exactly one", senders)
 	}
-	if leader < 0 {
-		t.Fatal("no gateway says it acquired the export lease")
+	leader := -1
+	for gw := range senders {
+		leader, _ = strconv.Atoi(gw)
+	}
+	for i, gw := range gws {
+		if said := strings.Contains(gw.stderr.String(), "export lease acquired"); said != (i == leader) {
+			t.Errorf("gateway %d exported: %t; says it acquired the export lease: %t", i, i == leader, said)
+		}
 	}
 
 	// Kill the leader while the survivors take calls.
@@ -217,26 +223,33 @@ func TestLeasesOneExporterAcrossGateways(t *testing.T) {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	if ok := <-done; ok != 200 {
-		t.Errorf("%d of 200 calls to the survivors answered", ok)
+	answered := n + <-done + sendCalls(survivors, 100, "after")
+	if answered != n+300 {
+		t.Errorf("%d of 300 calls to the survivors answered", answered-n)
 	}
-	if ok := sendCalls(survivors, 100, "after"); ok != 100 {
-		t.Errorf("%d of 100 calls to the survivors answered", ok)
-	}
+	// Every answered call is stored (the killed gateway answered none of
+	// these) and then exported by whichever survivor takes the lease over.
+	eventually(t, fmt.Sprintf("the %d answered calls stored", answered), 30*time.Second, func() bool { return len(stored()) >= answered })
 	const ttl = 15 * time.Second
 	eventually(t, "every stored call at the receiver after the kill", ttl+ttl/3+10*time.Second, func() bool {
 		missing, _, _ := receiver.check(stored())
 		return missing == 0
 	})
-	first, ok := receiver.firstArrivalAfter(killed)
-	if !ok {
-		t.Fatal("nothing arrived after the kill")
+	var takeover time.Duration
+	took := 0
+	for gw, at := range receiver.senders(killed) {
+		if gw != strconv.Itoa(leader) {
+			takeover = at.Sub(killed)
+			took++
+		}
 	}
-	takeover := first.Sub(killed)
+	if took != 1 {
+		t.Fatalf("%d survivors exported after the kill, want exactly one", took)
+	}
 	time.Sleep(time.Second)
 	calls := stored()
 	_, dups, extra := receiver.check(calls)
-	t.Logf("%d calls stored; takeover: first export %v after SIGKILL of gateway %d (lease ttl %v); %d calls received twice or more (%d extra spans)",
+	t.Logf("%d calls stored; takeover: first export by a survivor %v after SIGKILL of gateway %d (lease ttl %v); %d calls received twice or more (%d extra spans)",
 		len(calls), takeover.Round(time.Millisecond), leader, ttl, dups, extra)
 	if takeover > ttl+ttl/3+3*time.Second {
 		t.Errorf("takeover took %v, want at most the lease time and one retry interval (%v) and a few seconds", takeover, ttl+ttl/3)
