@@ -18,7 +18,9 @@ const nowMS = `CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)`
 // Lease acquires, renews or refuses the named lease as llmscope.Leaser says,
 // in one statement on the single writer connection, so that processes
 // sharing the file see one order of leases. Expiry is by SQLite's clock,
-// which is the host's: every process using the file shares it.
+// which is the host's: every process using the file shares it. Leases are
+// rows, so a gateway restarted after a crash waits for its predecessor's
+// lease to expire (at most its ttl) before it exports.
 func (s *Store) Lease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
 	var got string
 	err := s.writer.QueryRowContext(ctx,
