@@ -46,6 +46,10 @@ type ExportConfig struct {
 	Logger    *slog.Logger
 	OnFailure func()              // called for each failed Export
 	OnLag     func(time.Duration) // called after each round with the current lag
+	// OnLeading is called with true when this process takes the export
+	// lease (it exports from then on) and with false when it gives it up
+	// or finds another process holding it.
+	OnLeading func(leading bool)
 	// Owner names this process to the store's leases when the Outbox is a
 	// Leaser; processes sharing a store must use different owners. Empty:
 	// a new one from NewOwner.
@@ -235,11 +239,18 @@ func (l *ExportLoop) release() {
 	l.mu.Lock()
 	l.leading, l.followed = false, true
 	l.mu.Unlock()
+	l.onLeading(false)
 	if err := l.leaser.Release(ctx, l.lease, l.cfg.Owner); err != nil {
 		l.cfg.Logger.Warn("releasing the export lease failed; it expires by itself", "exporter", l.exp.Name(), "err", err)
 		return
 	}
 	l.cfg.Logger.Info("export lease released", "exporter", l.exp.Name(), "lease", l.lease, "owner", l.cfg.Owner)
+}
+
+func (l *ExportLoop) onLeading(leading bool) {
+	if l.cfg.OnLeading != nil {
+		l.cfg.OnLeading(leading)
+	}
 }
 
 // leads records that the loop holds the lease, logging the change.
@@ -249,6 +260,7 @@ func (l *ExportLoop) leads() {
 	l.leading, l.followed = true, false
 	l.mu.Unlock()
 	if !was {
+		l.onLeading(true)
 		l.cfg.Logger.Info("export lease acquired; this process exports", "exporter", l.exp.Name(), "lease", l.lease, "owner", l.cfg.Owner)
 	}
 }
@@ -262,6 +274,7 @@ func (l *ExportLoop) follows(why string) {
 	l.mu.Unlock()
 	if was || !followed {
 		l.setLag(0) // another process delivers the calls
+		l.onLeading(false)
 		l.cfg.Logger.Info("export lease not held; another process exports, this one follows", "exporter", l.exp.Name(),
 			"lease", l.lease, "owner", l.cfg.Owner, "reason", why)
 	}

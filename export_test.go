@@ -509,8 +509,14 @@ func TestExportLoopLeaseRelease(t *testing.T) {
 	const ttl = 3 * time.Second
 	out := newLeaseOutbox(10)
 	exp := &flakyExporter{accepted: map[string]int{}}
+	var mu sync.Mutex
+	said := map[string][]bool{} // OnLeading calls by owner
 	cfg := func(owner string) llmscope.ExportConfig {
-		return llmscope.ExportConfig{Poll: 5 * time.Millisecond, Owner: owner, LeaseTTL: ttl}
+		return llmscope.ExportConfig{Poll: 5 * time.Millisecond, Owner: owner, LeaseTTL: ttl, OnLeading: func(leading bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			said[owner] = append(said[owner], leading)
+		}}
 	}
 	a := llmscope.NewExportLoop(out, exp, cfg("a"))
 	stopA := runLoop(t, a)
@@ -529,4 +535,13 @@ func TestExportLoopLeaseRelease(t *testing.T) {
 	took := waitFor(t, "b takes over", ttl, b.Leading)
 	t.Logf("takeover %v after a clean stop (ttl %v)", took, ttl)
 	waitFor(t, "15 calls delivered", time.Second, func() bool { n, _ := exp.counts(); return n == 15 })
+	mu.Lock()
+	defer mu.Unlock()
+	// a led then gave the lease up; b followed, then led.
+	if got := said["a"]; len(got) < 2 || !got[0] || got[len(got)-1] {
+		t.Errorf("OnLeading for a: %v, want true first and false last", got)
+	}
+	if got := said["b"]; len(got) < 2 || got[0] || !got[len(got)-1] {
+		t.Errorf("OnLeading for b: %v, want false first and true last", got)
+	}
 }

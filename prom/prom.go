@@ -21,6 +21,7 @@ type Metrics struct {
 	costUnknown    prometheus.Counter
 	dropped        *prometheus.CounterVec
 	exportLag      *prometheus.GaugeVec
+	exportLeader   *prometheus.GaugeVec
 	exportFailures *prometheus.CounterVec
 	exportProblems *prometheus.CounterVec
 	writeErrors    *prometheus.CounterVec
@@ -78,6 +79,10 @@ func build(queueDepth func() int, modelCap int) *Metrics {
 		Name: "llmscope_export_lag_seconds",
 		Help: "Age of the oldest call an exporter has not delivered yet (0 when caught up).",
 	}, []string{"exporter"})
+	m.exportLeader = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "llmscope_export_leader",
+		Help: "1 while this gateway holds the exporter's lease in a shared store and exports, 0 while another gateway does.",
+	}, []string{"exporter"})
 	m.exportFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "llmscope_export_failures_total",
 		Help: "Failed export attempts (the calls stay in the store and are retried).",
@@ -94,7 +99,7 @@ func build(queueDepth func() int, modelCap int) *Metrics {
 		m.writeErrors.WithLabelValues(reason) // every reason shows, at 0
 	}
 	m.genai = newGenAI(modelCap)
-	m.collectors = append(m.genai.collectors(), m.costUnknown, m.dropped, m.exportLag, m.exportFailures, m.exportProblems,
+	m.collectors = append(m.genai.collectors(), m.costUnknown, m.dropped, m.exportLag, m.exportLeader, m.exportFailures, m.exportProblems,
 		m.writeErrors,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "llmscope_store_queue_depth",
@@ -128,6 +133,16 @@ func (m *Metrics) StoreWriteError(reason string) {
 // ExportLag sets an exporter's lag.
 func (m *Metrics) ExportLag(exporter string, d time.Duration) {
 	m.exportLag.WithLabelValues(exporter).Set(d.Seconds())
+}
+
+// ExportLeading sets whether this process exports for exporter (holds its
+// lease).
+func (m *Metrics) ExportLeading(exporter string, leading bool) {
+	v := 0.0
+	if leading {
+		v = 1
+	}
+	m.exportLeader.WithLabelValues(exporter).Set(v)
 }
 
 // ExportFailure counts one failed export attempt.

@@ -55,6 +55,8 @@ func TestRetentionServeRejectsBadValues(t *testing.T) {
 		{[]string{"--retention", "-3d"}, "", "--retention: \"-3d\" is negative"},
 		{[]string{"--retention", "soon"}, "", "--retention: \"soon\" is not a duration"},
 		{nil, "LLMSCOPE_RETENTION=30", "--retention: \"30\" is not a duration"},
+		{[]string{"--export-lease-ttl", "300ms"}, "", "--export-lease-ttl: 300ms is too short"},
+		{nil, "LLMSCOPE_EXPORT_LEASE_TTL=soon", "--export-lease-ttl: \"soon\" is not a duration"},
 	} {
 		dir := t.TempDir()
 		cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(dir, "calls.db")}, tc.args...)...)

@@ -259,4 +259,23 @@ func TestScaleOutOneTruth(t *testing.T) {
 		t.Errorf("the run has %d distinct steps, want 1..%d", len(keys), named)
 	}
 	t.Logf("MLflow: %d traces, named run with steps 1..%d", len(got), named)
+
+	// The survivors' metrics say which one exports now.
+	leaders := 0
+	for i, gw := range gws {
+		if i == leader {
+			continue
+		}
+		v := metric(t, gw.base, `llmscope_export_leader{exporter="mlflow"}`)
+		switch v {
+		case "1":
+			leaders++
+		case "0":
+		default:
+			t.Errorf("gateway %d: llmscope_export_leader = %q, want 0 or 1", i, v)
+		}
+	}
+	if leaders != 1 {
+		t.Errorf("%d surviving gateways say they export, want exactly 1", leaders)
+	}
 }

@@ -30,7 +30,7 @@ type serveOptions struct {
 	keepBodies, redactBuiltin, redactPatterns     *option
 	mlflowURI, otlpEndpoint, runIdle              *option
 	metricsAddr, modelCap, pprof, commitWait      *option
-	storeDelay, retention                         *option
+	storeDelay, retention, leaseTTL               *option
 	simTTFT, simTPS, logLevel, logFormat          *option
 	simProfile                                    *option
 	sec                                           *secureOptions
@@ -59,6 +59,7 @@ func newServeOptions(stderr io.Writer) *serveOptions {
 	o.runIdle = s.str("run-idle", "LLMSCOPE_RUN_IDLE", "5m", "a named run ends (summary metrics, FINISHED) after this long without calls")
 	o.metricsAddr = s.str("metrics-addr", "LLMSCOPE_METRICS_ADDR", "", "also serve /metrics on this address (it is always on --addr)")
 	o.commitWait = s.str("commit-wait", "LLMSCOPE_COMMIT_WAIT", "100ms", "group commit: how long a partial batch of calls waits for more before it is written (longer: less CPU, more calls lost if the process is killed)")
+	o.leaseTTL = s.str("export-lease-ttl", "LLMSCOPE_EXPORT_LEASE_TTL", "15s", "gateways sharing a store: one exports at a time, holding a lease it renews every third of this; when it dies another takes over within this long")
 	o.storeDelay = s.str("store-delay", "LLMSCOPE_STORE_DELAY", "0s", "wait this long before every store commit, as a slow disk or a remote database would (for measuring the gateway over a slow store; 0 in use)")
 	o.retention = s.str("retention", "LLMSCOPE_RETENTION", "0", "delete calls older than this (30d, 12h; days, or a Go duration of at least 1m), checked every minute, once every exporter has delivered them; 0 keeps every call")
 	o.pprof = s.boolean("pprof", "LLMSCOPE_PPROF", false, "serve Go's profiler at /debug/pprof/ on --addr (for performance work; off by default)")

@@ -125,6 +125,13 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 	if err != nil {
 		return svc, err
 	}
+	leaseTTL, err := o.leaseTTL.Duration()
+	if err != nil {
+		return svc, err
+	}
+	if leaseTTL < time.Second {
+		return svc, fmt.Errorf("--export-lease-ttl: %v is too short (at least 1s: the lease is renewed every third of it)", leaseTTL)
+	}
 	runIdle, err := o.runIdle.Duration()
 	if err != nil {
 		return svc, err
@@ -261,6 +268,7 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 		MLflowURI: o.mlflowURI.val, MLflowToken: secret("MLFLOW_TRACKING_TOKEN"),
 		MLflowUsername: secret("MLFLOW_TRACKING_USERNAME"), MLflowPassword: secret("MLFLOW_TRACKING_PASSWORD"),
 		RunIdle: runIdle, OTLPEndpoint: otlpEndpoint, OTLPHeaders: otlpHeaders, Capture: capture,
+		LeaseTTL: leaseTTL,
 	}, svc.store, svc.metrics, logger)
 	if err != nil {
 		return svc, err

@@ -106,6 +106,7 @@ func Start(ctx context.Context, cfg Config, store llmscope.Store, m *prom.Metric
 			Logger:    logger.With("exporter", name),
 			OnFailure: func() { m.ExportFailure(name) },
 			OnLag:     func(d time.Duration) { m.ExportLag(name, d) },
+			OnLeading: func(leading bool) { m.ExportLeading(name, leading) },
 			Owner:     owner,
 			LeaseTTL:  cfg.LeaseTTL,
 		})
