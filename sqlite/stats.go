@@ -7,21 +7,8 @@ import (
 	"strings"
 
 	"llmscope"
+	"llmscope/internal/schema"
 )
-
-// modelExpr is the SQL form of (*llmscope.Call).Model: the group key.
-const modelExpr = `COALESCE(NULLIF(request_model, ''), response_model)`
-
-// groupExprs are the SQL forms of the group keys.
-var groupExprs = map[string]string{
-	llmscope.GroupModel:      modelExpr,
-	llmscope.GroupExperiment: "experiment",
-	llmscope.GroupRun:        "run",
-	llmscope.GroupUser:       `"user"`,
-	llmscope.GroupSession:    "session",
-	llmscope.GroupProvider:   "provider",
-	llmscope.GroupOperation:  "operation",
-}
 
 // Stats summarises the calls matching f (f.Limit is ignored): totals and one
 // group per distinct value of f.GroupBy's keys (the model by default),
@@ -42,7 +29,7 @@ func (s *Store) Stats(ctx context.Context, f llmscope.Filter) (*llmscope.Stats, 
 	keys := b.Keys()
 	exprs := make([]string, len(keys))
 	for i, k := range keys {
-		exprs[i] = groupExprs[k]
+		exprs[i] = schema.GroupExprs[k]
 	}
 	cond, args := where(f)
 	rows, err := s.reader.QueryContext(ctx, `SELECT `+strings.Join(exprs, ", ")+`,

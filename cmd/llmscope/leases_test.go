@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,8 +18,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"llmscope"
-	"llmscope/internal/needs"
-	"llmscope/internal/pgtest"
 	"llmscope/postgres"
 )
 
@@ -138,22 +135,7 @@ func sendCalls(bases []string, n int, tag string) int {
 // expires (15s) and exports what the survivors record; every call arrives
 // at least once, and at most one batch (200 calls) twice.
 func TestLeasesOneExporterAcrossGateways(t *testing.T) {
-	srv, err := pgtest.Start()
-	if errors.Is(err, pgtest.ErrNoBinaries) {
-		needs.Binary(t, "initdb", pgtest.Hint)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	url, err := srv.CreateDB(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := newPostgresDB(t)
 	receiver, endpoint := newSpanCounter(t)
 
 	type gateway struct {

@@ -18,8 +18,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"llmscope"
-	"llmscope/internal/needs"
-	"llmscope/internal/pgtest"
 	"llmscope/mlflow"
 	"llmscope/otlp"
 	"llmscope/postgres"
@@ -30,18 +28,7 @@ import (
 // Postgres server (a failure under CI=true when the server binaries are
 // missing, a skip elsewhere).
 func TestMigrate(t *testing.T) {
-	srv, err := pgtest.Start()
-	if errors.Is(err, pgtest.ErrNoBinaries) {
-		needs.Binary(t, "initdb", pgtest.Hint)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	srv := startPostgres(t)
 	newDB := func(t *testing.T) string {
 		t.Helper()
 		url, err := srv.CreateDB(t.Context())

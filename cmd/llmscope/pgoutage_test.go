@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,9 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"llmscope/internal/needs"
-	"llmscope/internal/pgtest"
 )
 
 // TestPostgresOutageUnderLoad stops the PostgreSQL server under a `serve`
@@ -22,18 +18,7 @@ import (
 // answered 200 is stored, exactly once, and /healthz said so meanwhile
 // (degraded during the outage, ok after).
 func TestPostgresOutageUnderLoad(t *testing.T) {
-	srv, err := pgtest.Start()
-	if errors.Is(err, pgtest.ErrNoBinaries) {
-		needs.Binary(t, "initdb", pgtest.Hint)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	srv := startPostgres(t)
 	url, err := srv.CreateDB(t.Context())
 	if err != nil {
 		t.Fatal(err)

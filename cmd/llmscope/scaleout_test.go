@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,8 +14,6 @@ import (
 
 	"llmscope"
 	"llmscope/internal/mlflowtest"
-	"llmscope/internal/needs"
-	"llmscope/internal/pgtest"
 	"llmscope/mlflow"
 	"llmscope/postgres"
 )
@@ -77,22 +74,7 @@ func scaleoutLoad(bases []string, alive func(int) bool, from, to int, out chan<-
 // trace in MLflow, and the named run is one MLflow run with steps 1..N.
 func TestScaleOutOneTruth(t *testing.T) {
 	ml := mlflowtest.Start(t)
-	srv, err := pgtest.Start()
-	if errors.Is(err, pgtest.ErrNoBinaries) {
-		needs.Binary(t, "initdb", pgtest.Hint)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	url, err := srv.CreateDB(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := newPostgresDB(t)
 	type gateway struct {
 		kill   func() error
 		base   string
