@@ -125,11 +125,20 @@ func TestMLflowOutage(t *testing.T) {
 			named++
 		}
 	}
-	runs, err := client.SearchRuns(ctx, []string{exp}, "tags.`llmscope.run` = 'outage-run'")
+	checkOneRunSteps(t, client, exp, "outage-run", named)
+	t.Logf("backlog after the outage delivered %s after MLflow's restart began (includes its ~6 s start)", caughtUp.Round(time.Millisecond))
+}
+
+// checkOneRunSteps checks that experiment exp holds exactly one MLflow run
+// tagged llmscope.run = name, whose latency_ms points have the steps 1..n,
+// each once.
+func checkOneRunSteps(t *testing.T, client *mlflow.Client, exp, name string, n int) {
+	t.Helper()
+	runs, err := client.SearchRuns(t.Context(), []string{exp}, "tags.`llmscope.run` = '"+name+"'")
 	if err != nil || len(runs) != 1 {
-		t.Fatalf("named runs: %d (%v), want exactly 1", len(runs), err)
+		t.Fatalf("MLflow runs named %s: %d (%v), want exactly 1", name, len(runs), err)
 	}
-	hist, err := client.MetricHistory(ctx, runs[0].ID, "latency_ms")
+	hist, err := client.MetricHistory(t.Context(), runs[0].ID, "latency_ms")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,15 +147,14 @@ func TestMLflowOutage(t *testing.T) {
 		steps[m.Step]++
 	}
 	keys := make([]int64, 0, len(steps))
-	for s, n := range steps {
+	for s, k := range steps {
 		keys = append(keys, s)
-		if n != 1 {
-			t.Errorf("step %d logged %d times", s, n)
+		if k != 1 {
+			t.Errorf("step %d logged %d times", s, k)
 		}
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
-	if len(keys) != named || keys[0] != 1 || keys[len(keys)-1] != int64(named) {
-		t.Errorf("run has %d distinct steps (%d..%d), want 1..%d", len(keys), keys[0], keys[len(keys)-1], named)
+	if len(keys) != n || len(keys) == 0 || keys[0] != 1 || keys[len(keys)-1] != int64(n) {
+		t.Errorf("run %s has %d distinct steps, want 1..%d", name, len(keys), n)
 	}
-	t.Logf("backlog after the outage delivered %s after MLflow's restart began (includes its ~6 s start)", caughtUp.Round(time.Millisecond))
 }

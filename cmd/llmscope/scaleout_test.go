@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -217,29 +216,7 @@ func TestScaleOutOneTruth(t *testing.T) {
 			named++
 		}
 	}
-	runs, err := client.SearchRuns(t.Context(), []string{exp}, "tags.`llmscope.run` = 'scale-run'")
-	if err != nil || len(runs) != 1 {
-		t.Fatalf("MLflow runs named scale-run: %d (%v), want exactly 1", len(runs), err)
-	}
-	hist, err := client.MetricHistory(t.Context(), runs[0].ID, "latency_ms")
-	if err != nil {
-		t.Fatal(err)
-	}
-	steps := map[int64]int{}
-	for _, m := range hist {
-		steps[m.Step]++
-	}
-	keys := make([]int64, 0, len(steps))
-	for s, n := range steps {
-		keys = append(keys, s)
-		if n != 1 {
-			t.Errorf("step %d logged %d times", s, n)
-		}
-	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
-	if len(keys) != named || len(keys) == 0 || keys[0] != 1 || keys[len(keys)-1] != int64(named) {
-		t.Errorf("the run has %d distinct steps, want 1..%d", len(keys), named)
-	}
+	checkOneRunSteps(t, client, exp, "scale-run", named)
 	t.Logf("MLflow: %d traces, named run with steps 1..%d", len(got), named)
 
 	// The survivors' metrics say which one exports now.
