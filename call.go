@@ -45,6 +45,19 @@ type Call struct {
 	SystemFingerprint string `json:"system_fingerprint,omitempty"`
 	// Chunks counts the events of a streamed answer (0 when not streamed).
 	Chunks int64 `json:"chunks,omitempty"`
+	// Upstream names the deployment that answered when routes are
+	// configured (serve's routes: section), "" with one upstream; Attempts
+	// counts the upstream requests made for the call (retries and
+	// fallbacks included; 0 or 1 when tried once).
+	Upstream string `json:"upstream,omitempty"`
+	Attempts int    `json:"attempts,omitempty"`
+	// ServiceTier is the tier the upstream says it served the call on
+	// (OpenAI's service_tier: "default", "priority", "flex"; Anthropic's
+	// usage.service_tier), "" when it said none.
+	ServiceTier string `json:"service_tier,omitempty"`
+	// Deployment is the Azure OpenAI deployment the request named in its
+	// path (/openai/deployments/{name}/…), "" otherwise.
+	Deployment string `json:"deployment,omitempty"`
 	// ErrorCode and ErrorMessage are what the upstream's error body said
 	// (its error.code, else error.type; its error.message, redacted and cut
 	// to MaxErrorMessage bytes). Empty when it said nothing.
@@ -147,12 +160,16 @@ func (c *Call) Model() string {
 // Usage holds token counts. Reasoning tokens are part of OutputTokens and
 // cached tokens are part of InputTokens; neither is ever added twice.
 type Usage struct {
-	InputTokens       int64  `json:"input_tokens"`
-	OutputTokens      int64  `json:"output_tokens"`
-	TotalTokens       int64  `json:"total_tokens"`
-	CachedInputTokens int64  `json:"cached_input_tokens"`
-	ReasoningTokens   int64  `json:"reasoning_tokens"`
-	Source            string `json:"source"` // UsageReported, UsageEstimated or UsageNone
+	InputTokens       int64 `json:"input_tokens"`
+	OutputTokens      int64 `json:"output_tokens"`
+	TotalTokens       int64 `json:"total_tokens"`
+	CachedInputTokens int64 `json:"cached_input_tokens"`
+	ReasoningTokens   int64 `json:"reasoning_tokens"`
+	// CacheCreationInputTokens are input tokens written to the provider's
+	// prompt cache (Anthropic's cache_creation_input_tokens), part of
+	// InputTokens like CachedInputTokens (the cache reads).
+	CacheCreationInputTokens int64  `json:"cache_creation_input_tokens,omitempty"`
+	Source                   string `json:"source"` // UsageReported, UsageEstimated or UsageNone
 }
 
 // Cost is the price of one call in US dollars.

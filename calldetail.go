@@ -16,15 +16,21 @@ type callDetail struct {
 	ErrorMessage      string `json:"error_message,omitempty"`
 	Tools             string `json:"tools,omitempty"`
 	ToolCalls         string `json:"tool_calls,omitempty"`
+	Attempts          int    `json:"attempts,omitempty"`
+	ServiceTier       string `json:"service_tier,omitempty"`
+	Deployment        string `json:"deployment,omitempty"`
+	CacheCreation     int64  `json:"cache_creation_input_tokens,omitempty"`
 }
 
 // DetailJSON returns the JSON object a store keeps in its detail column for
 // c: its response id, creation time and system fingerprint, a stream's
-// chunk count, the upstream's error code and message, and the captured
-// tools and tool calls. ok is false when c has none of them (the column is
+// chunk count, the upstream's error code and message, the captured tools
+// and tool calls, its attempts, service tier, Azure deployment and cache
+// write tokens. ok is false when c has none of them (the column is
 // then NULL).
 func (c *Call) DetailJSON() (s string, ok bool, err error) {
-	d := callDetail{c.ResponseID, c.ResponseCreated, c.SystemFingerprint, c.Chunks, c.ErrorCode, c.ErrorMessage, c.Tools, c.ToolCalls}
+	d := callDetail{c.ResponseID, c.ResponseCreated, c.SystemFingerprint, c.Chunks, c.ErrorCode, c.ErrorMessage, c.Tools, c.ToolCalls,
+		c.Attempts, c.ServiceTier, c.Deployment, c.Usage.CacheCreationInputTokens}
 	if d == (callDetail{}) {
 		return "", false, nil
 	}
@@ -43,5 +49,6 @@ func (c *Call) SetDetailJSON(s string) error {
 	}
 	c.ResponseID, c.ResponseCreated, c.SystemFingerprint, c.Chunks = d.ResponseID, d.ResponseCreated, d.SystemFingerprint, d.Chunks
 	c.ErrorCode, c.ErrorMessage, c.Tools, c.ToolCalls = d.ErrorCode, d.ErrorMessage, d.Tools, d.ToolCalls
+	c.Attempts, c.ServiceTier, c.Deployment, c.Usage.CacheCreationInputTokens = d.Attempts, d.ServiceTier, d.Deployment, d.CacheCreation
 	return nil
 }

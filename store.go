@@ -155,10 +155,11 @@ const (
 	GroupSession    = "session"
 	GroupProvider   = "provider"
 	GroupOperation  = "operation"
+	GroupUpstream   = "upstream" // the deployment that answered (Call.Upstream)
 )
 
 // GroupKeys lists the keys Filter.GroupBy accepts.
-var GroupKeys = []string{GroupModel, GroupExperiment, GroupRun, GroupUser, GroupSession, GroupProvider, GroupOperation}
+var GroupKeys = []string{GroupModel, GroupExperiment, GroupRun, GroupUser, GroupSession, GroupProvider, GroupOperation, GroupUpstream}
 
 // DefaultMaxGroups is the number of groups Stats returns at most when
 // Filter.MaxGroups is 0.
@@ -167,7 +168,7 @@ const DefaultMaxGroups = 1000
 // GroupValues holds a group's value of each group key (a comparable struct,
 // so Summary stays comparable).
 type GroupValues struct {
-	Model, Experiment, Run, User, Session, Provider, Operation string
+	Model, Experiment, Run, User, Session, Provider, Operation, Upstream string
 }
 
 // field returns the field of v that holds key, or nil for an unknown key.
@@ -187,6 +188,8 @@ func (v *GroupValues) field(key string) *string {
 		return &v.Provider
 	case GroupOperation:
 		return &v.Operation
+	case GroupUpstream:
+		return &v.Upstream
 	}
 	return nil
 }
@@ -209,7 +212,7 @@ func (v *GroupValues) Set(key, val string) {
 // GroupValuesOf returns c's value of every group key.
 func GroupValuesOf(c *Call) GroupValues {
 	return GroupValues{Model: c.Model(), Experiment: c.Experiment, Run: c.Run, User: c.User,
-		Session: c.Session, Provider: c.Provider, Operation: c.Operation}
+		Session: c.Session, Provider: c.Provider, Operation: c.Operation, Upstream: c.Upstream}
 }
 
 // ParseGroupBy reads a comma-separated list of group keys ("experiment,run";

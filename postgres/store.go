@@ -79,6 +79,7 @@ var dataColumns = []column{
 	{"cost_input_usd", "float8"}, {"cost_output_usd", "float8"}, {"cost_total_usd", "float8"}, {"price_source", "text"},
 	{"experiment", "text"}, {"run", "text"}, {`"user"`, "text"}, {"session", "text"}, {"tags", "text"},
 	{"overhead_ms", "float8"}, {"input_text", "text"}, {"output_text", "text"}, {"detail", "text"},
+	{"upstream", "text"},
 }
 
 // columns lists dataColumns for a SELECT or an INSERT.
@@ -126,7 +127,7 @@ func scanCallSeq(row pgx.Row, seq *int64) (*llmscope.Call, error) {
 		&c.Usage.InputTokens, &c.Usage.OutputTokens, &c.Usage.TotalTokens, &c.Usage.CachedInputTokens,
 		&c.Usage.ReasoningTokens, &c.Usage.Source,
 		&costIn, &costOut, &costTotal, &priceSource,
-		&c.Experiment, &c.Run, &c.User, &c.Session, &tags, &c.OverheadMS, &c.Input, &c.Output, &det,
+		&c.Experiment, &c.Run, &c.User, &c.Session, &tags, &c.OverheadMS, &c.Input, &c.Output, &det, &c.Upstream,
 	}
 	if seq != nil {
 		dest = append([]any{seq}, dest...)

@@ -16,4 +16,5 @@ var GroupExprs = map[string]string{
 	llmscope.GroupSession:    "session",
 	llmscope.GroupProvider:   "provider",
 	llmscope.GroupOperation:  "operation",
+	llmscope.GroupUpstream:   "upstream",
 }

@@ -60,6 +60,8 @@ func groupValue(c *llmscope.Call, key string) string {
 		return c.Provider
 	case "operation":
 		return c.Operation
+	case "upstream":
+		return c.Upstream
 	}
 	panic("storetest: unknown group key " + key)
 }
@@ -136,6 +138,7 @@ func groupData(rng *rand.Rand) []*llmscope.Call {
 		c.User = pick("alice", "bob", "")
 		c.Session = pick("s1", "")
 		c.Provider = pick("openai", "anthropic", "gcp.gemini")
+		c.Upstream = pick("", "azure-east", "openai-main")
 		c.Operation = pick(llmscope.OpChat, "embeddings", "responses")
 	}
 	return calls

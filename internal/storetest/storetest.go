@@ -126,12 +126,13 @@ func fullCall() *llmscope.Call {
 			IncludeUsage:        new(true),
 		},
 		Usage: llmscope.Usage{
-			InputTokens:       1<<33 + 21,
-			OutputTokens:      87,
-			TotalTokens:       1<<33 + 108,
-			CachedInputTokens: 16,
-			ReasoningTokens:   40,
-			Source:            llmscope.UsageReported,
+			InputTokens:              1<<33 + 21,
+			OutputTokens:             87,
+			TotalTokens:              1<<33 + 108,
+			CachedInputTokens:        16,
+			CacheCreationInputTokens: 9,
+			ReasoningTokens:          40,
+			Source:                   llmscope.UsageReported,
 		},
 		Cost: &llmscope.Cost{
 			InputUSD:    1.0 / 3.0,
@@ -156,6 +157,10 @@ func fullCall() *llmscope.Call {
 		Chunks:            42,
 		ErrorCode:         "rate_limit_exceeded",
 		ErrorMessage:      "Rate limit reached for gpt-4o-mini: \"quoted\" 'single' 👋",
+		Upstream:          "azure-east",
+		Attempts:          3,
+		ServiceTier:       "priority",
+		Deployment:        "prod-4o",
 	}
 }
 
