@@ -374,7 +374,7 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, resp *http
 			break
 		}
 		if err != nil {
-			if relay.Stream.Finished() {
+			if relay.Finished() {
 				break // the end marker was relayed: a client that hangs up now has the whole answer
 			}
 			if r.Context().Err() != nil {
@@ -388,7 +388,7 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, resp *http
 	}
 	c.TTFTMS = ms(relay.TTFT())
 	x.overhead += relay.Work()
-	x.resp = relay.Stream.Response
+	x.resp = *relay.Response()
 	relay.Release()
 	g.finish(x)
 	if c.ErrorType == llmscope.ErrTypeStream {

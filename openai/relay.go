@@ -10,10 +10,12 @@ import (
 // what the client must receive: the event's bytes unchanged, or, when
 // llmscope injected include_usage, the event without its usage member, or
 // nothing for the extra usage-only chunk. On the way it gathers the call's
-// facts (Stream) and its time to first token. The gateway and the SDK
-// transport both relay through it.
+// facts (Events: an OpenAI Stream, or another provider's reader) and its
+// time to first token. The gateway and the SDK transport both relay
+// through it.
 type Relay struct {
-	Stream   *Stream
+	Stream   *Stream // the OpenAI reader; nil when relaying another provider's stream
+	facts    Events  // Stream, or another provider's reader
 	events   *EventReader
 	start    time.Time
 	injected bool
@@ -31,9 +33,26 @@ func NewRelay(op string, body io.Reader, start time.Time, injected bool, textLim
 	s.SetTextLimit(textLimit)
 	r := relayPool.Get().(*Relay)
 	r.events.reset(body)
-	r.Stream, r.start, r.injected = s, start, injected
+	r.Stream, r.facts, r.start, r.injected = s, s, start, injected
 	return r
 }
+
+// NewEventsRelay returns a Relay over body that reads its events with ev,
+// another provider's reader (its text limit already set); nothing is
+// injected, so every event passes on unchanged.
+func NewEventsRelay(ev Events, body io.Reader, start time.Time) *Relay {
+	r := relayPool.Get().(*Relay)
+	r.events.reset(body)
+	r.facts, r.start = ev, start
+	return r
+}
+
+// Finished reports whether the stream's end marker arrived (Events.Finished).
+func (r *Relay) Finished() bool { return r.facts.Finished() }
+
+// Response returns the facts gathered so far (Events.Result). The
+// *Response stays valid after Release; r does not.
+func (r *Relay) Response() *Response { return r.facts.Result() }
 
 var relayPool = sync.Pool{New: func() any { return &Relay{events: NewEventReader(nil)} }}
 
@@ -63,7 +82,7 @@ func (r *Relay) Next() (out []byte, err error) {
 		return nil, err
 	}
 	now := time.Now()
-	kind := r.Stream.Event(data)
+	kind := r.facts.Event(data)
 	if r.first == 0 {
 		r.first = now.Sub(r.start)
 	}

@@ -194,7 +194,7 @@ func (b *sseBody) end(err error) {
 	}
 	b.err = err
 	c := b.x.c
-	complete := err == io.EOF || err == errClosed && b.relay.Stream.Finished()
+	complete := err == io.EOF || err == errClosed && b.relay.Finished()
 	if !complete && c.ErrorType == "" {
 		if contextDone(err) {
 			c.ErrorType = llmscope.ErrTypeCancelled
@@ -203,7 +203,7 @@ func (b *sseBody) end(err error) {
 		}
 	}
 	c.TTFTMS = ms(b.relay.TTFT())
-	b.x.finish(&b.relay.Stream.Response, b.relay.Work())
+	b.x.finish(b.relay.Response(), b.relay.Work())
 	// b.err is set: Read and Close no longer touch the relay.
 	b.relay.Release()
 	b.relay = nil
