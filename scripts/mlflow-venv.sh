@@ -17,12 +17,16 @@
 # test drives it with and without mlflow.openai.autolog()): 2.47.0 is the
 # newest version MLflow 3.17.2 declares for OpenAI autologging
 # (mlflow/ml_package_versions.py: openai autologging 2.2.0 ... 2.47.0).
+# Also pins the provider clients the gateway's provider tests drive:
+# anthropic 2.14.0 and google-genai 3.6.1.
 # Idempotent: does nothing when the venv already has these versions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MLFLOW_VERSION="${MLFLOW_VERSION:-3.17.2}"
 OPENAI_VERSION="${OPENAI_PY_VERSION:-2.47.0}"
+ANTHROPIC_VERSION="${ANTHROPIC_PY_VERSION:-2.14.0}"
+GENAI_VERSION="${GENAI_PY_VERSION:-3.6.1}"
 VENV="${MLFLOW_VENV:-.venv/mlflow}"
 
 version_of() {
@@ -34,19 +38,21 @@ mlflow_installed() {
 }
 
 openai_installed() {
-	[ -x "$VENV/bin/python" ] && [ "$(version_of openai)" = "$OPENAI_VERSION" ]
+	[ -x "$VENV/bin/python" ] && [ "$(version_of openai)" = "$OPENAI_VERSION" ] &&
+		[ "$(version_of anthropic)" = "$ANTHROPIC_VERSION" ] && [ "$(version_of google-genai)" = "$GENAI_VERSION" ]
 }
 
 install_openai() {
-	echo "mlflow-venv: installing openai $OPENAI_VERSION into $VENV"
-	"$VENV/bin/python" -m pip install -q --disable-pip-version-check "openai==$OPENAI_VERSION"
-	openai_installed || { echo "mlflow-venv: openai $OPENAI_VERSION missing after install" >&2; exit 1; }
+	echo "mlflow-venv: installing openai $OPENAI_VERSION, anthropic $ANTHROPIC_VERSION, google-genai $GENAI_VERSION into $VENV"
+	"$VENV/bin/python" -m pip install -q --disable-pip-version-check "openai==$OPENAI_VERSION" \
+		"anthropic==$ANTHROPIC_VERSION" "google-genai==$GENAI_VERSION"
+	openai_installed || { echo "mlflow-venv: a client is missing after install" >&2; exit 1; }
 }
 
 if mlflow_installed; then
 	echo "mlflow-venv: MLflow $MLFLOW_VERSION already in $VENV"
 	if openai_installed; then
-		echo "mlflow-venv: openai $OPENAI_VERSION already in $VENV"
+		echo "mlflow-venv: openai $OPENAI_VERSION, anthropic $ANTHROPIC_VERSION, google-genai $GENAI_VERSION already in $VENV"
 	else
 		install_openai
 	fi
