@@ -72,6 +72,9 @@ func (p *Plan) String() string {
 	return fmt.Sprintf("route.Plan{route %q, model %q, %d attempts}", p.route, p.model, len(p.attempts))
 }
 
+// GoString is String.
+func (p *Plan) GoString() string { return p.String() }
+
 // Attempts returns a copy of the attempts made so far, in order.
 func (p *Plan) Attempts() []Attempt {
 	p.mu.Lock()

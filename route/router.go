@@ -208,6 +208,9 @@ func (rt *Router) String() string {
 	return fmt.Sprintf("route.Router{%d routes, %d deployments}", len(rt.routes), len(rt.deps))
 }
 
+// GoString is String, so %#v shows no URL query either.
+func (rt *Router) GoString() string { return rt.String() }
+
 // Deployment returns the named deployment, or nil.
 func (rt *Router) Deployment(name string) *Deployment { return rt.deps[name] }
 
