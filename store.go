@@ -63,6 +63,7 @@ type Filter struct {
 	Until      time.Time // start < Until
 	Model      string    // request or response model
 	Run        string
+	NoRun      bool // only calls outside any named run (Run is then ignored)
 	Experiment string
 	Operation  string
 	MaxSeq     int64 // seq <= MaxSeq, when > 0

@@ -37,6 +37,12 @@ type ExporterConfig struct {
 	// gateway-<host>-<started, UTC, 20060102T150405Z>.
 	Host    string
 	Started time.Time
+	// SharedRollup says several gateways share the store (and take turns
+	// exporting it): unnamed traffic then goes into one rollup run per
+	// experiment, the oldest one tagged llmscope.rollup.shared, whichever
+	// gateway created it, instead of one run per process. Its minutes are
+	// logged only once complete, also at Close.
+	SharedRollup bool
 	// RunIdle ends a named run (with its summary metrics) after this long
 	// without a call; default 5 minutes.
 	RunIdle time.Duration
@@ -49,7 +55,7 @@ type ExporterConfig struct {
 // Exporter maps calls onto MLflow (DESIGN.md, "Mapping onto MLflow"): each
 // call becomes a trace; a named run becomes an MLflow run with params,
 // per-call metrics and summary metrics; unnamed traffic also feeds one rollup
-// run per process with a step per minute. Exports are idempotent: trace ids
+// run per process (per experiment with SharedRollup) with a step per minute. Exports are idempotent: trace ids
 // come from call ids and metric steps from the store, so a replay writes the
 // same points again, which MLflow de-duplicates.
 type Exporter struct {
@@ -500,7 +506,10 @@ func (e *Exporter) Idle(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Close ends every open run with its summary and flushes the rollups.
+// Close ends every open run with its summary and flushes the rollups: its
+// own rollup runs whole minute or not, and ends them; a shared one only up
+// to the minutes that are complete, and leaves it open for the gateway
+// that exports next.
 func (e *Exporter) Close(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -511,6 +520,10 @@ func (e *Exporter) Close(ctx context.Context) error {
 		}
 	}
 	for expID, r := range e.rollups {
+		if e.cfg.SharedRollup {
+			errs = append(errs, e.flushRollup(ctx, expID, r, time.Now().Add(-rollupGrace)))
+			continue
+		}
 		errs = append(errs, e.flushRollup(ctx, expID, r, time.Now().Add(time.Hour)))
 		if r.id != "" {
 			errs = append(errs, e.cfg.Client.UpdateRun(ctx, r.id, "FINISHED", time.Now()))

@@ -167,25 +167,3 @@ func countingTracking(t *testing.T, failBatches int) (*Client, func() map[string
 	}
 }
 
-func TestRollupCountsRetriedBatchOnce(t *testing.T) {
-	client, logged := countingTracking(t, 0)
-	traces := &refusingTraces{down: true}
-	exp, _ := NewExporter(ExporterConfig{Client: client, Traces: traces, Stats: zeroStats{}})
-	calls := testCalls(3)
-	for _, c := range calls {
-		c.Start = time.Now().Add(-time.Hour) // a minute long over
-	}
-	if err := exp.Export(context.Background(), calls); err == nil {
-		t.Fatal("export with traces down succeeded")
-	}
-	traces.down = false
-	if err := exp.Export(context.Background(), calls); err != nil {
-		t.Fatal(err)
-	}
-	if err := exp.Idle(context.Background()); err != nil { // the minute is long over
-		t.Fatal(err)
-	}
-	if got := logged()["requests"]; len(got) != 1 || got[0] != 3 {
-		t.Errorf("rollup requests logged %v, want [3] (a retried batch counted once)", got)
-	}
-}

@@ -58,6 +58,11 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	return s, nil
 }
 
+// Shared reports that several gateways may write and export this store at
+// once (true for every Postgres store): exporters then share per-experiment
+// state, such as the MLflow rollup run, instead of keeping one per process.
+func (s *Store) Shared() bool { return true }
+
 // Close closes the connection pool. The store must not be used afterwards.
 func (s *Store) Close() error {
 	s.pool.Close()
@@ -197,7 +202,10 @@ func where(f llmscope.Filter) (string, []any) {
 		p := arg(f.Model)
 		conds = append(conds, "(request_model = "+p+" OR response_model = "+p+")")
 	}
-	if f.Run != "" {
+	switch {
+	case f.NoRun:
+		conds = append(conds, "run = ''")
+	case f.Run != "":
 		conds = append(conds, "run = "+arg(f.Run))
 	}
 	if f.Experiment != "" {

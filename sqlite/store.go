@@ -321,7 +321,10 @@ func where(f llmscope.Filter) (string, []any) {
 	if f.Model != "" {
 		conds, args = append(conds, "(request_model = ? OR response_model = ?)"), append(args, f.Model, f.Model)
 	}
-	if f.Run != "" {
+	switch {
+	case f.NoRun:
+		conds = append(conds, "run = ''")
+	case f.Run != "":
 		conds, args = append(conds, "run = ?"), append(args, f.Run)
 	}
 	if f.Experiment != "" {

@@ -514,7 +514,8 @@ func matches(f llmscope.Filter, c *llmscope.Call) bool {
 	return (f.Since.IsZero() || !c.Start.Before(f.Since)) &&
 		(f.Until.IsZero() || c.Start.Before(f.Until)) &&
 		(f.Model == "" || c.RequestModel == f.Model || c.ResponseModel == f.Model) &&
-		(f.Run == "" || c.Run == f.Run) &&
+		(f.Run == "" || f.NoRun || c.Run == f.Run) &&
+		(!f.NoRun || c.Run == "") &&
 		(f.Experiment == "" || c.Experiment == f.Experiment) &&
 		(f.Operation == "" || c.Operation == f.Operation) &&
 		(f.Before == nil || after(c, *f.Before))
@@ -558,6 +559,8 @@ func filterCases(calls []*llmscope.Call) map[string]llmscope.Filter {
 		"model response":    {Model: "gpt-4o-mini-2024-08-06"},
 		"model no prefix":   {Model: "gpt-4"},
 		"run":               {Run: "r1"},
+		"no run":            {NoRun: true},
+		"no run wins":       {NoRun: true, Run: "r1"},
 		"experiment":        {Experiment: "sweep"},
 		"operation":         {Operation: llmscope.OpEmbeddings},
 		"all fields":        {Since: edge.Add(-40 * time.Second), Until: later, Model: "gpt-4o", Run: "r1", Experiment: "default", Operation: llmscope.OpChat},

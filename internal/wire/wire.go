@@ -75,13 +75,16 @@ func Start(ctx context.Context, cfg Config, store llmscope.Store, m *prom.Metric
 			headers["Authorization"] = "Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.MLflowUsername+":"+cfg.MLflowPassword))
 		}
 		host, _ := os.Hostname()
+		sh, ok := store.(interface{ Shared() bool })
 		exp, err := mlflow.NewExporter(mlflow.ExporterConfig{
 			Client:  client,
 			Traces:  MLflowTraces{Sender: otlp.NewSender(strings.TrimRight(uri, "/")+"/v1/traces", headers, hc), Options: otlp.Options{Capture: capture, AutologNames: true}},
 			Stats:   store,
 			Host:    host,
 			RunIdle: runIdle,
-			Logger:  logger.With("exporter", "mlflow"),
+			// Gateways sharing a store share one rollup run per experiment.
+			SharedRollup: ok && sh.Shared(),
+			Logger:       logger.With("exporter", "mlflow"),
 			OnProblem: func(kind string) {
 				m.ExportProblem("mlflow", kind)
 			},
