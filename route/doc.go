@@ -11,6 +11,7 @@
 //
 //	plan, err := router.Plan(model, "openai")
 //	if err != nil { ... errors.Is(err, route.ErrNoRoute): answer 404/400 ... }
+//	defer plan.Close() // frees a half-open probe slot if the request is abandoned
 //	for {
 //		d, err := plan.Next(ctx) // sleeps the backoff, honouring ctx
 //		if err != nil { break }  // ctx ended (or misuse)

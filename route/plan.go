@@ -119,6 +119,7 @@ func (p *Plan) Next(ctx context.Context) (*Deployment, error) {
 		p.state = planDone
 		if p.nextProbe {
 			d.health.release()
+			p.nextProbe = false
 		}
 		return nil, fmt.Errorf("route: before trying %s: %w", d.Name, err)
 	}
@@ -131,6 +132,23 @@ func (p *Plan) Next(ctx context.Context) (*Deployment, error) {
 	p.attempts = append(p.attempts, Attempt{Deployment: d.Name, Fallback: p.isFallback(d), Start: p.rt.clock.Now()})
 	p.state = planRunning
 	return d, nil
+}
+
+// Close ends the plan. It frees a half-open probe slot the plan took but
+// did not report (the next deployment chosen, or an attempt never
+// reported), so that a request abandoned mid-plan does not hold it until
+// it goes stale. Calling it more than once, or after the plan ended, is
+// harmless; the gateway can defer it.
+func (p *Plan) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state == planReady && p.nextProbe {
+		p.next.health.release()
+	}
+	if p.state == planRunning && p.probe {
+		p.cur.health.release()
+	}
+	p.state, p.nextProbe, p.probe = planDone, false, false
 }
 
 func (p *Plan) isFallback(d *Deployment) bool {
@@ -180,7 +198,11 @@ func (p *Plan) Report(o Outcome) bool {
 	}
 	p.probe = false
 
-	next, wait := p.decide(d, k, o.Status, ra, hasRA, now)
+	var next *Deployment
+	var wait time.Duration
+	if !o.Committed {
+		next, wait = p.decide(d, k, o.Status, ra, hasRA, now)
+	}
 	if next == nil {
 		p.state = planDone
 		p.mu.Unlock()

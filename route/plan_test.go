@@ -82,6 +82,7 @@ func TestPlanSequences(t *testing.T) {
 		}, []string{"a", "a"}, 1, nil},
 		{"stream broke after first byte ends", always(Outcome{Status: 200, Err: io.ErrUnexpectedEOF, Committed: true}),
 			[]string{"a"}, 0, nil},
+		{"5xx relayed after the first byte ends", always(Outcome{Status: 500, Committed: true}), []string{"a"}, 0, nil},
 		{"400 ends at once", always(status(400)), []string{"a"}, 0, nil},
 		{"401 ends at once", always(status(401)), []string{"a"}, 0, nil},
 		{"404 ends at once", always(status(404)), []string{"a"}, 0, nil},
@@ -371,6 +372,32 @@ func TestCanceledReleasesProbe(t *testing.T) {
 	p2, _ := h.rt.Plan("m", "openai")
 	if p2.next.Name != "a" {
 		t.Fatal("probe slot kept by a cancelled request")
+	}
+}
+
+func TestCloseReleasesProbe(t *testing.T) {
+	cfg := Config{Routes: []RouteConfig{{Name: "r", Match: "*", Deployments: []DeploymentConfig{dep("a", "openai", 1), dep("b", "openai", 1)}}}}
+	h := newHarness(t, cfg, nil)
+	h.rt.deps["a"].health.fail(h.clock.Now(), 3, true, 0)
+	h.clock.Advance(time.Minute)
+	// Abandoned before Next.
+	p, _ := h.rt.Plan("m", "openai")
+	if p.next.Name != "a" {
+		t.Fatal("no probe")
+	}
+	p.Close()
+	p.Close()
+	if _, err := p.Next(context.Background()); !errors.Is(err, ErrPlanDone) {
+		t.Fatalf("Next after Close = %v", err)
+	}
+	// Abandoned with the attempt out.
+	p, _ = h.rt.Plan("m", "openai")
+	if d, _ := p.Next(context.Background()); d.Name != "a" {
+		t.Fatal("probe slot kept by a closed plan")
+	}
+	p.Close()
+	if p, _ = h.rt.Plan("m", "openai"); p.next.Name != "a" {
+		t.Fatal("probe slot kept by a closed plan")
 	}
 }
 
