@@ -46,7 +46,11 @@ type ExporterConfig struct {
 	// RunIdle ends a named run (with its summary metrics) after this long
 	// without a call; default 5 minutes.
 	RunIdle time.Duration
-	Logger  *slog.Logger
+	// RollupGrace is how long after a minute ends its rollup step waits
+	// for calls that started in it and reach the store later (long
+	// streams); default 5 minutes.
+	RollupGrace time.Duration
+	Logger      *slog.Logger
 	// OnProblem counts what MLflow refused or answered oddly, by kind:
 	// "param_conflict", "trace_refused", "malformed_response".
 	OnProblem func(kind string)
@@ -91,6 +95,9 @@ func NewExporter(cfg ExporterConfig) (*Exporter, error) {
 	}
 	if cfg.RunIdle <= 0 {
 		cfg.RunIdle = 5 * time.Minute
+	}
+	if cfg.RollupGrace <= 0 {
+		cfg.RollupGrace = defaultRollupGrace
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -501,7 +508,7 @@ func (e *Exporter) Idle(ctx context.Context) error {
 	}
 	var errs []error
 	for expID, r := range e.rollups {
-		errs = append(errs, e.flushRollup(ctx, expID, r, time.Now().Add(-rollupGrace)))
+		errs = append(errs, e.flushRollup(ctx, expID, r, time.Now().Add(-e.cfg.RollupGrace)))
 	}
 	return errors.Join(errs...)
 }
@@ -521,7 +528,7 @@ func (e *Exporter) Close(ctx context.Context) error {
 	}
 	for expID, r := range e.rollups {
 		if e.cfg.SharedRollup {
-			errs = append(errs, e.flushRollup(ctx, expID, r, time.Now().Add(-rollupGrace)))
+			errs = append(errs, e.flushRollup(ctx, expID, r, time.Now().Add(-e.cfg.RollupGrace)))
 			continue
 		}
 		errs = append(errs, e.flushRollup(ctx, expID, r, time.Now().Add(time.Hour)))

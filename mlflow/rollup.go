@@ -17,7 +17,7 @@ import (
 // unnamed calls), not summed from the calls this process exported, so they
 // cover every gateway writing to the store, and a batch exported twice (a
 // retry, a takeover) is never counted twice. A minute is logged once, when
-// it ended rollupGrace ago: a call that started in it but reached the store
+// it ended ExporterConfig.RollupGrace ago: a call that started in it but reached the store
 // later still (a stream longer than the grace, a call held through a store
 // outage) is in the store, its trace and stats, not in the rollup.
 type rollup struct {
@@ -27,9 +27,9 @@ type rollup struct {
 	first      int64  // the earliest minute of an exported call, where next starts when unknown
 }
 
-// rollupGrace is how long after a minute ends its step waits for calls that
-// started in it but finished later (long streams).
-const rollupGrace = 5 * time.Minute
+// defaultRollupGrace is how long after a minute ends its step waits for
+// calls that started in it but finished later (long streams).
+const defaultRollupGrace = 5 * time.Minute
 
 // rollupScan bounds the minutes one flush looks at, so a long-idle
 // exporter catches up over several rounds rather than in one.
@@ -54,7 +54,7 @@ func (e *Exporter) rollup(ctx context.Context, expID string, calls []*llmscope.C
 			latest = c.Start
 		}
 	}
-	return e.flushRollup(ctx, expID, r, latest.Add(-rollupGrace))
+	return e.flushRollup(ctx, expID, r, latest.Add(-e.cfg.RollupGrace))
 }
 
 // rollupOf returns the rollup state of experiment expID (named name).

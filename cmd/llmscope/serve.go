@@ -28,7 +28,7 @@ type serveOptions struct {
 	capture, captureMax, maxBody, queue, shutdown *option
 	prices, injectUsage, upstreamTimeout          *option
 	keepBodies, redactBuiltin, redactPatterns     *option
-	mlflowURI, otlpEndpoint, runIdle              *option
+	mlflowURI, otlpEndpoint, runIdle, rollupGrace *option
 	metricsAddr, modelCap, pprof, commitWait      *option
 	storeDelay, retention, leaseTTL               *option
 	simTTFT, simTPS, logLevel, logFormat          *option
@@ -57,6 +57,7 @@ func newServeOptions(stderr io.Writer) *serveOptions {
 	o.mlflowURI = s.str("mlflow", "MLFLOW_TRACKING_URI", "", "MLflow tracking server URL: export runs, metrics and traces to it")
 	o.otlpEndpoint = s.str("otlp-endpoint", "LLMSCOPE_OTLP_ENDPOINT", "", "OTLP/HTTP traces endpoint of an OpenTelemetry collector (default from OTEL_EXPORTER_OTLP_ENDPOINT)")
 	o.runIdle = s.str("run-idle", "LLMSCOPE_RUN_IDLE", "5m", "a named run ends (summary metrics, FINISHED) after this long without calls")
+	o.rollupGrace = s.str("rollup-grace", "LLMSCOPE_ROLLUP_GRACE", "5m", "a minute of the MLflow rollup run is logged this long after it ends, so calls still streaming count in it")
 	o.metricsAddr = s.str("metrics-addr", "LLMSCOPE_METRICS_ADDR", "", "also serve /metrics on this address (it is always on --addr)")
 	o.commitWait = s.str("commit-wait", "LLMSCOPE_COMMIT_WAIT", "100ms", "group commit: how long a partial batch of calls waits for more before it is written (longer: less CPU, more calls lost if the process is killed)")
 	o.leaseTTL = s.str("export-lease-ttl", "LLMSCOPE_EXPORT_LEASE_TTL", "15s", "gateways sharing a store: one exports at a time, holding a lease it renews every third of this; when it dies another takes over within this long")

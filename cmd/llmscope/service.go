@@ -136,6 +136,10 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 	if err != nil {
 		return svc, err
 	}
+	rollupGrace, err := o.rollupGrace.Duration()
+	if err != nil {
+		return svc, err
+	}
 	keep, err := parseRetention(o.retention.val)
 	if err != nil {
 		return svc, err
@@ -268,7 +272,7 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 		MLflowURI: o.mlflowURI.val, MLflowToken: secret("MLFLOW_TRACKING_TOKEN"),
 		MLflowUsername: secret("MLFLOW_TRACKING_USERNAME"), MLflowPassword: secret("MLFLOW_TRACKING_PASSWORD"),
 		RunIdle: runIdle, OTLPEndpoint: otlpEndpoint, OTLPHeaders: otlpHeaders, Capture: capture,
-		LeaseTTL: leaseTTL,
+		LeaseTTL: leaseTTL, RollupGrace: rollupGrace,
 	}, svc.store, svc.metrics, logger)
 	if err != nil {
 		return svc, err

@@ -34,6 +34,7 @@ type Config struct {
 	MLflowURI                                   string // empty: no MLflow export
 	MLflowToken, MLflowUsername, MLflowPassword string
 	RunIdle                                     time.Duration
+	RollupGrace                                 time.Duration // mlflow.ExporterConfig.RollupGrace
 	// OTLPEndpoint is a collector's traces URL; empty: none.
 	OTLPEndpoint string
 	OTLPHeaders  map[string]string
@@ -77,11 +78,12 @@ func Start(ctx context.Context, cfg Config, store llmscope.Store, m *prom.Metric
 		host, _ := os.Hostname()
 		sh, ok := store.(interface{ Shared() bool })
 		exp, err := mlflow.NewExporter(mlflow.ExporterConfig{
-			Client:  client,
-			Traces:  MLflowTraces{Sender: otlp.NewSender(strings.TrimRight(uri, "/")+"/v1/traces", headers, hc), Options: otlp.Options{Capture: capture, AutologNames: true}},
-			Stats:   store,
-			Host:    host,
-			RunIdle: runIdle,
+			Client:      client,
+			Traces:      MLflowTraces{Sender: otlp.NewSender(strings.TrimRight(uri, "/")+"/v1/traces", headers, hc), Options: otlp.Options{Capture: capture, AutologNames: true}},
+			Stats:       store,
+			Host:        host,
+			RunIdle:     runIdle,
+			RollupGrace: cfg.RollupGrace,
 			// Gateways sharing a store share one rollup run per experiment.
 			SharedRollup: ok && sh.Shared(),
 			Logger:       logger.With("exporter", "mlflow"),
