@@ -23,10 +23,17 @@
 //	}
 //	// plan.Last(), plan.Attempts(): upstream name, attempt count, spans.
 //
-// A streamed answer that breaks before its first byte reached the client
-// is reported with Err set and Committed false (retryable); once bytes
-// have reached the client the gateway reports Committed true and the plan
-// ends whatever the outcome.
+// Report is called exactly once per attempt, as soon as the gateway knows
+// whether the answer can be relayed: at once for a transport failure or an
+// error status (before relaying anything, since Report decides whether it
+// is relayed or dropped), and for a 2xx answer either before relaying it or
+// after (Committed: true, Err: what broke the relay, if anything) so that a
+// broken stream counts against the deployment. A streamed answer that breaks
+// before its first byte reached the client is reported with Err set and
+// Committed false (retryable); once bytes have reached the client the plan
+// ends whatever the outcome. When Next fails or Report returns false with no
+// response in hand (timeout, connection error), the gateway answers with
+// its own error (502/504), as it does today.
 //
 // # Choice
 //
@@ -66,7 +73,7 @@
 // deployment is the server's retry-after-ms (milliseconds, fractional) or
 // Retry-After (seconds or an HTTP date); without one, exponential backoff
 // with equal jitter: BackoffBase (250ms) doubled per try, at most
-// BackoffMax (8s), of which a random half is taken off. A server asking
+// BackoffMax (8s), of which up to half is taken off at random. A server asking
 // for more than MaxWait (30s) is not waited for: the plan moves on. Moving
 // to another deployment never waits.
 //

@@ -166,7 +166,8 @@ func (p *Plan) isFallback(d *Deployment) bool {
 // false when this answer is final: a success, a non-retryable answer, a
 // failure after bytes reached the client, or a retryable failure with
 // nothing left to try (the gateway then relays it, or its own error when
-// there was no response). Report without an attempt out returns false.
+// there was no response). Call it once per attempt; see the package doc
+// for when. Report without an attempt out returns false.
 func (p *Plan) Report(o Outcome) bool {
 	rt := p.rt
 	now := rt.clock.Now()
