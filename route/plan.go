@@ -12,13 +12,14 @@ import (
 // returned false (the last outcome is the answer), or a wait was cut short.
 var ErrPlanDone = errors.New("plan done")
 
-// errUnreported is returned by Next called twice without Report.
+// errUnreported is returned by Next called again before Report.
 var errUnreported = errors.New("route: Next called before the previous attempt was reported")
 
 type planState int
 
 const (
 	planReady   planState = iota // next is chosen; Next hands it out
+	planWaiting                  // Next is sleeping before handing it out
 	planRunning                  // an attempt is out; Report is due
 	planDone
 )
@@ -100,11 +101,12 @@ func (p *Plan) Next(ctx context.Context) (*Deployment, error) {
 	case planDone:
 		p.mu.Unlock()
 		return nil, fmt.Errorf("route: %w", ErrPlanDone)
-	case planRunning:
+	case planRunning, planWaiting:
 		p.mu.Unlock()
 		return nil, errUnreported
 	}
 	d, wait := p.next, p.wait
+	p.state = planWaiting
 	p.mu.Unlock()
 	var err error
 	if wait > 0 {
@@ -115,6 +117,9 @@ func (p *Plan) Next(ctx context.Context) (*Deployment, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.state != planWaiting { // closed meanwhile
+		return nil, fmt.Errorf("route: %w", ErrPlanDone)
+	}
 	if err != nil {
 		p.state = planDone
 		if p.nextProbe {
@@ -142,7 +147,7 @@ func (p *Plan) Next(ctx context.Context) (*Deployment, error) {
 func (p *Plan) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.state == planReady && p.nextProbe {
+	if p.nextProbe {
 		p.next.health.release()
 	}
 	if p.state == planRunning && p.probe {

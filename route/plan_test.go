@@ -488,3 +488,44 @@ func TestConcurrentPlans(t *testing.T) {
 	}
 	_ = h.rt.Health()
 }
+
+// gateClock's Sleep blocks until released.
+type gateClock struct {
+	*fakeClock
+	sleeping chan struct{}
+	release  chan struct{}
+}
+
+func (c gateClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.sleeping <- struct{}{}
+	<-c.release
+	return nil
+}
+
+func TestCloseDuringWait(t *testing.T) {
+	cfg := Config{Routes: []RouteConfig{{Match: "*", Deployments: []DeploymentConfig{dep("a", "openai", 1)}}}}
+	c := gateClock{newFakeClock(), make(chan struct{}), make(chan struct{})}
+	rt, err := New(cfg, Options{Getenv: env, Clock: c, Rand: zeroSource{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := rt.Plan("m", "openai")
+	p.Next(context.Background())
+	if !p.Report(status(503)) {
+		t.Fatal("503 not retried")
+	}
+	done := make(chan error)
+	go func() {
+		_, err := p.Next(context.Background())
+		done <- err
+	}()
+	<-c.sleeping
+	if _, err := p.Next(context.Background()); err == nil {
+		t.Fatal("second Next during the wait")
+	}
+	p.Close()
+	close(c.release)
+	if err := <-done; !errors.Is(err, ErrPlanDone) {
+		t.Fatalf("Next closed during its wait = %v", err)
+	}
+}
