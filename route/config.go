@@ -158,11 +158,16 @@ func (c Config) Validate() error {
 		if r.Cooldown < 0 {
 			add("%s: cooldown must not be negative", where)
 		}
+		inRoute := map[string]bool{}
 		for j, d := range r.Deployments {
 			errs = append(errs, validateDeployment(where, j, d)...)
 			if d.Name == "" {
 				continue
 			}
+			if inRoute[d.Name] {
+				add("%s: deployment %q: listed twice", where, d.Name)
+			}
+			inRoute[d.Name] = true
 			if prev, dup := deps[d.Name]; dup && prev != d {
 				add("%s: deployment %q: already defined differently by another route", where, d.Name)
 			} else if !dup {

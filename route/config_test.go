@@ -88,6 +88,9 @@ func TestValidate(t *testing.T) {
 			d := dep("a", "anthropic", 1)
 			c.Routes[1].Deployments = append(c.Routes[1].Deployments, d)
 		}, `route "other": deployment "a": already defined differently`},
+		{"twice in a route", func(c *Config) {
+			c.Routes[0].Deployments = append(c.Routes[0].Deployments, dep("a", "openai", 1))
+		}, `route "main": deployment "a": listed twice`},
 		{"unknown fallback", func(c *Config) { c.Routes[0].Fallbacks = []string{"nope"} }, `route "main": fallback "nope" is neither a route nor a deployment`},
 		{"self fallback", func(c *Config) { c.Routes[0].Fallbacks = []string{"main"} }, `fallback "main" is the route itself`},
 		{"ambiguous fallback", func(c *Config) { c.Routes[1].Deployments[0].Name = "other" }, `fallback "other" is both a route and a deployment name`},
