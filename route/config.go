@@ -259,7 +259,8 @@ func (c Config) withDefaults() Config {
 // Match reports whether model matches the glob pattern: '*' matches any
 // run of characters (including none and '/'), '?' exactly one character;
 // everything else matches itself.
-func Match(pattern, model string) bool {
+func Match(patternStr, modelStr string) bool {
+	pattern, model := []rune(patternStr), []rune(modelStr)
 	// Iterative matching with backtracking to the last '*'.
 	p, m := 0, 0
 	star, mark := -1, 0

@@ -186,6 +186,7 @@ func TestMatch(t *testing.T) {
 		{"a*b*c", "abbbc", true},
 		{"a*b*c", "acb", false},
 		{"[x]", "[x]", true},
+		{"modèle-?", "modèle-é", true},
 		{"", "", true},
 		{"", "a", false},
 	}

@@ -22,7 +22,7 @@ type health struct {
 	cooldown time.Duration
 }
 
-// state names for Snapshot.
+// States of a deployment's circuit, in Health.
 const (
 	StateClosed   = "closed"
 	StateCooling  = "cooling"
