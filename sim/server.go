@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,7 +47,11 @@ type Config struct {
 
 // Server is the simulated upstream. It is an http.Handler serving
 // POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses
-// and GET /v1/models; it is safe for concurrent use.
+// and GET /v1/models (OpenAI); POST /v1/messages and
+// /v1/messages/count_tokens (Anthropic); POST
+// /v1beta/models/{model}:generateContent, :streamGenerateContent and
+// :countTokens (Gemini); POST /openai/deployments/{deployment}/chat/completions,
+// /completions and /embeddings (Azure OpenAI). It is safe for concurrent use.
 type Server struct {
 	cfg             Config
 	log             *slog.Logger
@@ -91,23 +96,49 @@ func New(cfg Config) *Server {
 type route struct {
 	method string
 	handle func(*Server, *exchange)
+	api    api                  // the error shape of the route's answers
+	pre    func(*exchange) bool // header checks before faults (nil: none); false when it answered
 }
 
 var routes = map[string]route{
-	"/v1/chat/completions": {http.MethodPost, (*Server).chat},
-	"/v1/completions":      {http.MethodPost, (*Server).completions},
-	"/v1/embeddings":       {http.MethodPost, (*Server).embeddings},
-	"/v1/responses":        {http.MethodPost, (*Server).responses},
-	"/v1/models":           {http.MethodGet, (*Server).listModels},
+	"/v1/chat/completions": {http.MethodPost, (*Server).chat, apiOpenAI, nil},
+	"/v1/completions":      {http.MethodPost, (*Server).completions, apiOpenAI, nil},
+	"/v1/embeddings":       {http.MethodPost, (*Server).embeddings, apiOpenAI, nil},
+	"/v1/responses":        {http.MethodPost, (*Server).responses, apiOpenAI, nil},
+	"/v1/models":           {http.MethodGet, (*Server).listModels, apiOpenAI, nil},
+
+	"/v1/messages":              {http.MethodPost, (*Server).messages, apiAnthropic, requireAnthropicVersion},
+	"/v1/messages/count_tokens": {http.MethodPost, (*Server).countMessageTokens, apiAnthropic, requireAnthropicVersion},
+}
+
+// prefixRoute finds the routes whose paths carry a name: Gemini's
+// /v1beta/models/{model}:{method} and Azure's
+// /openai/deployments/{deployment}/{operation}. It sets x.model; ok is
+// false for an unknown path (rt.api still says whose 404 to answer).
+func prefixRoute(x *exchange) (rt route, ok bool) {
+	p := x.r.URL.Path
+	switch {
+	case strings.HasPrefix(p, "/v1beta/"):
+		return geminiRoute(x, p)
+	case strings.HasPrefix(p, "/openai/"):
+		return azureRoute(x, p)
+	}
+	return route{}, false
 }
 
 // ServeHTTP routes one request. Order of checks: path (404), method (405),
-// X-Sim-Fault syntax (400), delay, injected status, ErrorRate, the
-// Profile's failures (POST only), then the
-// endpoint's own validation (400) and answer.
+// the API's required headers or query (400: anthropic-version, Azure's
+// api-version), X-Sim-Fault syntax (400), delay, injected status,
+// ErrorRate, the Profile's failures (POST only), then the endpoint's own
+// validation (400) and answer. Errors take the shape of the API the path
+// belongs to (OpenAI, Anthropic or Gemini; Azure answers like OpenAI).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{s: s, w: w, r: r, ctx: r.Context(), fault: noFault}
 	rt, ok := routes[r.URL.Path]
+	if !ok {
+		rt, ok = prefixRoute(x)
+	}
+	x.api = rt.api
 	if !ok {
 		x.error(http.StatusNotFound, "unknown url "+r.Method+" "+r.URL.Path, "")
 		return
@@ -116,6 +147,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", rt.method)
 		x.errorCode(http.StatusMethodNotAllowed, "method "+r.Method+" not allowed for "+r.URL.Path+"; use "+rt.method,
 			"invalid_request_error", "method_not_allowed", "")
+		return
+	}
+	if rt.pre != nil && !rt.pre(x) {
 		return
 	}
 	f, err := parseFault(r.Header.Values(FaultHeader)...)
@@ -161,6 +195,8 @@ type exchange struct {
 	r     *http.Request
 	ctx   context.Context
 	fault fault
+	api   api    // whose error shape errorCode writes
+	model string // the model or deployment named by the path (Gemini, Azure)
 }
 
 // maxBody bounds request bodies.
@@ -225,8 +261,17 @@ func (x *exchange) error(status int, msg, param string) {
 
 // errorCode answers status with
 // {"error":{"message","type","param","code"}}; empty param and code are null.
-// A 429 carries Retry-After: 1.
+// A 429 carries Retry-After: 1. On Anthropic and Gemini routes it writes
+// their error shapes instead, typed by status (typ, code and param unused).
 func (x *exchange) errorCode(status int, msg, typ, code, param string) {
+	switch x.api {
+	case apiAnthropic:
+		x.anthropicError(status, msg)
+		return
+	case apiGemini:
+		x.geminiError(status, msg)
+		return
+	}
 	b := x.s.getBuf()
 	defer x.s.putBuf(b)
 	*b = append(*b, `{"error":{"message":`...)
