@@ -34,3 +34,7 @@ func (r *Response) SetToolCallsJSON(s string) {
 		r.tools.raw = strings.Clone(s)
 	}
 }
+
+// TextLimit returns the bytes of text the response keeps (SetTextLimit);
+// wire packages of other providers bound what they gather by it.
+func (r *Response) TextLimit() int { return r.textMax }

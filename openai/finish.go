@@ -53,6 +53,9 @@ func (f *Finisher) Finish(c *llmscope.Call, req Request, body []byte, res *Respo
 	c.ResponseModel = res.Model
 	c.FinishReason = res.FinishReason
 	c.ResponseID, c.ResponseCreated, c.SystemFingerprint = res.ID, res.Created, res.SystemFingerprint
+	if res.ServiceTier != "" {
+		c.ServiceTier = res.ServiceTier
+	}
 	if c.Stream {
 		c.Chunks = res.Chunks
 	}

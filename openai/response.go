@@ -24,9 +24,12 @@ type Response struct {
 	Created           int64
 	SystemFingerprint string
 	Chunks            int64 // events of a stream, its end marker excluded
-	text              strings.Builder
-	textMax           int
-	tools             toolCalls
+	// ServiceTier is the tier the upstream says it served the call on
+	// (Anthropic's usage.service_tier), "" when it said none.
+	ServiceTier string
+	text        strings.Builder
+	textMax     int
+	tools       toolCalls
 }
 
 // ToolCalls returns the answer's tool calls as a JSON array ("" when none):
