@@ -418,6 +418,15 @@ type Pruner interface {
 	Prune(ctx context.Context, before time.Time, limit int) (deleted int64, err error)
 }
 
+// PartitionDropper is a Pruner whose store keeps calls in time partitions.
+// DropBefore removes the partitions whose calls all start before before
+// and have all been delivered by every exporter (as for Prune), whole, and
+// returns how many calls went with them. Retention calls it before Prune,
+// which then deletes what is left row by row.
+type PartitionDropper interface {
+	DropBefore(ctx context.Context, before time.Time) (deleted int64, err error)
+}
+
 // Leaser is a Store that grants named, expiring leases, so that of several
 // processes sharing the store one at a time does a piece of work (ExportLoop
 // exports only while it holds the lease "export:<exporter name>"). Stores

@@ -25,8 +25,9 @@ import (
 // server restarted, the network dropped) fails the call that used it and is
 // replaced by the pool, so a write retried after an outage simply succeeds.
 type Store struct {
-	pool *pgxpool.Pool
-	name string // the database, for messages (never the password)
+	pool  *pgxpool.Pool
+	name  string     // the database, for messages (never the password)
+	parts partitions // days known to have a partition of calls
 }
 
 var (
@@ -43,7 +44,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	s := &Store{name: fmt.Sprintf("%s@%s:%d/%s", cfg.ConnConfig.User, cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)}
+	s := &Store{parts: partitions{days: map[int64]bool{}}, name: fmt.Sprintf("%s@%s:%d/%s", cfg.ConnConfig.User, cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)}
 	ms, err := loadMigrations(migrationFiles)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open %s: %w", s.name, err)
@@ -108,7 +109,7 @@ var insertSQL = func() string {
 SELECT ` + columns + ` FROM unnest(` + strings.Join(params, ", ") + `)
 	WITH ORDINALITY AS u (` + columns + `, ord)
 ORDER BY ord
-ON CONFLICT (id) DO NOTHING`
+ON CONFLICT (id, start) DO NOTHING`
 }()
 
 // scanCall reads one row selected with columns.

@@ -22,8 +22,8 @@ import (
 const seqLock = 0x6c6c6d7363736571 // "llmscseq"
 
 // Write stores calls in one transaction; it returns only after the commit.
-// A call whose id is already stored (or appears earlier in calls) is
-// skipped, so a retried batch never duplicates, even when the commit of the
+// A call whose id is already stored with the same start (or appears
+// earlier in calls) is skipped, so a retried batch never duplicates, even when the commit of the
 // first try succeeded but its answer was lost. Nil entries are skipped.
 //
 // Its errors are *llmscope.WriteError. Postgres text cannot hold NUL bytes
@@ -35,6 +35,11 @@ const seqLock = 0x6c6c6d7363736571 // "llmscseq"
 // storable.
 // A server that cannot be reached, or is lost mid-way, is
 // llmscope.WriteUnavailable.
+//
+// The partitions of the batch's days (and the next days') are created
+// first when this store has not seen them yet (see ensurePartitions). The
+// id is unique together with start (the partition key): the same id with
+// another start would be a second call; the gateway never makes one.
 func (s *Store) Write(ctx context.Context, calls []*llmscope.Call) error {
 	var rows columnArrays
 	for _, c := range calls {
@@ -54,8 +59,20 @@ func (s *Store) Write(ctx context.Context, calls []*llmscope.Call) error {
 	if len(rows.id) == 0 {
 		return nil
 	}
+	if err := s.ensurePartitions(ctx, calls); err != nil {
+		return writeError(fmt.Errorf("postgres: write batch: %w", err), "")
+	}
 	args := rows.args()
 	err := s.insert(ctx, args)
+	if noPartition(err) {
+		// Another gateway's retention dropped a day this store knew:
+		// check the batch's days again, once.
+		s.parts.forgetDays(calls)
+		if err = s.ensurePartitions(ctx, calls); err != nil {
+			return writeError(fmt.Errorf("postgres: write batch: %w", err), "")
+		}
+		err = s.insert(ctx, args)
+	}
 	if err != nil && ctx.Err() == nil && writeReason(err) == llmscope.WriteUnavailable {
 		// The pool may have handed out a connection that broke while idle
 		// (the server restarted): once more, on a new one. Harmless even if
