@@ -2,7 +2,6 @@ package mlflow
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -118,52 +117,3 @@ func TestConfigOf(t *testing.T) {
 		}
 	}
 }
-
-// countingTracking records the metrics logged to it.
-func countingTracking(t *testing.T, failBatches int) (*Client, func() map[string][]float64) {
-	t.Helper()
-	var mu sync.Mutex
-	logged := map[string][]float64{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		switch {
-		case strings.HasSuffix(r.URL.Path, "/experiments/get-by-name"):
-			_, _ = w.Write([]byte(`{"experiment":{"experiment_id":"7","name":"e"}}`))
-		case strings.HasSuffix(r.URL.Path, "/runs/create"):
-			_, _ = w.Write([]byte(`{"run":{"info":{"run_id":"r1","experiment_id":"7"}}}`))
-		case strings.HasSuffix(r.URL.Path, "/runs/log-batch"):
-			mu.Lock()
-			defer mu.Unlock()
-			if failBatches > 0 {
-				failBatches--
-				w.WriteHeader(http.StatusBadRequest)
-				_, _ = w.Write([]byte(`{"error_code":"BAD_REQUEST","message":"no"}`))
-				return
-			}
-			var body struct {
-				Metrics []struct {
-					Key   string
-					Value float64
-				}
-			}
-			_ = json.NewDecoder(r.Body).Decode(&body)
-			for _, m := range body.Metrics {
-				logged[m.Key] = append(logged[m.Key], m.Value)
-			}
-			_, _ = w.Write([]byte(`{}`))
-		default:
-			_, _ = w.Write([]byte(`{}`))
-		}
-	}))
-	t.Cleanup(srv.Close)
-	c, err := NewClient(Config{TrackingURI: srv.URL, MaxRetries: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, func() map[string][]float64 {
-		mu.Lock()
-		defer mu.Unlock()
-		return logged
-	}
-}
-
