@@ -82,7 +82,7 @@ func TestScaleOutOneTruth(t *testing.T) {
 	var gws []gateway
 	var bases []string
 	for range 3 {
-		cmd, base, _, stderr := startServe(t, "--db", url, "--mlflow", ml.URL)
+		cmd, base, _, stderr := startServe(t, "--db", url, "--mlflow", ml.URL, "--rollup-grace", "1s")
 		gws = append(gws, gateway{kill: func() error { return cmd.Process.Signal(syscall.SIGKILL) }, base: base, stderr: stderr})
 		bases = append(bases, base)
 	}
@@ -218,6 +218,7 @@ func TestScaleOutOneTruth(t *testing.T) {
 	}
 	checkOneRunSteps(t, client, exp, "scale-run", named)
 	t.Logf("MLflow: %d traces, named run with steps 1..%d", len(got), named)
+	checkSharedRollup(t, client, exp, stored)
 
 	// The survivors' metrics say which one exports now.
 	leaders := 0
@@ -237,4 +238,49 @@ func TestScaleOutOneTruth(t *testing.T) {
 	if leaders != 1 {
 		t.Errorf("%d surviving gateways say they export, want exactly 1", leaders)
 	}
+}
+
+// checkSharedRollup checks that the unnamed calls of gateways sharing a
+// store went into one rollup run, each minute logged once, counting every
+// unnamed stored call once: through the takeover, whoever logged a minute.
+func checkSharedRollup(t *testing.T, client *mlflow.Client, exp string, stored []*llmscope.Call) {
+	t.Helper()
+	unnamed, last := 0, time.Time{}
+	for _, c := range stored {
+		if c.Run == "" {
+			unnamed++
+			if c.Start.After(last) {
+				last = c.Start
+			}
+		}
+	}
+	// The last minute with calls is logged once it is over, plus the grace.
+	time.Sleep(time.Until(last.Truncate(time.Minute).Add(time.Minute + 2*time.Second)))
+	var hist []mlflow.Metric
+	var runs []mlflow.Run
+	sum := 0.0
+	eventually(t, "every unnamed call in the rollup", 60*time.Second, func() bool {
+		var err error
+		if runs, err = client.SearchRuns(t.Context(), []string{exp}, "tags.`llmscope.rollup` = 'true'"); err != nil || len(runs) != 1 {
+			return false
+		}
+		if hist, err = client.MetricHistory(t.Context(), runs[0].ID, "requests"); err != nil {
+			return false
+		}
+		sum = 0
+		for _, m := range hist {
+			sum += m.Value
+		}
+		return sum >= float64(unnamed)
+	})
+	steps := map[int64]int{}
+	for _, m := range hist {
+		if steps[m.Step]++; steps[m.Step] > 1 {
+			t.Errorf("rollup minute %d logged twice", m.Step)
+		}
+	}
+	if len(runs) != 1 || sum != float64(unnamed) {
+		t.Errorf("rollup: %d runs, %v requests over %d minutes; the store holds %d unnamed calls", len(runs), sum, len(hist), unnamed)
+	}
+	t.Logf("rollup: one run (%s) for all gateways, %d minutes, %v requests", runs[0].Name, len(hist), sum)
 }
