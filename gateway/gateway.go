@@ -23,17 +23,23 @@ import (
 // Config configures a Gateway. Upstream and Sink are required.
 type Config struct {
 	// Upstream is the API base URL, with its /v1: "/v1/X" goes to Upstream+"/X".
+	// It answers every request no entry of Upstreams matches, in OpenAI's
+	// wire format.
 	Upstream string
+	// Upstreams are the upstreams of other provider APIs: a request whose
+	// path an entry's API matches (the first that does) goes to it.
+	Upstreams []ProviderUpstream
 	// Transport sends upstream requests; default: a tuned http.Transport.
 	Transport http.RoundTripper
-	// APIKey, when set, replaces the client's Authorization header.
+	// APIKey, when set, replaces the client's Authorization header on
+	// requests to Upstream.
 	APIKey string
 	// PassAuthorization keeps a client's own credentials (its provider
 	// key): APIKey is then sent only for requests a client key
 	// authenticated (llmscope.ClientFrom), whose key was removed before the
 	// gateway; never for a request that merely lacks an Authorization.
 	PassAuthorization bool
-	// Provider names the upstream in records ("openai" by default).
+	// Provider names Upstream in records ("openai" by default).
 	Provider string
 	// Experiment is the experiment of calls that do not name one.
 	Experiment string
@@ -75,17 +81,41 @@ type Config struct {
 	Logger        *slog.Logger
 }
 
-// Gateway is the proxy. It is an http.Handler for the /v1/ tree.
+// ProviderUpstream is the upstream of one provider API besides the OpenAI
+// one of Config.Upstream.
+type ProviderUpstream struct {
+	API API
+	// URL is the API's base URL as its own SDKs take it (Anthropic's and
+	// Gemini's without a version, Azure's resource endpoint).
+	URL string
+	// APIKey, when set, is put on requests in the API's way (API.SetKey),
+	// under the same rule as Config.APIKey (Config.PassAuthorization).
+	APIKey string
+	// Provider names the upstream in records; default API.Provider().
+	Provider string
+}
+
+// upstream is where the requests of one API go.
+type upstream struct {
+	api      API
+	base     string // base URL without a trailing slash
+	key      string
+	provider string
+	seen     usageSeen // per kind of call: whether this upstream reports usage
+}
+
+// Gateway is the proxy. It is an http.Handler for the /v1/ tree and the
+// paths of Config.Upstreams' APIs.
 type Gateway struct {
 	cfg       Config
-	base      string // upstream base URL without a trailing slash
+	def       upstream   // Config.Upstream, OpenAI's wire format
+	others    []upstream // Config.Upstreams
 	transport http.RoundTripper
 	log       *slog.Logger
 	inflight  sync.WaitGroup
 	id        string // this gateway's mark in X-Llmscope-Via
 	fin       *openai.Finisher
 	budget    *budget // bytes held by request bodies in flight
-	seen      usageSeen
 	probing   atomic.Int64 // bytes of bodies held while their kind's usage is unknown
 }
 
@@ -97,12 +127,24 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Sink == nil {
 		return nil, errors.New("gateway: no sink")
 	}
-	u, err := url.Parse(cfg.Upstream)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("gateway: upstream %q is not an http(s) URL", cfg.Upstream)
+	if err := checkURL(cfg.Upstream); err != nil {
+		return nil, err
 	}
 	if cfg.Provider == "" {
 		cfg.Provider = "openai"
+	}
+	others := make([]upstream, 0, len(cfg.Upstreams))
+	for _, pu := range cfg.Upstreams {
+		if pu.API == nil {
+			return nil, errors.New("gateway: an upstream without an API")
+		}
+		if err := checkURL(pu.URL); err != nil {
+			return nil, err
+		}
+		if pu.Provider == "" {
+			pu.Provider = pu.API.Provider()
+		}
+		others = append(others, upstream{api: pu.API, base: strings.TrimRight(pu.URL, "/"), key: pu.APIKey, provider: pu.Provider})
 	}
 	if cfg.Experiment == "" {
 		cfg.Experiment = "llmscope"
@@ -125,7 +167,8 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.UpstreamTimeout <= 0 {
 		cfg.UpstreamTimeout = 10 * time.Minute
 	}
-	g := &Gateway{cfg: cfg, base: strings.TrimRight(cfg.Upstream, "/"), transport: cfg.Transport, log: cfg.Logger,
+	g := &Gateway{cfg: cfg, transport: cfg.Transport, log: cfg.Logger, others: others,
+		def: upstream{api: OpenAI(), base: strings.TrimRight(cfg.Upstream, "/"), key: cfg.APIKey, provider: cfg.Provider},
 		id: llmscope.NewID()[24:], fin: &openai.Finisher{
 			Sink: cfg.Sink, Pricer: cfg.Pricer, OnCostUnknown: cfg.OnCostUnknown,
 			Capture: cfg.Capture, CaptureMax: cfg.CaptureMaxBytes, Redactor: cfg.Redactor,
@@ -136,6 +179,26 @@ func New(cfg Config) (*Gateway, error) {
 		g.transport = t
 	}
 	return g, nil
+}
+
+// checkURL returns an error unless u is an absolute http(s) URL.
+func checkURL(u string) error {
+	p, err := url.Parse(u)
+	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		return fmt.Errorf("gateway: upstream %q is not an http(s) URL", u)
+	}
+	return nil
+}
+
+// upstreamFor returns the upstream of a request path: the first of
+// Config.Upstreams whose API matches it, else Config.Upstream.
+func (g *Gateway) upstreamFor(path string) *upstream {
+	for i := range g.others {
+		if g.others[i].api.Match(path) {
+			return &g.others[i]
+		}
+	}
+	return &g.def
 }
 
 // NewTransport returns the http.Transport the gateway uses by default: many

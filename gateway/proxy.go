@@ -29,6 +29,7 @@ type exchange struct {
 	upBody   *sentBody     // the body as handed to the transport
 	sent     []byte        // the body as sent upstream: in body's memory, or (rarely) its own
 	extra    int64         // bytes charged for sent when it has memory of its own
+	up       *upstream // where the request goes, and its API
 	req      openai.Request
 	injected bool  // llmscope added stream_options.include_usage
 	released bool  // the transport frees body once sent (releaseOnSend)
@@ -80,19 +81,21 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer task.End()
 		r = r.WithContext(ctx)
 	}
-	x := &exchange{t0: time.Now()}
-	op, allowed := openai.OperationOf(r.Method, r.URL.Path)
+	x := &exchange{t0: time.Now(), up: g.upstreamFor(r.URL.Path)}
+	api := x.up.api
+	op, allowed := api.Operation(r.Method, r.URL.Path)
 	c := &llmscope.Call{
 		ID:         llmscope.NewID(),
 		Start:      x.t0,
 		Operation:  op,
-		Provider:   g.cfg.Provider,
+		Provider:   x.up.provider,
 		Endpoint:   r.URL.Path,
 		Experiment: g.cfg.Experiment,
 	}
 	c.TraceID = llmscope.TraceIDFor(c.ID)
 	x.call = c
 	openai.ReadLabels(r.Header, c)
+	api.Describe(r, c)
 	w.Header().Set(HeaderCallID, c.ID)
 	defer g.freeBody(x)
 
@@ -225,16 +228,16 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, x *exchange) 
 	if x.call.Operation == llmscope.OpModels || x.call.Operation == llmscope.OpOther && len(x.sent) == 0 {
 		return nil
 	}
-	x.req = openai.ParseRequest(x.sent)
+	api := x.up.api
+	x.req = api.ParseRequest(r, x.sent)
 	c := x.call
 	c.RequestModel = x.req.Model
 	c.Stream = x.req.Stream
 	c.Params = x.req.Params
 	if g.cfg.Capture && x.req.Valid {
-		c.Input = openai.CaptureInput(x.sent, g.cfg.CaptureMaxBytes)
-		c.Tools = openai.CaptureTools(x.sent, g.cfg.CaptureMaxBytes)
+		c.Input, c.Tools = api.Capture(x.sent, g.cfg.CaptureMaxBytes)
 	}
-	if x.req.Stream && !x.req.IncludeUsage && !g.cfg.DisableUsageInjection &&
+	if x.req.Stream && !x.req.IncludeUsage && !g.cfg.DisableUsageInjection && api.InjectsUsage() &&
 		(c.Operation == llmscope.OpChat || c.Operation == llmscope.OpTextCompletion) {
 		g.injectUsage(x)
 	}
@@ -264,14 +267,13 @@ func (g *Gateway) injectUsage(x *exchange) {
 	x.injected = true
 }
 
-// upstreamRequest builds the request sent upstream: same method, path below
-// /v1, query and body; headers minus hop-by-hop, llmscope's own and
-// Accept-Encoding; Authorization replaced when an API key is configured.
+// upstreamRequest builds the request sent upstream: same method, path
+// (API.Target under the upstream's base), query and body; headers minus
+// hop-by-hop, llmscope's own and Accept-Encoding; the client's credentials
+// replaced (API.SetKey) when the upstream has a key and the rule of
+// Config.PassAuthorization allows.
 func (g *Gateway) upstreamRequest(r *http.Request, x *exchange) (*http.Request, error) {
-	target := g.base + strings.TrimPrefix(r.URL.EscapedPath(), "/v1")
-	if r.URL.RawQuery != "" {
-		target += "?" + r.URL.RawQuery
-	}
+	target := x.up.api.Target(x.up.base, r)
 	var body io.Reader = http.NoBody
 	if x.hasBody {
 		x.upBody = &sentBody{Reader: bytes.NewReader(x.sent)}
@@ -292,9 +294,9 @@ func (g *Gateway) upstreamRequest(r *http.Request, x *exchange) (*http.Request, 
 		}
 		up.Header[k] = vs
 	}
-	if g.cfg.APIKey != "" {
+	if x.up.key != "" {
 		if _, byKey := llmscope.ClientFrom(r.Context()); byKey || !g.cfg.PassAuthorization {
-			up.Header.Set("Authorization", "Bearer "+g.cfg.APIKey)
+			x.up.api.SetKey(up, x.up.key)
 		}
 	}
 	via := g.id
@@ -339,7 +341,7 @@ func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, resp *http.R
 	p0 := time.Now()
 	x.resp.SetTextLimit(g.fin.TextLimit())
 	if resp.Header.Get("Content-Encoding") == "" {
-		keep.ReadInto(&x.resp, x.call.Operation)
+		x.up.api.ReadBody(&x.resp, x.call.Operation, keep.Buf.Bytes(), !keep.Overflowed())
 	}
 	x.overhead += time.Since(p0)
 	g.finish(x)
@@ -353,7 +355,12 @@ func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, resp *http.R
 func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, resp *http.Response, x *exchange) {
 	c := x.call
 	rc := http.NewResponseController(w)
-	relay := openai.NewRelay(c.Operation, resp.Body, x.t0, x.injected, g.fin.TextLimit())
+	var relay *openai.Relay
+	if ev := x.up.api.NewEvents(c.Operation, g.fin.TextLimit()); ev != nil {
+		relay = openai.NewEventsRelay(ev, resp.Body, x.t0)
+	} else {
+		relay = openai.NewRelay(c.Operation, resp.Body, x.t0, x.injected, g.fin.TextLimit())
+	}
 	for {
 		out, err := relay.Next()
 		if len(out) > 0 {
@@ -396,12 +403,12 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, resp *http
 	}
 }
 
-// fail answers with an OpenAI error body raised by llmscope itself and
-// records the call.
+// fail answers with an error raised by llmscope itself, in the shape of
+// the request's API (OpenAI's error body for OpenAI), and records the call.
 func (g *Gateway) fail(w http.ResponseWriter, x *exchange, status int, typ, code, msg string) {
 	x.call.Status = status
 	x.call.ErrorType = code
-	openai.WriteError(w, status, typ, code, msg)
+	x.up.api.WriteError(w, status, typ, code, msg)
 	g.finish(x)
 }
 

@@ -78,7 +78,7 @@ func (g *Gateway) needsBody(x *exchange) bool {
 	if x.req.Stream && !x.req.IncludeUsage && !x.injected {
 		return true // nobody asked this stream for its usage
 	}
-	switch g.seen[k].Load() {
+	switch x.up.seen[k].Load() {
 	case usageReported:
 		return false
 	case usageMissing:
@@ -109,8 +109,8 @@ func (g *Gateway) learnUsage(x *exchange) {
 		if x.resp.HasUsage {
 			state = usageReported
 		}
-		if g.seen[k].Load() != state {
-			g.seen[k].Store(state)
+		if x.up.seen[k].Load() != state {
+			x.up.seen[k].Store(state)
 		}
 	}
 }
