@@ -96,7 +96,7 @@ func withQuery(target string, r *http.Request) string {
 // APIs existed, unchanged.
 type openaiAPI struct{}
 
-func (openaiAPI) Provider() string      { return "openai" }
+func (openaiAPI) Provider() string       { return "openai" }
 func (openaiAPI) Match(path string) bool { return strings.HasPrefix(path, "/v1/") || path == "/v1" }
 func (openaiAPI) Operation(method, path string) (string, string) {
 	return openai.OperationOf(method, path)

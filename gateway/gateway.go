@@ -115,7 +115,7 @@ type Gateway struct {
 	inflight  sync.WaitGroup
 	id        string // this gateway's mark in X-Llmscope-Via
 	fin       *openai.Finisher
-	budget    *budget // bytes held by request bodies in flight
+	budget    *budget      // bytes held by request bodies in flight
 	probing   atomic.Int64 // bytes of bodies held while their kind's usage is unknown
 }
 
@@ -169,7 +169,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, transport: cfg.Transport, log: cfg.Logger, others: others,
 		def: upstream{api: OpenAI(), base: strings.TrimRight(cfg.Upstream, "/"), key: cfg.APIKey, provider: cfg.Provider},
-		id: llmscope.NewID()[24:], fin: &openai.Finisher{
+		id:  llmscope.NewID()[24:], fin: &openai.Finisher{
 			Sink: cfg.Sink, Pricer: cfg.Pricer, OnCostUnknown: cfg.OnCostUnknown,
 			Capture: cfg.Capture, CaptureMax: cfg.CaptureMaxBytes, Redactor: cfg.Redactor,
 		}, budget: &budget{limit: cfg.MaxBufferedBytes}}

@@ -29,7 +29,7 @@ type exchange struct {
 	upBody   *sentBody     // the body as handed to the transport
 	sent     []byte        // the body as sent upstream: in body's memory, or (rarely) its own
 	extra    int64         // bytes charged for sent when it has memory of its own
-	up       *upstream // where the request goes, and its API
+	up       *upstream     // where the request goes, and its API
 	req      openai.Request
 	injected bool  // llmscope added stream_options.include_usage
 	released bool  // the transport frees body once sent (releaseOnSend)
