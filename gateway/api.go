@@ -69,10 +69,10 @@ func Anthropic() API { return anthropicAPI{} }
 // Azure returns the API of Azure OpenAI: the OpenAI shape under
 // /openai/deployments/{deployment}/… and /openai/v1/…, sent to base plus
 // the same path and query (base as AZURE_OPENAI_ENDPOINT), the key as
-// api-key. With openAIPaths the upstream speaks plain OpenAI paths instead
-// (the simulator): base has its /v1, and /openai/deployments/{d}/X and
-// /openai/v1/X go to base+"/X".
-func Azure(openAIPaths bool) API { return azureAPI{openAIPaths: openAIPaths} }
+// api-key. With v1AtRoot, /openai/v1/X goes to base+"/v1/X" instead, for
+// an upstream that serves Azure's deployment paths beside OpenAI's own
+// (the simulator).
+func Azure(v1AtRoot bool) API { return azureAPI{v1AtRoot: v1AtRoot} }
 
 // credentialHeaders are the headers a client may carry a provider key in;
 // an API setting the server's key removes them all first.
@@ -168,7 +168,7 @@ func (anthropicAPI) SetKey(up *http.Request, key string) {
 }
 
 // azureAPI is Azure OpenAI: OpenAI's wire format under /openai/.
-type azureAPI struct{ openAIPaths bool }
+type azureAPI struct{ v1AtRoot bool }
 
 // AzureProvider is the gen_ai.provider.name of Azure OpenAI.
 const AzureProvider = "azure.ai.openai"
@@ -224,10 +224,8 @@ func (azureAPI) WriteError(w http.ResponseWriter, status int, typ, code, msg str
 }
 func (a azureAPI) Target(base string, r *http.Request) string {
 	p := r.URL.EscapedPath()
-	if a.openAIPaths {
-		if _, rest, ok := azureRest(p); ok {
-			return withQuery(base+strings.TrimPrefix(rest, "/v1"), r)
-		}
+	if a.v1AtRoot && strings.HasPrefix(p, "/openai/v1/") {
+		return withQuery(base+p[len("/openai"):], r)
 	}
 	return withQuery(base+p, r)
 }

@@ -280,26 +280,26 @@ func TestAzureRouting(t *testing.T) {
 	}
 }
 
-// With openAIPaths (the simulator), Azure paths map onto OpenAI's, and
-// usage injection works as for OpenAI: the client's stream is unchanged.
+// Against the simulator (v1AtRoot: /openai/v1/X goes to its /v1/X), usage
+// injection works as for OpenAI: the client's stream is unchanged.
 func TestAzureOnOpenAIPaths(t *testing.T) {
 	s := httptest.NewServer(sim.New(sim.Config{}))
 	defer s.Close()
 	sk := newSink()
 	gw, err := gateway.New(gateway.Config{Upstream: s.URL + "/v1", Sink: sk,
-		Upstreams: []gateway.ProviderUpstream{{API: gateway.Azure(true), URL: s.URL + "/v1"}}})
+		Upstreams: []gateway.ProviderUpstream{{API: gateway.Azure(true), URL: s.URL}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := httptest.NewServer(gw)
 	defer g.Close()
-	body := `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	body := `{"stream":true,"messages":[{"role":"user","content":"hi"}]}`
 	status, _, got := post(t, g.URL+"/openai/deployments/dep1/chat/completions?api-version=2024-10-21", body, nil)
 	if status != 200 || bytes.Contains(got, []byte(`"usage"`)) || !bytes.HasSuffix(got, []byte("data: [DONE]\n\n")) {
 		t.Fatalf("%d %s", status, got)
 	}
 	call := sk.one(t)
-	if call.Deployment != "dep1" || call.Usage.Source != llmscope.UsageReported || call.Usage.OutputTokens == 0 || !call.Stream {
+	if call.Deployment != "dep1" || call.ResponseModel == "" || call.RequestModel != "" || call.Usage.Source != llmscope.UsageReported || call.Usage.OutputTokens == 0 || !call.Stream {
 		t.Errorf("recorded %+v", call)
 	}
 	status, _, _ = post(t, g.URL+"/openai/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`, nil)
