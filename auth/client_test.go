@@ -79,6 +79,17 @@ func TestClientKeys(t *testing.T) {
 	wantError(t, serve(h, req("GET", "/api/calls", "Authorization", "Bearer "+aliceKey)), 401, "invalid_request_error", "unauthorized")
 	// /v1beta (Gemini) is a gateway route too.
 	wantError(t, serve(h, req("POST", "/v1beta/models/gemini-2.0-flash:generateContent")), 401, "invalid_request_error", "invalid_api_key")
+	// So is /openai (Azure OpenAI), whose clients send api-key: a client
+	// key there is found and not passed on.
+	wantError(t, serve(h, req("POST", "/openai/deployments/d/chat/completions")), 401, "invalid_request_error", "invalid_api_key")
+	before := next.count()
+	serve(h, req("POST", "/openai/deployments/d/chat/completions?api-version=2024-10-21", "Api-Key", aliceKey))
+	if next.count() != before+1 {
+		t.Fatal("a client key in api-key refused on /openai")
+	}
+	if got := next.last(t); got.Header.Get("Api-Key") != "" || got.Header.Get("X-Llmscope-User") != "alice" {
+		t.Errorf("Azure client key request: %v", got.Header)
+	}
 }
 
 func TestPassProviderKeys(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// serveMux is laid out like serve's: the gateway under /v1/ and /v1beta/,
+// serveMux is laid out like serve's: the gateway under /v1/, /v1beta/ and /openai/,
 // /metrics and /debug/pprof/ beside the web mux with /api, /healthz, the
 // dashboard at / and its assets. admin and gateway count the requests their
 // handlers see.
@@ -28,6 +28,7 @@ func serveMux(admin, gateway, open func(*http.Request)) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", h(gateway))
 	mux.Handle("/v1beta/", h(gateway))
+	mux.Handle("/openai/", h(gateway))
 	mux.Handle("GET /metrics", h(admin))
 	mux.Handle("/debug/pprof/", h(admin))
 	mux.Handle("/", web)

@@ -26,7 +26,9 @@ type Config struct {
 	// AdminTokenHash is the SHA-256 of the admin token (HashToken, or
 	// LoadAdminTokenFile); nil leaves the admin routes open.
 	AdminTokenHash *[32]byte
-	// ClientKeys, when set, are the keys /v1/* clients must present; the
+	// ClientKeys, when set, are the keys gateway clients (/v1/*, /v1beta/*,
+	// /openai/*) must present, in Authorization (Bearer), x-api-key,
+	// api-key or x-goog-api-key; the
 	// key's name becomes the call's user (X-Llmscope-User). Nil leaves /v1
 	// open.
 	ClientKeys *Keys
@@ -141,7 +143,7 @@ type route uint8
 
 const (
 	routeAdmin     route = iota // the dashboard, /api, /metrics, /debug, anything else
-	routeGateway                // /v1/*, /v1beta/*: proxied upstream
+	routeGateway                // /v1/*, /v1beta/*, /openai/* (Azure OpenAI): proxied upstream
 	routeHealth                 // GET|HEAD /healthz
 	routeAsset                  // GET|HEAD /assets/*
 	routeLogin                  // /login
@@ -166,7 +168,7 @@ func classifyPath(method, p string) route {
 	}
 	p = path.Clean(p) // what ServeMux routes by (it redirects otherwise)
 	switch {
-	case hasSegmentPrefix(p, "/v1"), hasSegmentPrefix(p, "/v1beta"):
+	case hasSegmentPrefix(p, "/v1"), hasSegmentPrefix(p, "/v1beta"), hasSegmentPrefix(p, "/openai"):
 		return routeGateway
 	case p == "/login":
 		return routeLogin
