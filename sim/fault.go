@@ -12,7 +12,9 @@ import (
 // FaultHeader is the request header that injects faults into one request.
 // Its value is a comma-separated list of items:
 //
-//	status=429      answer with that status (400–599) and an OpenAI error body
+//	status=429      answer with that status (400–599) and the route's error
+//	                body: OpenAI's (and Azure's), Anthropic's (529 is its
+//	                overloaded_error) or Gemini's
 //	reset_after=3   streams: drop the connection after 3 SSE data events;
 //	                non-streams: drop it before writing anything
 //	delay=200ms     wait that long (time.ParseDuration) before responding

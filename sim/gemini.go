@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -375,7 +376,8 @@ func (a *geminiAnswer) finishReason() string {
 }
 
 // allParts returns the parts of the whole answer as raw JSON: the thought
-// summary when shown, then the text or the function call.
+// summary when shown, then the text or the function call; no text part
+// when the answer is empty (cut by maxOutputTokens before its first token).
 func (a *geminiAnswer) allParts() []byte {
 	var b []byte
 	if a.showThoughts {
@@ -388,6 +390,9 @@ func (a *geminiAnswer) allParts() []byte {
 			args = "{}"
 		}
 		return a.appendCall(b, args)
+	}
+	if a.plan.len() == 0 {
+		return bytes.TrimSuffix(b, []byte{','})
 	}
 	b = appendString(append(b, `{"text":`...), a.plan.text())
 	return append(b, '}')
@@ -405,9 +410,13 @@ func (a *geminiAnswer) appendCall(b []byte, args string) []byte {
 // (raw JSON), finishReason when final, and usage counting candidates
 // answer tokens and thoughts thought tokens so far.
 func (a *geminiAnswer) appendResponse(b, parts []byte, final bool, candidates, thoughts int) []byte {
-	b = append(b, `{"candidates":[{"content":{"parts":[`...)
-	b = append(b, parts...)
-	b = append(b, `],"role":"model"}`...)
+	b = append(b, `{"candidates":[{"content":{`...)
+	if len(parts) > 0 { // an answer cut before its first token has none
+		b = append(b, `"parts":[`...)
+		b = append(b, parts...)
+		b = append(b, `],`...)
+	}
+	b = append(b, `"role":"model"}`...)
 	if final {
 		b = append(b, `,"finishReason":"`...)
 		b = append(b, a.finishReason()...)
@@ -512,7 +521,7 @@ func (a *geminiAnswer) stream(x *exchange) error {
 			return err
 		}
 	case n == 0:
-		parts = append(parts[:0], `{"text":""}`...)
+		parts = parts[:0]
 		if err := emit(true, 0, thoughts); err != nil {
 			return err
 		}
