@@ -310,7 +310,7 @@ func restartSeq(t *testing.T, url string, seq int64) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(t.Context(), fmt.Sprintf("ALTER TABLE calls ALTER COLUMN seq RESTART WITH %d", seq)); err != nil {
+	if _, err := conn.Exec(t.Context(), fmt.Sprintf("ALTER SEQUENCE calls_seq RESTART WITH %d", seq)); err != nil {
 		t.Fatal(err)
 	}
 }
