@@ -1,0 +1,61 @@
+package gateway
+
+import (
+	"net/http"
+	"strings"
+
+	"llmscope"
+	"llmscope/gemini"
+	"llmscope/openai"
+)
+
+// GeminiProvider is the gen_ai.provider.name of the Gemini API.
+const GeminiProvider = "gcp.gemini"
+
+// Gemini returns the API of Google's Gemini (package gemini):
+// /v1beta/models/{model}:generateContent, :streamGenerateContent?alt=sse
+// and the rest of /v1beta/, sent to base plus the same path and query (base
+// without a version, as the SDKs' base URL option), the key as
+// x-goog-api-key. A server key also removes a client's ?key= from the
+// query; a ?key= a client sends with its own key goes upstream but is never
+// recorded (calls keep the path alone) nor logged (errors are redacted).
+func Gemini() API { return geminiAPI{} }
+
+type geminiAPI struct{}
+
+func (geminiAPI) Provider() string       { return GeminiProvider }
+func (geminiAPI) Match(path string) bool { return strings.HasPrefix(path, "/v1beta/") }
+func (geminiAPI) Operation(method, path string) (string, string) {
+	return gemini.Operation(method, path)
+}
+func (geminiAPI) ParseRequest(r *http.Request, body []byte) openai.Request {
+	return gemini.ParseRequest(r.URL.Path, body)
+}
+func (geminiAPI) Describe(*http.Request, *llmscope.Call) {}
+func (geminiAPI) Capture(body []byte, max int) (string, string) {
+	return gemini.CaptureInput(body, max)
+}
+func (geminiAPI) InjectsUsage() bool { return false }
+func (geminiAPI) ReadBody(res *openai.Response, _ string, body []byte, whole bool) {
+	if whole {
+		gemini.ReadBody(res, body)
+	}
+}
+func (geminiAPI) NewEvents(_ string, textLimit int) openai.Events { return gemini.NewEvents(textLimit) }
+func (geminiAPI) WriteError(w http.ResponseWriter, status int, typ, code, msg string) {
+	gemini.WriteError(w, status, typ, code, msg)
+}
+func (geminiAPI) Target(base string, r *http.Request) string {
+	return withQuery(base+r.URL.EscapedPath(), r)
+}
+func (geminiAPI) SetKey(up *http.Request, key string) {
+	clearCredentials(up.Header)
+	up.Header.Set("X-Goog-Api-Key", key)
+	if up.URL.RawQuery != "" {
+		q := up.URL.Query()
+		if q.Has("key") {
+			q.Del("key")
+			up.URL.RawQuery = q.Encode()
+		}
+	}
+}
