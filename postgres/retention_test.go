@@ -67,8 +67,16 @@ func TestPruneAlongsideWriters(t *testing.T) {
 // apart, as serve's pruner does, while 256-call batches are written every
 // 20 ms, and compares those writes' latency with the same writes before
 // pruning began (see the SQLite store's benchmark). Run it with
-// -benchtime=1x.
+// -benchtime=1x. mode=delete deletes row by row (Prune alone); mode=drop
+// drops the old day's partition first (DropBefore, as serve's retention
+// does), leaving Prune nothing.
 func BenchmarkPrune100k(b *testing.B) {
+	for _, drop := range []bool{false, true} {
+		b.Run(map[bool]string{false: "mode=delete", true: "mode=drop"}[drop], func(b *testing.B) { benchPrune(b, drop) })
+	}
+}
+
+func benchPrune(b *testing.B, drop bool) {
 	const old, batch, every, limit = 100_000, 256, 20 * time.Millisecond, 1000
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
@@ -120,6 +128,15 @@ func BenchmarkPrune100k(b *testing.B) {
 		var deleted int64
 		start := time.Now()
 		cutoff := time.Now().Add(-time.Hour)
+		if drop {
+			t0 := time.Now()
+			n, err := s.DropBefore(ctx, cutoff)
+			inPrune += time.Since(t0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			deleted += n
+		}
 		for {
 			t0 := time.Now()
 			n, err := s.Prune(ctx, cutoff, limit)
