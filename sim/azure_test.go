@@ -72,9 +72,9 @@ func TestAzureErrors(t *testing.T) {
 	if err == nil || len(parseSSE(t, out[:strings.LastIndex(string(out), "\n\n")+2])) != 2 {
 		t.Errorf("reset_after=2: %v %s", err, out)
 	}
-	_, b = do(t, srv, "POST", azurePath, body, FaultHeader, "no_usage")
-	if strings.Contains(string(b), "usage") {
-		t.Errorf("no_usage: %s", b)
+	_, b = do(t, srv, "POST", azurePath, body, FaultHeader, "no_usage,delay=10ms")
+	if strings.Contains(string(b), "usage") || !strings.Contains(string(b), `"finish_reason":"stop"`) {
+		t.Errorf("no_usage, delay: %s", b)
 	}
 }
 

@@ -71,17 +71,32 @@ type geminiGenerationConfig struct {
 	} `json:"thinkingConfig"`
 }
 
-// geminiRoute routes /v1beta/models/{model}:{method}; every /v1beta path
+// geminiRoute routes /v1beta/models/{model}:{method} (generateContent,
+// streamGenerateContent, countTokens, embedContent, batchEmbedContents)
+// and GET /v1beta/models and /v1beta/models/{model}; every /v1beta path
 // answers errors in Gemini's shape.
 func geminiRoute(x *exchange, p string) (route, bool) {
 	rt := route{api: apiGemini, method: http.MethodPost}
+	if p == "/v1beta/models" {
+		rt.method, rt.handle = http.MethodGet, (*Server).listGeminiModels
+		return rt, true
+	}
 	rest, ok := strings.CutPrefix(p, "/v1beta/models/")
 	i := strings.LastIndexByte(rest, ':')
+	if ok && i < 0 && rest != "" && !strings.Contains(rest, "/") {
+		x.model = rest
+		rt.method, rt.handle = http.MethodGet, (*Server).getGeminiModel
+		return rt, true
+	}
 	if !ok || i <= 0 {
 		return rt, false
 	}
 	x.model = rest[:i]
 	switch rest[i+1:] {
+	case "embedContent":
+		rt.handle = func(s *Server, x *exchange) { s.embedContent(x, false) }
+	case "batchEmbedContents":
+		rt.handle = func(s *Server, x *exchange) { s.embedContent(x, true) }
 	case "generateContent":
 		rt.handle = func(s *Server, x *exchange) { s.generateContent(x, false) }
 	case "streamGenerateContent":

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -304,5 +305,63 @@ func TestGeminiFaults(t *testing.T) {
 		if res.StatusCode != 200 || strings.Contains(string(out), "usageMetadata") || !strings.Contains(string(out), `"finishReason":"STOP"`) {
 			t.Errorf("%s no_usage: %d %s", p, res.StatusCode, out)
 		}
+	}
+}
+
+func TestGeminiEmbedAndModels(t *testing.T) {
+	t.Parallel()
+	srv, _ := newSim(t, Config{})
+	res, b := do(t, srv, "POST", "/v1beta/models/text-embedding-004:embedContent", `{"content":{"parts":[{"text":"a bridge"}]}}`)
+	var one struct {
+		Embedding struct {
+			Values []float64 `json:"values"`
+		} `json:"embedding"`
+	}
+	if res.StatusCode != 200 || json.Unmarshal(b, &one) != nil || len(one.Embedding.Values) != textEmbeddingDims {
+		t.Fatalf("embedContent: %d %.200s", res.StatusCode, b)
+	}
+	_, b = do(t, srv, "POST", "/v1beta/models/gemini-embedding-001:batchEmbedContents",
+		`{"requests":[{"content":{"parts":[{"text":"a bridge"}]},"outputDimensionality":8},{"content":{"parts":[{"text":"a river"}]}}]}`)
+	var batch struct {
+		Embeddings []struct {
+			Values []float64 `json:"values"`
+		} `json:"embeddings"`
+	}
+	if json.Unmarshal(b, &batch) != nil || len(batch.Embeddings) != 2 || len(batch.Embeddings[0].Values) != 8 || len(batch.Embeddings[1].Values) != geminiEmbeddingDims {
+		t.Fatalf("batchEmbedContents: %.300s", b)
+	}
+	sum := 0.0
+	for _, v := range batch.Embeddings[0].Values {
+		sum += v * v
+	}
+	if sum < 0.999 || sum > 1.001 {
+		t.Errorf("not unit length: %v", sum)
+	}
+	// The same text gives the same vector, in a batch or alone.
+	_, again := do(t, srv, "POST", "/v1beta/models/gemini-embedding-001:embedContent", `{"content":{"parts":[{"text":"a river"}]}}`)
+	if json.Unmarshal(again, &one) != nil || fmt.Sprint(one.Embedding.Values) != fmt.Sprint(batch.Embeddings[1].Values) {
+		t.Error("embedContent and batchEmbedContents disagree")
+	}
+	for _, body := range []string{`{"content":{"parts":[]}}`, `{"content":{"parts":[{"text":"x"}]},"outputDimensionality":0}`} {
+		if res, b := do(t, srv, "POST", "/v1beta/models/text-embedding-004:embedContent", body); res.StatusCode != 400 || !strings.Contains(string(b), "INVALID_ARGUMENT") {
+			t.Errorf("%s: %d %s", body, res.StatusCode, b)
+		}
+	}
+	res, b = do(t, srv, "GET", "/v1beta/models", "")
+	var list struct {
+		Models []struct {
+			Name    string   `json:"name"`
+			Methods []string `json:"supportedGenerationMethods"`
+		} `json:"models"`
+	}
+	if res.StatusCode != 200 || json.Unmarshal(b, &list) != nil || len(list.Models) < 4 || list.Models[1].Name != "models/gemini-2.5-flash" {
+		t.Errorf("list: %s", b)
+	}
+	res, b = do(t, srv, "GET", "/v1beta/models/gemini-2.5-pro", "")
+	if res.StatusCode != 200 || !strings.Contains(string(b), `"name":"models/gemini-2.5-pro","version":"001","displayName":"Gemini 2.5 Pro"`) {
+		t.Errorf("get: %d %s", res.StatusCode, b)
+	}
+	if res, b := do(t, srv, "POST", "/v1beta/models", "{}"); res.StatusCode != 405 || !strings.Contains(string(b), `"status":"FAILED_PRECONDITION"`) {
+		t.Errorf("POST models: %d %s", res.StatusCode, b)
 	}
 }
