@@ -51,6 +51,9 @@ type Call struct {
 	// fallbacks included; 0 or 1 when tried once).
 	Upstream string `json:"upstream,omitempty"`
 	Attempts int    `json:"attempts,omitempty"`
+	// Tries lists the upstream attempts of a routed call in order, the
+	// last one answering; nil when the call was not routed.
+	Tries []Try `json:"tries,omitempty"`
 	// ServiceTier is the tier the upstream says it served the call on
 	// (OpenAI's service_tier: "default", "priority", "flex"; Anthropic's
 	// usage.service_tier), "" when it said none.
@@ -155,6 +158,19 @@ func (c *Call) Model() string {
 		return c.RequestModel
 	}
 	return c.ResponseModel
+}
+
+// Try is one upstream attempt of a routed call.
+type Try struct {
+	Upstream   string    `json:"upstream"` // the deployment tried
+	Start      time.Time `json:"start"`
+	DurationMS float64   `json:"duration_ms"` // until its answer's headers, or its failure
+	Status     int       `json:"status,omitempty"`
+	// Outcome is what the attempt came to: "ok", "status" (an error
+	// status), "timeout", "connection", "stream" (broke before the first
+	// byte), "broken" (broke after it), "rejected", "canceled".
+	Outcome string `json:"outcome"`
+	Retried bool   `json:"retried,omitempty"` // another attempt followed
 }
 
 // Usage holds token counts. Reasoning tokens are part of OutputTokens and

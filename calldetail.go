@@ -3,6 +3,7 @@ package llmscope
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 )
 
 // callDetail is the stored form of a call's rarer facts: one JSON object
@@ -20,6 +21,7 @@ type callDetail struct {
 	ServiceTier       string `json:"service_tier,omitempty"`
 	Deployment        string `json:"deployment,omitempty"`
 	CacheCreation     int64  `json:"cache_creation_input_tokens,omitempty"`
+	Tries             []Try  `json:"tries,omitempty"`
 }
 
 // DetailJSON returns the JSON object a store keeps in its detail column for
@@ -30,8 +32,8 @@ type callDetail struct {
 // then NULL).
 func (c *Call) DetailJSON() (s string, ok bool, err error) {
 	d := callDetail{c.ResponseID, c.ResponseCreated, c.SystemFingerprint, c.Chunks, c.ErrorCode, c.ErrorMessage, c.Tools, c.ToolCalls,
-		c.Attempts, c.ServiceTier, c.Deployment, c.Usage.CacheCreationInputTokens}
-	if d == (callDetail{}) {
+		c.Attempts, c.ServiceTier, c.Deployment, c.Usage.CacheCreationInputTokens, c.Tries}
+	if reflect.ValueOf(d).IsZero() {
 		return "", false, nil
 	}
 	b, err := json.Marshal(d)
@@ -50,5 +52,6 @@ func (c *Call) SetDetailJSON(s string) error {
 	c.ResponseID, c.ResponseCreated, c.SystemFingerprint, c.Chunks = d.ResponseID, d.ResponseCreated, d.SystemFingerprint, d.Chunks
 	c.ErrorCode, c.ErrorMessage, c.Tools, c.ToolCalls = d.ErrorCode, d.ErrorMessage, d.Tools, d.ToolCalls
 	c.Attempts, c.ServiceTier, c.Deployment, c.Usage.CacheCreationInputTokens = d.Attempts, d.ServiceTier, d.Deployment, d.CacheCreation
+	c.Tries = d.Tries
 	return nil
 }

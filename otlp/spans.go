@@ -65,6 +65,7 @@ func Spans(calls []*llmscope.Call, opts Options) *Request {
 	for _, c := range calls {
 		if c != nil {
 			spans = append(spans, span(c, opts))
+			spans = append(spans, trySpans(c)...)
 		}
 	}
 	return &Request{
@@ -234,6 +235,48 @@ func span(c *llmscope.Call, opts Options) *tracepb.Span {
 	return s
 }
 
+// trySpans returns one child span of the call's span per upstream attempt
+// of a routed call (Call.Tries), named "attempt {upstream}", with its
+// status, outcome and whether another attempt followed. Span ids are the
+// first 8 bytes of sha256("try:"+Call.ID+":"+index).
+func trySpans(c *llmscope.Call) []*tracepb.Span {
+	if len(c.Tries) == 0 {
+		return nil
+	}
+	out := make([]*tracepb.Span, 0, len(c.Tries))
+	parent := SpanID(c)
+	for i, t := range c.Tries {
+		start := unixNano(t.Start)
+		var a attrs
+		a.str("mlflow.spanType", "UNKNOWN")
+		a.strIf("gen_ai.provider.name", c.Provider)
+		a.str("llmscope.upstream", t.Upstream)
+		a.int("llmscope.attempt", int64(i+1))
+		a.str("llmscope.outcome", t.Outcome)
+		a.boolean("llmscope.retried", t.Retried)
+		if t.Status != 0 {
+			a.int("http.response.status_code", int64(t.Status))
+		}
+		st := &tracepb.Status{Code: tracepb.Status_STATUS_CODE_OK}
+		if t.Outcome != "ok" {
+			typ := t.Outcome
+			if t.Status != 0 {
+				typ = strconv.Itoa(t.Status)
+			}
+			a.str("error.type", typ)
+			st = &tracepb.Status{Code: tracepb.Status_STATUS_CODE_ERROR, Message: t.Outcome}
+		}
+		sum := sha256.Sum256([]byte("try:" + c.ID + ":" + strconv.Itoa(i)))
+		out = append(out, &tracepb.Span{
+			TraceId: TraceID(c), SpanId: sum[:8], ParentSpanId: parent,
+			Name: "attempt " + t.Upstream, Kind: tracepb.Span_SPAN_KIND_CLIENT,
+			StartTimeUnixNano: start, EndTimeUnixNano: start + uint64(max(t.DurationMS, 0)*float64(time.Millisecond)),
+			Attributes: a, Status: st,
+		})
+	}
+	return out
+}
+
 // attributes lists a call's span attributes in a fixed order: GenAI, then
 // MLflow, then llmscope's own.
 func attributes(c *llmscope.Call, opts Options) []*commonpb.KeyValue {
@@ -348,6 +391,12 @@ func attributes(c *llmscope.Call, opts Options) []*commonpb.KeyValue {
 	}
 	a.strIf("llmscope.error_code", c.ErrorCode)
 	a.boolean("llmscope.stream", c.Stream)
+	a.strIf("llmscope.upstream", c.Upstream)
+	if c.Attempts > 0 {
+		a.int("llmscope.attempts", int64(c.Attempts))
+	}
+	a.strIf("llmscope.service_tier", c.ServiceTier)
+	a.strIf("llmscope.deployment", c.Deployment)
 	keys := make([]string, 0, len(c.Tags))
 	for k := range c.Tags {
 		keys = append(keys, k)

@@ -392,3 +392,48 @@ func TestTraceHexAgrees(t *testing.T) {
 		}
 	}
 }
+
+// A routed call's trace has one child span per upstream attempt.
+func TestTrySpans(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	c := &llmscope.Call{ID: "0190b9a4-0000-7000-8000-000000000001", Start: t0, DurationMS: 900, Operation: llmscope.OpChat,
+		Provider: "openai", Status: 200, Upstream: "b", Attempts: 2,
+		Tries: []llmscope.Try{
+			{Upstream: "a", Start: t0, DurationMS: 300, Status: 429, Outcome: "status", Retried: true},
+			{Upstream: "b", Start: t0.Add(300 * time.Millisecond), DurationMS: 100, Status: 200, Outcome: "ok"},
+		}}
+	spans := Spans([]*llmscope.Call{c}, Options{}).ResourceSpans[0].ScopeSpans[0].Spans
+	if len(spans) != 3 {
+		t.Fatalf("%d spans, want the call's and one per attempt", len(spans))
+	}
+	root := spans[0]
+	if got := attrMap(root)["llmscope.upstream"].GetStringValue(); got != "b" {
+		t.Errorf("root llmscope.upstream = %q, want b", got)
+	}
+	if got := attrMap(root)["llmscope.attempts"].GetIntValue(); got != 2 {
+		t.Errorf("root llmscope.attempts = %d, want 2", got)
+	}
+	for i, want := range []struct {
+		name   string
+		status tracepb.Status_StatusCode
+		code   int64
+		start  time.Time
+	}{
+		{"attempt a", tracepb.Status_STATUS_CODE_ERROR, 429, t0},
+		{"attempt b", tracepb.Status_STATUS_CODE_OK, 200, t0.Add(300 * time.Millisecond)},
+	} {
+		s := spans[i+1]
+		if s.Name != want.name || s.Status.Code != want.status || !bytes.Equal(s.ParentSpanId, root.SpanId) ||
+			!bytes.Equal(s.TraceId, root.TraceId) || s.StartTimeUnixNano != uint64(want.start.UnixNano()) ||
+			attrMap(s)["http.response.status_code"].GetIntValue() != want.code {
+			t.Errorf("attempt span %d: %s %v parent %x (root %x) start %d code %v", i, s.Name, s.Status.Code,
+				s.ParentSpanId, root.SpanId, s.StartTimeUnixNano, attrMap(s)["http.response.status_code"])
+		}
+		if bytes.Equal(s.SpanId, root.SpanId) || i == 1 && bytes.Equal(s.SpanId, spans[1].SpanId) {
+			t.Errorf("attempt span %d reuses a span id", i)
+		}
+	}
+	if again := Spans([]*llmscope.Call{c}, Options{}).ResourceSpans[0].ScopeSpans[0].Spans; !bytes.Equal(again[2].SpanId, spans[2].SpanId) {
+		t.Error("attempt span ids differ between two exports of the same call")
+	}
+}

@@ -161,6 +161,10 @@ func fullCall() *llmscope.Call {
 		Attempts:          3,
 		ServiceTier:       "priority",
 		Deployment:        "prod-4o",
+		Tries: []llmscope.Try{
+			{Upstream: "openai-main", Start: time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC), DurationMS: 12.5, Status: 429, Outcome: "status", Retried: true},
+			{Upstream: "azure-east", Start: time.Date(2025, 1, 2, 3, 4, 5, 20_000_006, time.UTC), DurationMS: 1.25, Status: 200, Outcome: "ok"},
+		},
 	}
 }
 
