@@ -21,10 +21,27 @@ import (
 // working directory, the YAML --config file (keys are the flag names), and
 // its default.
 type settings struct {
-	fs      *flag.FlagSet
-	opts    []*option
-	config  *option
-	environ func(string) (string, bool)
+	fs       *flag.FlagSet
+	opts     []*option
+	config   *option
+	environ  func(string) (string, bool)
+	sections map[string]*section
+}
+
+// section is a structured part of the YAML config file that is no flag
+// (serve's routes:). YAML holds it re-encoded, nil when the file has none.
+type section struct {
+	YAML []byte
+}
+
+// section declares a structured config file key.
+func (s *settings) section(name string) *section {
+	if s.sections == nil {
+		s.sections = map[string]*section{}
+	}
+	sec := &section{}
+	s.sections[name] = sec
+	return sec
 }
 
 type option struct {
@@ -179,7 +196,13 @@ func (s *settings) parse(args []string) error {
 		for _, o := range s.opts {
 			known[o.name] = true
 		}
-		for k := range file {
+		for k, v := range file {
+			if sec := s.sections[k]; sec != nil {
+				if sec.YAML, err = yaml.Marshal(v); err != nil {
+					return fmt.Errorf("config %s: %s: %w", path, k, err)
+				}
+				continue
+			}
 			if !known[k] {
 				return fmt.Errorf("config %s: unknown key %q (keys are the flag names of %s)", path, k, s.fs.Name())
 			}
