@@ -19,7 +19,8 @@ import (
 // more, the reply anthropicReply more; image and document blocks count
 // nothing. count_tokens answers that total.
 //
-// Prompt caching: every block with cache_control ends a cached prefix. The
+// Prompt caching: every block with cache_control ends a cached prefix (a
+// cache_control on any tool ends one after all the tools). The
 // longest such prefix this server has seen before for the same model and
 // seed is read (cache_read_input_tokens); the rest up to the last breakpoint
 // is written (cache_creation_input_tokens); input_tokens is what follows the
@@ -307,20 +308,20 @@ func (s *Server) parseAnthropic(x *exchange, countOnly bool) (anthropicParsed, b
 		choice, bad = anthropicToolChoice(req.ToolChoice)
 		if bad == nil {
 			a.prompt = newAnthropicPrompt(s.cfg.Seed, req.Model)
-			// The last message decides whether to call a tool: below.
-			a.shape, bad = s.anthropicShape(x, a.prompt, req, tools, choice, toolCache)
+			a.shape, bad = anthropicShape(a.prompt, req, tools, choice, toolCache)
 		}
 	}
 	if bad != nil {
 		x.anthropicError(http.StatusBadRequest, bad.msg)
 		return a, false
 	}
-	return a, a.shape != nil
+	return a, true
 }
 
 // anthropicShape counts the tools, system prompt and messages into p and
-// returns the shape of the answer; nil when it answered an error.
-func (s *Server) anthropicShape(x *exchange, p *anthropicPrompt, req *anthropicRequest, tools, choice json.RawMessage, toolCache bool) (*shape, *badRequest) {
+// returns the shape of the answer: a tool call unless the last message
+// carries a tool_result (as for OpenAI's tool messages).
+func anthropicShape(p *anthropicPrompt, req *anthropicRequest, tools, choice json.RawMessage, toolCache bool) (*shape, *badRequest) {
 	// Tools come first in the cached prefix.
 	if len(tools) > 0 {
 		probe, bad := newShape(tools, nil, nil, "user", true, "")

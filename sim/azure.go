@@ -3,8 +3,6 @@ package sim
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -64,14 +62,8 @@ func requireAPIVersion(x *exchange) bool {
 // azure sets the body's model to model when it names none and hands the
 // request to the OpenAI handler.
 func (s *Server) azure(x *exchange, model string, handle func(*Server, *exchange)) {
-	body, err := io.ReadAll(http.MaxBytesReader(x.w, x.r.Body, maxBody))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			x.error(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds %d bytes", maxBody), "")
-			return
-		}
-		x.error(http.StatusBadRequest, "could not read the request body: "+err.Error(), "")
+	body, ok := x.body()
+	if !ok {
 		return
 	}
 	x.r.Body = io.NopCloser(bytes.NewReader(withModel(body, model)))

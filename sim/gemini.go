@@ -12,7 +12,8 @@ import (
 // Gemini (POST /v1beta/models/{model}:generateContent,
 // :streamGenerateContent and :countTokens). The model comes from the path;
 // an API key (x-goog-api-key or ?key=) is accepted and ignored. Request
-// members are read in their camelCase JSON names.
+// members may be spelled in camelCase or snake_case, as the API accepts
+// (Google's Python SDK sends both kinds in one request).
 //
 // Prompt tokens are counted like a chat conversation (systemInstruction as
 // the system message, role "model" as the assistant; a content's parts
@@ -73,15 +74,18 @@ type geminiGenerationConfig struct {
 
 // geminiRoute routes /v1beta/models/{model}:{method} (generateContent,
 // streamGenerateContent, countTokens, embedContent, batchEmbedContents)
-// and GET /v1beta/models and /v1beta/models/{model}; every /v1beta path
-// answers errors in Gemini's shape.
+// and GET /v1beta/models and /v1beta/models/{model}, the same under
+// /v1alpha and (methods only) /v1; every such path answers errors in
+// Gemini's shape.
 func geminiRoute(x *exchange, p string) (route, bool) {
 	rt := route{api: apiGemini, method: http.MethodPost}
-	if p == "/v1beta/models" {
+	_, p, _ = strings.Cut(p[1:], "/") // the version: v1beta, v1alpha or v1
+	p = "/" + p
+	if p == "/models" {
 		rt.method, rt.handle = http.MethodGet, (*Server).listGeminiModels
 		return rt, true
 	}
-	rest, ok := strings.CutPrefix(p, "/v1beta/models/")
+	rest, ok := strings.CutPrefix(p, "/models/")
 	i := strings.LastIndexByte(rest, ':')
 	if ok && i < 0 && rest != "" && !strings.Contains(rest, "/") {
 		x.model = rest
@@ -315,7 +319,7 @@ type geminiAnswer struct {
 // stream is set: SSE with ?alt=sse, else one JSON array of the chunks.
 func (s *Server) generateContent(x *exchange, stream bool) {
 	var g geminiParsed
-	if !x.decode(&g.req) || !s.parseGemini(x, &g) {
+	if !x.decodeGemini(&g.req) || !s.parseGemini(x, &g) {
 		return
 	}
 	h, model := g.hash, x.model
@@ -580,7 +584,7 @@ func (s *Server) countGeminiTokens(x *exchange) {
 		geminiRequest
 		GenerateContentRequest *geminiRequest `json:"generateContentRequest"`
 	}
-	if !x.decode(&body) {
+	if !x.decodeGemini(&body) {
 		return
 	}
 	g := geminiParsed{req: body.geminiRequest}
@@ -598,4 +602,83 @@ func (s *Server) countGeminiTokens(x *exchange) {
 	*b = appendInt(*b, g.tokens)
 	*b = append(*b, "}]}\n"...)
 	x.writeJSON(http.StatusOK, *b)
+}
+
+// decodeGemini decodes the JSON body into v after spelling its members in
+// camelCase (see camelKeys); it answers 400 as decode does.
+func (x *exchange) decodeGemini(v any) bool {
+	body, ok := x.body()
+	return ok && x.unmarshal(camelBody(body), v)
+}
+
+// camelBody returns body with its members renamed by camelKeys, or body
+// unchanged when it is not JSON.
+func camelBody(body []byte) []byte {
+	if bytes.IndexByte(body, '_') < 0 {
+		return body
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return body
+	}
+	out, err := json.Marshal(camelKeys(v))
+	if err != nil {
+		return body
+	}
+	return out
+}
+
+// opaqueMembers hold the client's own data (function arguments and
+// responses, JSON schemas): their member names are kept as sent.
+var opaqueMembers = map[string]bool{
+	"args": true, "response": true, "parameters": true, "parametersJsonSchema": true,
+	"responseSchema": true, "responseJsonSchema": true,
+}
+
+// camelKeys renames snake_case members (thinking_budget) to camelCase
+// (thinkingBudget) everywhere but inside opaqueMembers.
+func camelKeys(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, e := range t {
+			k = camel(k)
+			if opaqueMembers[k] {
+				out[k] = e
+			} else {
+				out[k] = camelKeys(e)
+			}
+		}
+		return out
+	case []any:
+		for i, e := range t {
+			t[i] = camelKeys(e)
+		}
+	}
+	return v
+}
+
+// camel spells a snake_case name in camelCase.
+func camel(k string) string {
+	if strings.IndexByte(k, '_') < 0 {
+		return k
+	}
+	var b strings.Builder
+	up := false
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case c == '_' && i > 0:
+			up = true
+		case up && c >= 'a' && c <= 'z':
+			b.WriteByte(c - 'a' + 'A')
+			up = false
+		default:
+			b.WriteByte(c)
+			up = false
+		}
+	}
+	return b.String()
 }

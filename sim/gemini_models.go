@@ -82,13 +82,13 @@ func (s *Server) embedContent(x *exchange, batch bool) {
 		var body struct {
 			Requests []geminiEmbedRequest `json:"requests"`
 		}
-		if !x.decode(&body) {
+		if !x.decodeGemini(&body) {
 			return
 		}
 		reqs = body.Requests
 	} else {
 		var one geminiEmbedRequest
-		if !x.decode(&one) {
+		if !x.decodeGemini(&one) {
 			return
 		}
 		reqs = []geminiEmbedRequest{one}

@@ -365,3 +365,54 @@ func TestGeminiEmbedAndModels(t *testing.T) {
 		t.Errorf("POST models: %d %s", res.StatusCode, b)
 	}
 }
+
+// TestGeminiVersions checks that the stable (v1) and alpha versions answer
+// like v1beta, and that OpenAI's /v1/models is still OpenAI's.
+func TestGeminiVersions(t *testing.T) {
+	t.Parallel()
+	srv, _ := newSim(t, Config{})
+	body := `{"contents":[{"parts":[{"text":"Hi"}]}]}`
+	_, want := do(t, srv, "POST", geminiPath+":generateContent", body)
+	for _, v := range []string{"/v1/", "/v1alpha/"} {
+		res, b := do(t, srv, "POST", v+"models/gemini-2.5-flash:generateContent", body)
+		if res.StatusCode != 200 || string(b) != string(want) {
+			t.Errorf("%s: %d %s", v, res.StatusCode, b)
+		}
+	}
+	if res, b := do(t, srv, "GET", "/v1/models", ""); res.StatusCode != 200 || !strings.Contains(string(b), `"object":"list"`) {
+		t.Errorf("OpenAI models: %d %s", res.StatusCode, b)
+	}
+	if res, b := do(t, srv, "POST", "/v1/models/gemini-2.5-flash:bogus", body); res.StatusCode != 404 || !strings.Contains(string(b), `"status":"NOT_FOUND"`) {
+		t.Errorf("v1 unknown method: %d %s", res.StatusCode, b)
+	}
+}
+
+// TestGeminiSnakeCase checks that members spelled in snake_case, as
+// Google's Python SDK sends some of them, mean what their camelCase
+// spelling means, while the client's own names (schema properties,
+// function arguments) are kept as sent.
+func TestGeminiSnakeCase(t *testing.T) {
+	t.Parallel()
+	srv, _ := newSim(t, Config{})
+	camelReq := `{"contents":[{"role":"user","parts":[{"text":"Weather?"}]}],"systemInstruction":{"parts":[{"text":"Be brief."}]},` +
+		`"tools":[{"functionDeclarations":[{"name":"get_weather","parametersJsonSchema":{"type":"object","properties":{"city_name":{"type":"string"}},"required":["city_name"]}}]}],` +
+		`"generationConfig":{"maxOutputTokens":60,"thinkingConfig":{"includeThoughts":true,"thinkingBudget":20}}}`
+	snake := `{"contents":[{"role":"user","parts":[{"text":"Weather?"}]}],"system_instruction":{"parts":[{"text":"Be brief."}]},` +
+		`"tools":[{"function_declarations":[{"name":"get_weather","parameters_json_schema":{"type":"object","properties":{"city_name":{"type":"string"}},"required":["city_name"]}}]}],` +
+		`"generation_config":{"max_output_tokens":60,"thinking_config":{"include_thoughts":true,"thinking_budget":20}}}`
+	_, a := do(t, srv, "POST", geminiPath+":generateContent", camelReq)
+	_, b := do(t, srv, "POST", geminiPath+":generateContent", snake)
+	if string(a) != string(b) {
+		t.Errorf("camelCase:\n%s\nsnake_case:\n%s", a, b)
+	}
+	r := decodeGemini(t, string(b))
+	if fc := r.Candidates[0].Content.Parts[len(r.Candidates[0].Content.Parts)-1].FunctionCall; fc == nil || !strings.Contains(string(fc.Args), `"city_name":`) {
+		t.Errorf("function call args renamed: %s", b)
+	}
+	if r.UsageMetadata.ThoughtsTokenCount == 0 || r.UsageMetadata.ThoughtsTokenCount > 20 {
+		t.Errorf("thinking budget not read: %s", b)
+	}
+	if camel("thinking_budget") != "thinkingBudget" || camel("_x") != "_x" || camel("a__b") != "aB" {
+		t.Error("camel")
+	}
+}

@@ -112,14 +112,16 @@ var routes = map[string]route{
 }
 
 // prefixRoute finds the routes whose paths carry a name: Gemini's
-// /v1beta/models/{model}:{method} and Azure's
+// /v1beta/models/{model}:{method} (also under /v1alpha and /v1) and Azure's
 // /openai/deployments/{deployment}/{operation}. It sets x.model; ok is
 // false for an unknown path (rt.api still says whose 404 to answer).
 func prefixRoute(x *exchange) (rt route, ok bool) {
 	p := x.r.URL.Path
 	switch {
-	case strings.HasPrefix(p, "/v1beta/"):
+	case strings.HasPrefix(p, "/v1beta/"), strings.HasPrefix(p, "/v1alpha/"):
 		return geminiRoute(x, p)
+	case strings.HasPrefix(p, "/v1/models/") && strings.Contains(p, ":"):
+		return geminiRoute(x, p) // Gemini's stable version: POST /v1/models/{model}:{method}
 	case strings.HasPrefix(p, "/openai/"):
 		return azureRoute(x, p)
 	}
@@ -206,16 +208,28 @@ const maxBody = 32 << 20
 // false: invalid_type naming the parameter when a field has the wrong JSON
 // type, else a parse error.
 func (x *exchange) decode(v any) bool {
+	body, ok := x.body()
+	return ok && x.unmarshal(body, v)
+}
+
+// body reads the request body, at most maxBody bytes; on failure it
+// answers 413 or 400 and returns false.
+func (x *exchange) body() ([]byte, bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(x.w, x.r.Body, maxBody))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			x.error(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds %d bytes", maxBody), "")
-			return false
+			return nil, false
 		}
 		x.error(http.StatusBadRequest, "could not read the request body: "+err.Error(), "")
-		return false
+		return nil, false
 	}
+	return body, true
+}
+
+// unmarshal decodes the JSON body into v as decode does.
+func (x *exchange) unmarshal(body []byte, v any) bool {
 	if err := json.Unmarshal(body, v); err != nil {
 		if bad, ok := typeError(err); ok {
 			x.reject(bad)
