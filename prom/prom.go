@@ -25,6 +25,8 @@ type Metrics struct {
 	exportFailures *prometheus.CounterVec
 	exportProblems *prometheus.CounterVec
 	writeErrors    *prometheus.CounterVec
+	attempts       *prometheus.CounterVec
+	routeEvents    *prometheus.CounterVec
 	genai          *genai
 	collectors     []prometheus.Collector
 }
@@ -98,9 +100,17 @@ func build(queueDepth func() int, modelCap int) *Metrics {
 	for _, reason := range llmscope.WriteErrorReasons() {
 		m.writeErrors.WithLabelValues(reason) // every reason shows, at 0
 	}
+	m.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmscope_upstream_attempts_total",
+		Help: "Upstream attempts of routed calls, by deployment and outcome (ok, status, timeout, connection, stream, broken, rejected, canceled).",
+	}, []string{"upstream", "outcome"})
+	m.routeEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmscope_route_events_total",
+		Help: "Routing decisions, by route, deployment and kind: retry, failover, fallback, cooldown, recover.",
+	}, []string{"route", "upstream", "kind"})
 	m.genai = newGenAI(modelCap)
 	m.collectors = append(m.genai.collectors(), m.costUnknown, m.dropped, m.exportLag, m.exportLeader, m.exportFailures, m.exportProblems,
-		m.writeErrors,
+		m.writeErrors, m.attempts, m.routeEvents,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "llmscope_store_queue_depth",
 			Help: "Calls waiting to be committed to the store.",
@@ -112,7 +122,19 @@ var _ llmscope.Sink = (*Metrics)(nil)
 
 // Record updates the per-call metrics for c. It is cheap and does not
 // allocate for label combinations seen before, so it runs on the request path.
-func (m *Metrics) Record(c *llmscope.Call) { m.genai.record(c) }
+func (m *Metrics) Record(c *llmscope.Call) {
+	m.genai.record(c)
+	for i := range c.Tries {
+		// Deployment names come from the routes config: bounded.
+		m.attempts.WithLabelValues(c.Tries[i].Upstream, c.Tries[i].Outcome).Inc()
+	}
+}
+
+// RouteEvent counts one routing decision (package route's events): kind
+// is retry, failover, fallback, cooldown or recover.
+func (m *Metrics) RouteEvent(route, upstream, kind string) {
+	m.routeEvents.WithLabelValues(route, upstream, kind).Inc()
+}
 
 // CostUnknown counts one call that could not be priced.
 func (m *Metrics) CostUnknown() { m.costUnknown.Inc() }

@@ -191,3 +191,27 @@ func TestLongLabelValuesAreCapped(t *testing.T) {
 		}
 	}
 }
+
+func TestRoutingMetrics(t *testing.T) {
+	m := New(func() int { return 0 })
+	c := call("claude-sonnet-4-5", 200, true)
+	c.Provider, c.Upstream, c.Attempts = "anthropic", "claude-b", 2
+	c.Tries = []llmscope.Try{{Upstream: "claude-a", Status: 529, Outcome: "status", Retried: true}, {Upstream: "claude-b", Status: 200, Outcome: "ok"}}
+	m.Record(c)
+	m.Record(call("gpt-4o", 200, false)) // not routed: no attempt counted
+	m.RouteEvent("claude", "claude-a", "failover")
+	body := scrape(t, m)
+	for _, want := range []string{
+		`llmscope_upstream_attempts_total{outcome="status",upstream="claude-a"} 1`,
+		`llmscope_upstream_attempts_total{outcome="ok",upstream="claude-b"} 1`,
+		`llmscope_route_events_total{kind="failover",route="claude",upstream="claude-a"} 1`,
+		`llmscope_requests_total{error_type="",gen_ai_operation_name="chat",gen_ai_provider_name="anthropic",gen_ai_request_model="claude-sonnet-4-5",status_code="200"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Count(body, "llmscope_upstream_attempts_total{") != 2 {
+		t.Errorf("attempt series: want exactly the two of the routed call")
+	}
+}
