@@ -19,7 +19,13 @@ import (
 	"llmscope/sim"
 )
 
-const defaultUpstream = "https://api.openai.com/v1"
+// Default upstreams: OpenAI's (with its /v1), Anthropic's and Gemini's
+// (without a version, as their SDKs' base URLs).
+const (
+	defaultUpstream          = "https://api.openai.com/v1"
+	defaultAnthropicUpstream = "https://api.anthropic.com"
+	defaultGeminiUpstream    = "https://generativelanguage.googleapis.com"
+)
 
 // serveOptions are the options of serve.
 type serveOptions struct {
@@ -33,6 +39,8 @@ type serveOptions struct {
 	storeDelay, retention, leaseTTL               *option
 	simTTFT, simTPS, logLevel, logFormat          *option
 	simProfile                                    *option
+	anthropicUpstream, geminiUpstream             *option
+	azureUpstream                                 *option
 	sec                                           *secureOptions
 }
 
@@ -42,6 +50,9 @@ func newServeOptions(stderr io.Writer) *serveOptions {
 	o.addr = s.str("addr", "LLMSCOPE_ADDR", "127.0.0.1:8700", "listen address of the gateway, dashboard, API and /metrics")
 	o.db = s.str("db", "LLMSCOPE_DB", "llmscope.db", "store: a SQLite file path, or a postgres:// URL")
 	o.upstream = s.str("upstream", "OPENAI_BASE_URL", "", `upstream API base URL with its /v1, or "sim" for the built-in simulator (default: OpenAI when OPENAI_API_KEY is set, else sim)`)
+	o.anthropicUpstream = s.str("anthropic-upstream", "LLMSCOPE_ANTHROPIC_UPSTREAM", defaultAnthropicUpstream, `Anthropic Messages upstream (/v1/messages) base URL without /v1, or "sim"; key from ANTHROPIC_API_KEY; clients set ANTHROPIC_BASE_URL to the gateway`)
+	o.geminiUpstream = s.str("gemini-upstream", "LLMSCOPE_GEMINI_UPSTREAM", defaultGeminiUpstream, `Gemini upstream (/v1beta/) base URL without a version, or "sim"; key from GEMINI_API_KEY or GOOGLE_API_KEY`)
+	o.azureUpstream = s.str("azure-upstream", "LLMSCOPE_AZURE_UPSTREAM", "", `Azure OpenAI upstream (/openai/) resource endpoint, e.g. https://myres.openai.azure.com, or "sim"; key from AZURE_OPENAI_API_KEY; clients set AZURE_OPENAI_ENDPOINT to the gateway (default: none, /openai/ answers 404)`)
 	o.experiment = s.str("experiment", "MLFLOW_EXPERIMENT_NAME", "llmscope", "experiment of calls that do not name one")
 	o.provider = s.str("provider", "LLMSCOPE_PROVIDER", "", `provider name recorded with each call (default "openai", or "sim")`)
 	o.capture = s.autoBoolean("capture", "LLMSCOPE_CAPTURE", "store request input, response text, tools and tool calls with each call and export them; auto: on when exporting to MLflow (--mlflow), as mlflow.openai.autolog() does, off otherwise")
@@ -103,7 +114,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		scheme = "https"
 	}
 	logger.Info("llmscope serving", "addr", scheme+"://"+ln.Addr().String(), "upstream", upstreamLabel(svc.upstream, svc.useSim),
-		"db", storeLabel(o.db.val), "capture", svc.capture, "settings", strings.Join(o.s.sources(), " "))
+		"providers", providersLabel(svc.providers), "db", storeLabel(o.db.val), "capture", svc.capture, "settings", strings.Join(o.s.sources(), " "))
 	fmt.Fprintf(stdout, "llmscope: listening on %s://%s (set OPENAI_BASE_URL=%s://%s/v1)\n", scheme, ln.Addr(), scheme, ln.Addr())
 
 	errc := make(chan error, 2)
@@ -206,6 +217,19 @@ func startInProcessSim(o *serveOptions, logger *slog.Logger) (string, func(), er
 	srv := &http.Server{Handler: sim.New(cfg)}
 	go func() { _ = srv.Serve(ln) }()
 	return "http://" + ln.Addr().String() + "/v1", func() { _ = srv.Close() }, nil
+}
+
+// providersLabel lists the other providers' upstreams for the log:
+// "anthropic=https://api.anthropic.com gcp.gemini=sim".
+func providersLabel(ps []providerUpstream) string {
+	var b strings.Builder
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(p.api.Provider() + "=" + upstreamLabel(p.url, p.sim))
+	}
+	return b.String()
 }
 
 func upstreamLabel(u string, sim bool) string {

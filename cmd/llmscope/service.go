@@ -20,6 +20,7 @@ import (
 	"llmscope/auth"
 	"llmscope/gateway"
 	"llmscope/internal/wire"
+	"llmscope/openai"
 	"llmscope/otlp"
 	"llmscope/pricing"
 	"llmscope/prom"
@@ -47,6 +48,7 @@ type service struct {
 	stopSim         func()
 	limits          limits
 	upstream        string
+	providers       []providerUpstream // the other provider APIs' upstreams
 	useSim, capture bool
 	tls             bool
 	shutdownTimeout time.Duration
@@ -71,6 +73,7 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 	} else if upstream == "" {
 		upstream = defaultUpstream
 	}
+	providers := resolveProviders(o, useSim)
 	capture, err := o.capture.AutoBool(o.mlflowURI.val != "")
 	if err != nil {
 		return svc, err
@@ -164,6 +167,9 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 	}
 	admin, clients := guardCfg.AdminTokenHash != nil, guardCfg.ClientKeys != nil || guardCfg.PassProviderKeys
 	serverKey := apiKey != "" && !useSim
+	for _, p := range providers {
+		serverKey = serverKey || p.key != "" && !p.sim
+	}
 	if err := checkExposure(o.addr.val, admin, clients, serverKey, insecure); err != nil {
 		return svc, err
 	}
@@ -181,19 +187,35 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 	if !useSim && pointsAt(upstream, o.addr.val) {
 		return svc, fmt.Errorf("--upstream %s is this gateway's own address: set OPENAI_BASE_URL for your application, and --upstream (or nothing) for llmscope", upstream)
 	}
+	for _, p := range providers {
+		if !p.sim && pointsAt(p.url, o.addr.val) {
+			return svc, fmt.Errorf("--%s %s is this gateway's own address: point your application at the gateway, and --%s at the provider", p.flag, p.url, p.flag)
+		}
+	}
 	provider := o.provider.val
-	if useSim {
+	if useSim || anySim(providers) {
 		simURL, stopSim, err := startInProcessSim(o, logger)
 		if err != nil {
 			return svc, err
 		}
 		svc.stopSim = stopSim
-		upstream = simURL
-		if provider == "" {
-			provider = "sim"
+		if useSim {
+			upstream = simURL
+			if provider == "" {
+				provider = "sim"
+			}
+		}
+		for i := range providers {
+			if providers[i].sim {
+				providers[i].url = strings.TrimSuffix(simURL, "/v1")
+			}
 		}
 	}
-	svc.upstream, svc.useSim, svc.capture = upstream, useSim, capture
+	svc.upstream, svc.providers, svc.useSim, svc.capture = upstream, providers, useSim, capture
+	upstreams := make([]gateway.ProviderUpstream, 0, len(providers))
+	for _, p := range providers {
+		upstreams = append(upstreams, gateway.ProviderUpstream{API: p.api, URL: p.url, APIKey: p.key})
+	}
 
 	store, err := openStore(ctx, o.db.val)
 	if err != nil { // store may be a typed nil: not kept
@@ -226,6 +248,7 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 	})
 	svc.gw, err = gateway.New(gateway.Config{
 		Upstream:              upstream,
+		Upstreams:             upstreams,
 		APIKey:                apiKey,
 		PassAuthorization:     guardCfg.PassProviderKeys,
 		Provider:              provider,
@@ -295,6 +318,9 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", svc.gw)
+	for _, prefix := range [...]string{"/v1beta/", "/openai/"} {
+		mux.Handle(prefix, svc.providerHandler(prefix))
+	}
 	mux.Handle("GET /metrics", svc.metrics.Handler())
 	mux.Handle("/", web.New(svc.store, health, logger.With("component", "web")))
 	if o.pprof.val == "true" {
@@ -320,6 +346,80 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 		svc.metricsHandler = mguard.Wrap(svc.metrics.Handler())
 	}
 	return svc, nil
+}
+
+// providerUpstream is the upstream of one provider API besides OpenAI's,
+// as serve's flags resolve it.
+type providerUpstream struct {
+	flag   string // the flag that sets it
+	prefix string // the path prefix of its API
+	name   string
+	api    gateway.API
+	url    string // "" when not configured; the simulator's root when sim
+	key    string
+	sim    bool
+}
+
+// resolveProviders reads the --anthropic-upstream, --gemini-upstream and
+// --azure-upstream options and their keys (ANTHROPIC_API_KEY;
+// GEMINI_API_KEY, else GOOGLE_API_KEY; AZURE_OPENAI_API_KEY). "sim" selects
+// the in-process simulator, as does serve's simulator mode (useSim) for a
+// provider whose upstream was not given explicitly. Providers without an
+// upstream (Azure by default) are left out.
+func resolveProviders(o *serveOptions, useSim bool) []providerUpstream {
+	gemKey := secret("GEMINI_API_KEY")
+	if gemKey == "" {
+		gemKey = secret("GOOGLE_API_KEY")
+	}
+	specs := []struct {
+		opt          *option
+		prefix, name string
+		api, simAPI  gateway.API
+		key          string
+	}{
+		{o.anthropicUpstream, "/v1/messages", "Anthropic", gateway.Anthropic(), gateway.Anthropic(), secret("ANTHROPIC_API_KEY")},
+		{o.geminiUpstream, "/v1beta/", "Gemini", gateway.Gemini(), gateway.Gemini(), gemKey},
+		{o.azureUpstream, "/openai/", "Azure OpenAI", gateway.Azure(false), gateway.Azure(true), secret("AZURE_OPENAI_API_KEY")},
+	}
+	var out []providerUpstream
+	for _, sp := range specs {
+		p := providerUpstream{flag: sp.opt.name, prefix: sp.prefix, name: sp.name, api: sp.api, url: strings.TrimSpace(sp.opt.val), key: sp.key}
+		if p.url == "sim" || useSim && sp.opt.from == "default" {
+			p.api, p.url, p.key, p.sim = sp.simAPI, "", "", true
+		} else if p.url == "" {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func anySim(ps []providerUpstream) bool {
+	for _, p := range ps {
+		if p.sim {
+			return true
+		}
+	}
+	return false
+}
+
+// providerHandler returns the gateway for a provider's path prefix when
+// that provider has an upstream, else a handler answering 404 with an
+// error that names the flag to set.
+func (svc *service) providerHandler(prefix string) http.Handler {
+	for _, p := range svc.providers {
+		if p.prefix == prefix {
+			return svc.gw
+		}
+	}
+	flag := "--gemini-upstream"
+	if prefix == "/openai/" {
+		flag = "--azure-upstream"
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		openai.WriteError(w, http.StatusNotFound, "invalid_request_error", "no_upstream",
+			"no upstream is configured for "+prefix+": set "+flag)
+	})
 }
 
 // drain waits for the calls of finished requests, flushes the store queue
