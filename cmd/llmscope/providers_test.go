@@ -492,3 +492,42 @@ func TestProviderAzureOpenAIGo(t *testing.T) {
 		t.Errorf("stream recorded %+v; the client read %q", c, acc.Choices[0].Message.Content)
 	}
 }
+
+// In simulator mode every provider's API answers from the in-process
+// simulator, recorded under its own provider name; /openai/ too.
+func TestProviderSimMode(t *testing.T) {
+	_, base, _, stderr := startServe(t)
+	for _, c := range []struct {
+		path, body, provider, deployment string
+		header                           map[string]string
+	}{
+		{"/v1/messages", `{"model":"claude-haiku-4-5","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}`, "anthropic", "",
+			map[string]string{"Anthropic-Version": "2023-06-01", "X-Api-Key": "k"}},
+		{"/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", `{"contents":[{"parts":[{"text":"hi"}]}]}`, "gcp.gemini", "", nil},
+		{"/openai/deployments/dep-a/chat/completions?api-version=2024-10-21", `{"messages":[{"role":"user","content":"hi"}]}`, "azure.ai.openai", "dep-a", nil},
+		{"/openai/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`, "azure.ai.openai", "", nil},
+		{"/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`, "sim", "", nil},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, base+c.path, strings.NewReader(c.body))
+		req.Header.Set("Content-Type", "application/json")
+		for k, v := range c.header {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", c.path, resp.StatusCode, b)
+		}
+		call := recordedCall(t, base, resp.Header.Get("X-Llmscope-Call-Id"))
+		if call.Provider != c.provider || call.Deployment != c.deployment || call.Usage.Source != llmscope.UsageReported || call.Operation != llmscope.OpChat {
+			t.Errorf("%s: recorded %+v", c.path, call)
+		}
+	}
+	if !strings.Contains(stderr.String(), "anthropic=sim") {
+		t.Errorf("serve's log does not say where Anthropic goes:\n%s", stderr.String())
+	}
+}
