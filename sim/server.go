@@ -1,9 +1,11 @@
-// Package sim is a simulated OpenAI-compatible upstream for demos, tests and
-// benchmarks. Answers, ids, timestamps and embeddings are pure functions of
-// (Config.Seed, model, prompt, tools, formats), token usage is counted with
-// llmscope/tokenizer so it is self-consistent, streams follow OpenAI's SSE
-// format byte for byte in shape, and faults are injected per request with the
-// X-Sim-Fault header. Chat and Responses requests with function tools are
+// Package sim is a simulated upstream for demos, tests and benchmarks: it
+// speaks OpenAI's API, Azure OpenAI's deployment paths, Anthropic's
+// Messages API and Google's Gemini API. Answers, ids, timestamps and
+// embeddings are pure functions of (Config.Seed, model, prompt, tools,
+// formats), token usage is counted with llmscope/tokenizer so it is
+// self-consistent, streams follow each provider's SSE format byte for byte
+// in shape, and faults are injected per request with the X-Sim-Fault
+// header, answered in each provider's error shape. Chat and Responses requests with function tools are
 // answered with one tool call whose arguments satisfy the tool's parameters
 // schema; JSON response formats get JSON content that satisfies the schema.
 package sim
