@@ -5,13 +5,13 @@ import "strings"
 // Lookup returns the price of model: an exact entry, else the entry of its
 // base model. Names are matched case-insensitively, and a name that is not
 // listed is retried as
+//   - "provider/model" (openai/gpt-5-mini, anthropic/claude-sonnet-4-5,
+//     models/gemini-2.5-flash) without its prefix;
 //   - its base without a version suffix: a date (gpt-4o-2024-08-06,
 //     claude-3-5-haiku-20241022, gpt-4-0613), Gemini's -001 revision, or
 //     Vertex's @20250929;
 //   - a fine-tune ft:BASE:org::id as the ft:BASE entry (BASE also without its
-//     date), and never as the un-tuned model;
-//   - "provider/model" (openai/gpt-5-mini, anthropic/claude-sonnet-4-5,
-//     models/gemini-2.5-flash) without its prefix.
+//     date), and never as the un-tuned model.
 //
 // An exact entry always wins, so a dated snapshot priced differently from
 // its alias is listed and found as itself. Lookup allocates nothing.
@@ -55,12 +55,12 @@ func (t *Table) lookup(m string) *Price {
 		if strings.HasPrefix(m, "ft:") {
 			return t.fineTune(m)
 		}
-		if s, ok := stripVersion(m); ok {
-			m = s
-			continue
-		}
 		if i := strings.LastIndexByte(m, '/'); i >= 0 {
 			m = m[i+1:]
+			continue
+		}
+		if s, ok := stripVersion(m); ok {
+			m = s
 			continue
 		}
 		return nil
@@ -102,7 +102,7 @@ func stripVersion(m string) (string, bool) {
 		d--
 	}
 	switch run := n - d; {
-	case run == 0 || d == 0 || m[d-1] != '-':
+	case run == 0 || d < 2 || m[d-1] != '-':
 		return m, false
 	case run == 3 || run == 4 || run == 8:
 		// -001, -0613, -20241022; or the year of -2024-08-06 / -09-2025

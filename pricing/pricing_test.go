@@ -22,6 +22,52 @@ func TestBuiltinTableParses(t *testing.T) {
 	}
 }
 
+func TestLookupPrefersTheExactDatedID(t *testing.T) {
+	tab, err := NewTable([]Price{
+		{Model: "claude-3-5-haiku", Input: 0.8, Output: 4},
+		{Model: "claude-3-5-haiku-20241022", Input: 1, Output: 5},
+		{Model: "claude-3-7-sonnet", Input: 3, Output: 15},
+	}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for model, want := range map[string]string{
+		"claude-3-5-haiku-20241022":           "claude-3-5-haiku-20241022",
+		"anthropic/claude-3-5-haiku-20241022": "claude-3-5-haiku-20241022",
+		"claude-3-5-haiku-20250101":           "claude-3-5-haiku",
+		"claude-3-7-sonnet-20250219":          "claude-3-7-sonnet",
+		"claude-3-7-sonnet@20250219":          "claude-3-7-sonnet",
+	} {
+		if p, ok := tab.Lookup(model); !ok || p.Model != want {
+			t.Errorf("Lookup(%q) = %v, %v; want %s", model, p, ok, want)
+		}
+	}
+}
+
+func TestStripVersion(t *testing.T) {
+	for in, want := range map[string]string{
+		"gpt-4o-2024-08-06":                "gpt-4o",
+		"claude-3-5-haiku-20241022":        "claude-3-5-haiku",
+		"gpt-4-0613":                       "gpt-4",
+		"gemini-2.5-flash-001":             "gemini-2.5-flash",
+		"gemini-2.5-flash-preview-09-2025": "gemini-2.5-flash-preview",
+		"claude-opus-4-5@20251101":         "claude-opus-4-5",
+		"gpt-4o":                           "",
+		"gpt-4-1106-preview":               "",
+		"o3":                               "",
+		"claude-sonnet-4-5":                "",
+		"2024-08-06":                       "",
+		"-0613":                            "",
+		"x-99":                             "",
+		"gemini-exp-1206":                  "gemini-exp",
+	} {
+		got, ok := stripVersion(in)
+		if want == "" && ok || want != "" && got != want {
+			t.Errorf("stripVersion(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+}
+
 func TestLookup(t *testing.T) {
 	tab := Default()
 	for model, want := range map[string]string{
@@ -37,13 +83,29 @@ func TestLookup(t *testing.T) {
 		"ft:gpt-4.1:acme:custom:abc":        "ft:gpt-4.1",
 		"openai/gpt-5-mini":                 "gpt-5-mini",
 		"text-embedding-3-small":            "text-embedding-3-small",
+		"gpt-5.2":                           "gpt-5.2",
+		"gpt-5.2-2025-12-11":                "gpt-5.2",
+		"gpt-5.1-codex":                     "gpt-5.1-codex",
+		"o3-deep-research":                  "o3-deep-research",
+		"o3-deep-research-2025-06-26":       "o3-deep-research",
+		"anthropic/claude-sonnet-4-5":       "claude-sonnet-4-5",
+		"claude-sonnet-4-5-20250929":        "claude-sonnet-4-5",
+		"claude-opus-4-5@20251101":          "claude-opus-4-5",
+		"claude-haiku-4-5-20251001":         "claude-haiku-4-5",
+		"models/gemini-2.5-flash":           "gemini-2.5-flash",
+		"gemini/gemini-2.5-pro":             "gemini-2.5-pro",
+		"gemini-2.5-flash-001":              "gemini-2.5-flash",
+		"models/gemini-2.5-flash-lite-002":  "gemini-2.5-flash-lite",
+		"gemini-embedding-001":              "gemini-embedding-001",
+		"ft:gpt-4o-2024-11-20:acme::x":      "ft:gpt-4o-2024-11-20",
+		"ft:o4-mini-2025-04-16:acme:a:b":    "ft:o4-mini-2025-04-16",
 	} {
 		p, ok := tab.Lookup(model)
 		if !ok || p.Model != want {
 			t.Errorf("Lookup(%q) = %v, %v; want %s", model, p, ok, want)
 		}
 	}
-	for _, model := range []string{"", "llama-3-70b", "ft:llama:x::y", "claude-3-5-sonnet-20241022"} {
+	for _, model := range []string{"", "llama-3-70b", "ft:llama:x::y", "claude-3-5-sonnet-20241022", "models/", "gemini-9-flash-001", "ft:", "@2024"} {
 		if p, ok := tab.Lookup(model); ok {
 			t.Errorf("Lookup(%q) = %s, want unknown", model, p.Model)
 		}
@@ -141,6 +203,12 @@ func TestMalformedOverridesNameTheLine(t *testing.T) {
 		"prices:\n  - {model: a}\n":                                                           ":1: unknown key \"prices\"",
 		"models: [\n":                                                                         "line 1",
 		"models: 3\n":                                                                         ":1: want a \"models\" list",
+		"models:\n  - {model: a, input: 1, output: 2, tiers: {priority: {inptu: 1}}}\n":       ":2: tiers: priority: unknown field \"inptu\"",
+		"models:\n  - {model: a, input: 1, output: 2, tiers: {priority: 3}}\n":                ":2: tiers: priority: want a mapping",
+		"models:\n  - {model: a, input: 1, output: 2, long_context: {input: 2}}\n":            ":2: model \"a\": long_context needs a positive",
+		"models:\n  - {model: a, input: 1, output: 2, long_context: {above: 9, outptu: 2}}\n": ":2: long_context: unknown field \"outptu\"",
+		"models:\n  - {model: a, input: 1, output: 2, tiers: {flex: {output: -2}}}\n":         ":2: model \"a\": negative price",
+		"models:\n  - {model: a, input: 1, output: 2, cache_write: -1}\n":                     ":2: model \"a\": negative price",
 	} {
 		_, err := Load(write(t, content))
 		if err == nil || !strings.Contains(err.Error(), want) {
