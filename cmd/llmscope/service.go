@@ -180,7 +180,7 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 	case !clients:
 		logger.Warn("/v1 is open to whoever reaches this address: clients use their own provider keys (the gateway holds none); --client-keys would name them", "addr", o.addr.val)
 	}
-	prices, err := pricing.Load(o.prices.val)
+	prices, err := pricing.LoadAll(updatedPricesPath(), o.prices.val)
 	if err != nil {
 		return svc, err
 	}

@@ -102,7 +102,7 @@ func runSweep(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return err
 	}
 	if dryRun.val == "true" {
-		table, err := pricing.Load(prices.val)
+		table, err := pricing.LoadAll(updatedPricesPath(), prices.val)
 		if err != nil {
 			return err
 		}

@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"strconv"
-	"text/tabwriter"
 
 	"llmscope"
 	"llmscope/pricing"
@@ -33,13 +31,18 @@ func runTokens(_ context.Context, args []string, stdin io.Reader, stdout, stderr
 	return nil
 }
 
-// runCost prints the US dollar cost of a number of tokens on a model.
+// runCost prints the US dollar cost of a number of tokens on a model, at
+// the rates of a service tier (--tier) and, past the model's threshold, its
+// long-context rates.
 func runCost(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	s := newSettings("cost", stderr)
 	model := s.str("model", "", "", "model to price (required)")
-	input := s.str("input", "", "0", "input (prompt) tokens, cached ones included")
+	input := s.str("input", "", "0", "input (prompt) tokens, cached ones and cache writes included")
 	output := s.str("output", "", "0", "output (completion) tokens, reasoning ones included")
-	cached := s.str("cached", "", "0", "input tokens served from the prompt cache")
+	cached := s.str("cached", "", "0", "input tokens read from the prompt cache")
+	cacheWrite := s.str("cache-write", "", "0", "input tokens written to the prompt cache (Anthropic's cache_creation_input_tokens)")
+	tier := s.str("tier", "", "", "service tier the call was served on: priority, flex, … (default: the base rates)")
+	provider := s.str("provider", "", "", "provider (gen_ai.provider.name), for provider-specific override prices")
 	prices := s.str("prices", "LLMSCOPE_PRICES", "", "YAML price overrides merged over the built-in table")
 	if err := s.parse(args); err != nil {
 		return err
@@ -51,7 +54,7 @@ func runCost(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Wr
 	for _, f := range []struct {
 		o *option
 		p *int64
-	}{{input, &u.InputTokens}, {output, &u.OutputTokens}, {cached, &u.CachedInputTokens}} {
+	}{{input, &u.InputTokens}, {output, &u.OutputTokens}, {cached, &u.CachedInputTokens}, {cacheWrite, &u.CacheCreationInputTokens}} {
 		n, err := strconv.ParseInt(f.o.val, 10, 64)
 		if err != nil || n < 0 {
 			return fmt.Errorf("--%s: %q is not a non-negative integer", f.o.name, f.o.val)
@@ -61,15 +64,19 @@ func runCost(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Wr
 	if u.CachedInputTokens > u.InputTokens {
 		return fmt.Errorf("--cached %d is more than --input %d (cached tokens are part of the input)", u.CachedInputTokens, u.InputTokens)
 	}
-	table, err := pricing.Load(prices.val)
+	if u.CachedInputTokens+u.CacheCreationInputTokens > u.InputTokens {
+		return fmt.Errorf("--cached %d plus --cache-write %d is more than --input %d (both are part of the input)",
+			u.CachedInputTokens, u.CacheCreationInputTokens, u.InputTokens)
+	}
+	table, err := pricing.LoadAll(updatedPricesPath(), prices.val)
 	if err != nil {
 		return err
 	}
-	p, ok := table.Lookup(model.val)
+	p, ok := table.LookupProvider(provider.val, model.val)
 	if !ok {
 		return fmt.Errorf("no price for model %q (see llmscope prices; add one with --prices FILE)", model.val)
 	}
-	fmt.Fprintln(stdout, usd(p.Cost(u).TotalUSD))
+	fmt.Fprintln(stdout, usd(p.CostAt(u, tier.val).TotalUSD))
 	return nil
 }
 
@@ -77,41 +84,4 @@ func runCost(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Wr
 // floating-point noise.
 func usd(v float64) string {
 	return strconv.FormatFloat(math.Round(v*1e12)/1e12, 'f', -1, 64)
-}
-
-// runPrices lists the price table.
-func runPrices(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	s := newSettings("prices", stderr)
-	prices := s.str("prices", "LLMSCOPE_PRICES", "", "YAML price overrides merged over the built-in table")
-	asJSON := s.boolean("json", "", false, "print JSON")
-	if err := s.parse(args); err != nil {
-		return err
-	}
-	table, err := pricing.Load(prices.val)
-	if err != nil {
-		return err
-	}
-	jsonOut, err := asJSON.Bool()
-	if err != nil {
-		return err
-	}
-	if jsonOut {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(table.All())
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "MODEL\tINPUT/1M\tCACHED/1M\tOUTPUT/1M\tAS OF\tSOURCE")
-	for _, p := range table.All() {
-		cached := "="
-		if p.CachedInput != nil {
-			cached = usd(*p.CachedInput)
-		}
-		src := p.Source
-		if p.Origin != "builtin" {
-			src += " (" + p.Origin + ")"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Model, usd(p.Input), cached, usd(p.Output), p.AsOf, src)
-	}
-	return tw.Flush()
 }
