@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -56,7 +57,7 @@ func ParseRequest(body []byte) openai.Request {
 	if len(body) == 0 || !gjson.ValidBytes(body) || !shallow(body) {
 		return r
 	}
-	root := gjson.ParseBytes(body)
+	root := gjson.Parse(str(body))
 	if !root.IsObject() {
 		return r
 	}
@@ -117,7 +118,7 @@ func CaptureInput(body []byte, max int) (input, tools string) {
 	if !gjson.ValidBytes(body) || !shallow(body) {
 		return "", ""
 	}
-	res := gjson.GetManyBytes(body, "messages", "system", "tools")
+	res := gjson.GetMany(str(body), "messages", "system", "tools")
 	msgs, sys, tl := res[0], res[1], res[2]
 	if msgs.Exists() {
 		input = msgs.Raw
@@ -221,6 +222,11 @@ func shallow(b []byte) bool {
 	}
 	return true
 }
+
+// str views b as a string without copying: every value kept from what it
+// parses is cloned (strings.Clone, openai.Truncate, AddText), so nothing
+// outlives b's contents.
+func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // appendString appends s as a JSON string (strconv.AppendQuote's escapes
 // are Go's, not all of them JSON).

@@ -19,7 +19,7 @@ func ReadBody(res *openai.Response, body []byte) {
 	if !gjson.ValidBytes(body) || !shallow(body) {
 		return
 	}
-	root := gjson.ParseBytes(body)
+	root := gjson.Parse(str(body))
 	if !root.IsObject() {
 		return
 	}

@@ -72,7 +72,7 @@ func (s *Stream) Event(data []byte) openai.Chunk {
 	if len(data) == 0 || data[0] != '{' || !gjson.ValidBytes(data) || !shallow(data) {
 		return openai.ChunkOther
 	}
-	ev := gjson.ParseBytes(data)
+	ev := gjson.Parse(str(data))
 	typ := ev.Get("type").Str
 	if typ == "message_stop" {
 		s.finished = true
