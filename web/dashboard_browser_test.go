@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,9 @@ func dashboardCalls(now time.Time) []*llmscope.Call {
 		}
 		if i%11 == 5 {
 			c.Status, c.ErrorType, c.FinishReason = 429, "rate_limit_error", ""
+		}
+		if m == "claude-test" {
+			c.Provider, c.Endpoint, c.Upstream, c.Attempts = "anthropic", "/v1/messages", "claude-east", 1
 		}
 		if m != "claude-test" { // claude-test has no known price
 			in, out := float64(c.Usage.InputTokens)*2.5e-6, float64(c.Usage.OutputTokens)*1e-5
@@ -194,6 +198,12 @@ func TestDashboardBrowser(t *testing.T) {
 	rows := value(t, bctx, "read model table", chromedp.Evaluate[[]string](`[...document.querySelectorAll('#models tbody tr')].map(r => r.dataset.model)`))
 	if len(rows) != 3 {
 		t.Errorf("per-model table rows = %q, want 3 models", rows)
+	}
+	// The per-provider table: one row per provider and upstream.
+	prov := value(t, bctx, "read provider table", chromedp.Evaluate[[]string](`[...document.querySelectorAll('#providers tbody tr')].map(r => r.dataset.provider + '|' + r.dataset.upstream + '|' + r.cells[2].textContent)`))
+	slices.Sort(prov)
+	if len(prov) != 2 || !strings.HasPrefix(prov[0], "anthropic|claude-east|") || !strings.HasPrefix(prov[1], "openai||") {
+		t.Errorf("per-provider table rows = %q, want anthropic via claude-east and openai", prov)
 	}
 
 	// Every chart canvas has drawn (non-transparent) pixels.

@@ -95,6 +95,21 @@
     }
     if (!s.groups.length) { const tr = document.createElement('tr'); const td = el('td', 'no calls in this window', 'empty'); td.colSpan = 9; tr.append(td); body.append(tr); }
   }
+  function renderProviders(s) {
+    const body = $('#providers tbody');
+    body.replaceChildren();
+    for (const g of s.groups) {
+      const k = g.keys || {};
+      const tr = document.createElement('tr');
+      tr.dataset.provider = k.provider || '';
+      tr.dataset.upstream = k.upstream || '';
+      const th = el('th', k.provider || '(none)'); th.scope = 'row'; tr.append(th);
+      for (const v of [k.upstream || '–', fmt0.format(g.calls), fmt0.format(g.errors), fmt0.format(g.input_tokens), fmt0.format(g.output_tokens),
+        usd(g.cost_usd) + (g.cost_unknown ? ' +' + g.cost_unknown + ' unpriced' : ''), ms(g.latency_p50_ms), ms(g.latency_p95_ms)]) tr.append(el('td', v));
+      body.append(tr);
+    }
+    if (!s.groups.length) { const tr = document.createElement('tr'); const td = el('td', 'no calls in this window', 'empty'); td.colSpan = 9; tr.append(td); body.append(tr); }
+  }
   function renderModelOptions(s) {
     const want = fModel.value;
     const keys = s.groups.map((g) => g.key).filter(Boolean);
@@ -177,16 +192,22 @@
         ['stream', c.stream ? 'yes' : 'no'], ['status', c.status], ['error', c.error_type],
         ['upstream error', [c.error_code, c.error_message].filter(Boolean).join(': ')], ['finish reason', c.finish_reason],
         ['response id', c.response_id], ['system fingerprint', c.system_fingerprint], ['chunks', c.chunks || ''],
+        ['upstream', c.upstream], ['attempts', c.attempts || ''], ['service tier', c.service_tier], ['deployment', c.deployment],
         ['experiment', c.experiment], ['run', c.run], ['user', c.user], ['session', c.session],
         ['tags', c.tags && Object.keys(c.tags).length ? Object.entries(c.tags).map(([k, v]) => k + '=' + v).join(', ') : '']])),
       block('Timing', dl([['latency', ms(c.duration_ms) + ' ms'], ['time to first token', c.ttft_ms ? ms(c.ttft_ms) + ' ms' : '–'],
         ['llmscope overhead', c.overhead_ms ? ms(c.overhead_ms) + ' ms' : '']])),
-      block('Usage', dl([['input tokens', u.input_tokens], ['cached input tokens', u.cached_input_tokens], ['output tokens', u.output_tokens],
+      block('Usage', dl([['input tokens', u.input_tokens], ['cached input tokens', u.cached_input_tokens],
+        ['cache write tokens', u.cache_creation_input_tokens || ''], ['output tokens', u.output_tokens],
         ['reasoning tokens', u.reasoning_tokens], ['total tokens', u.total_tokens], ['source', u.source]])),
       block('Cost', c.cost ? dl([['input', usd(c.cost.input_usd)], ['output', usd(c.cost.output_usd)], ['total', usd(c.cost.total_usd)], ['price source', c.cost.price_source]])
         : el('p', 'unknown: no price for this model')),
       block('Parameters', Object.keys(params).length ? el('pre', JSON.stringify(params, null, 2)) : el('p', 'none recorded')),
     ];
+    if (c.tries && c.tries.length) {
+      parts.push(block('Attempts', el('pre', c.tries.map((t, i) => (i + 1) + '. ' + t.upstream + '  ' + t.outcome +
+        (t.status ? ' ' + t.status : '') + '  ' + ms(t.duration_ms) + ' ms' + (t.retried ? '  (retried)' : '')).join('\n'))));
+    }
     if (c.input) parts.push(block('Input', el('pre', c.input)));
     if (c.tools) parts.push(block('Tools', el('pre', pretty(c.tools))));
     if (c.output) parts.push(block('Output', el('pre', c.output)));
@@ -468,16 +489,18 @@
     const q = filters(true), qNoModel = filters(false);
     const statsQ = new URLSearchParams(q); statsQ.set('group_by', 'model');
     const optsQ = new URLSearchParams(qNoModel); optsQ.set('group_by', 'model');
+    const provQ = new URLSearchParams(q); provQ.set('group_by', 'provider,upstream');
     // /api/calls leaves the captured texts out unless asked (text=true): the
     // list and the distributions need none; the drill-down reads one call.
     const callsQ = new URLSearchParams(q); callsQ.set('limit', String(SAMPLE));
     try {
-      const [s, opts, list] = await Promise.all([
-        getJSON('/api/stats?' + statsQ), getJSON('/api/stats?' + optsQ), getJSON('/api/calls?' + callsQ)]);
+      const [s, opts, list, prov] = await Promise.all([
+        getJSON('/api/stats?' + statsQ), getJSON('/api/stats?' + optsQ), getJSON('/api/calls?' + callsQ), getJSON('/api/stats?' + provQ)]);
       if (my !== seq) return; // a newer refresh started; drop this one
       renderModelOptions(opts);
       renderTiles(s);
       renderModels(s);
+      renderProviders(prov);
       renderCalls(list.calls);
       renderDatalists(list.calls);
       renderCompareChoices(list.calls);
