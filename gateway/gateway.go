@@ -1,7 +1,8 @@
-// Package gateway is llmscope's OpenAI-compatible proxy: it forwards /v1/*
-// requests to an upstream, streams the answer back unchanged (apart from
-// llmscope's own usage injection), and hands one llmscope.Call per request to
-// a Sink.
+// Package gateway is llmscope's proxy: it forwards each request to the
+// upstream of its provider API (OpenAI's /v1/* by default; Anthropic,
+// Gemini and Azure OpenAI by path, see API), streams the answer back
+// unchanged (apart from llmscope's own usage injection), and hands one
+// llmscope.Call per request to a Sink.
 package gateway
 
 import (

@@ -307,3 +307,29 @@ func TestAzureOnOpenAIPaths(t *testing.T) {
 		t.Errorf("%d recorded %+v", status, call)
 	}
 }
+
+// With PassAuthorization, an Anthropic client's own key goes upstream
+// untouched; only a request a client key authenticated gets the server's
+// key, in x-api-key, with the client's other credentials removed.
+func TestAnthropicKeyRules(t *testing.T) {
+	e := newProviderEnv(t, func(c *gateway.Config) { c.PassAuthorization = true })
+	gw := e.gw.Config.Handler
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Test-Client-Key") != "" { // stands for the guard
+			r = r.WithContext(llmscope.WithClient(r.Context(), "alice"))
+		}
+		gw.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	body := strings.Replace(messagesBody, "%s", "false", 1)
+	post(t, front.URL+"/v1/messages", body, map[string]string{"X-Api-Key": "sk-ant-own", "X-Replay": "text.response.json"})
+	e.sink.one(t)
+	if h, _, _ := e.anthropic.last(); h.Get("X-Api-Key") != "sk-ant-own" {
+		t.Errorf("the client's own key was replaced: %v", h)
+	}
+	post(t, front.URL+"/v1/messages", body, map[string]string{"X-Test-Client-Key": "1", "Authorization": "Bearer x", "X-Replay": "text.response.json"})
+	e.sink.one(t)
+	if h, _, _ := e.anthropic.last(); h.Get("X-Api-Key") != "sk-ant-server" || h.Get("Authorization") != "" {
+		t.Errorf("a client-key request upstream: %v", h)
+	}
+}
