@@ -180,7 +180,6 @@ func kindIndex(k Kind) int {
 	return 3
 }
 
-
 // New returns an Enforcer of budgets, after validating them.
 func New(budgets []Budget, opt Options) (*Enforcer, error) {
 	cfg := Config{Budgets: budgets}
