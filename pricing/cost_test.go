@@ -82,6 +82,15 @@ func TestCostByHand(t *testing.T) {
 		// claude-haiku-4-5 through a provider prefix: $1 / $0.10 / $1.25 / $5
 		{"anthropic/claude-haiku-4-5 write only", anthropic("anthropic/claude-haiku-4-5", "", u{InputTokens: 2000, CacheCreationInputTokens: 2000, OutputTokens: 100}),
 			2000 * 1.25 / 1e6, 100 * 5.0 / 1e6},
+		// claude-sonnet-4 (kept from LiteLLM's Bedrock entry): above 200k $6 / $0.60 read / $7.50 write / $22.50
+		{"claude-sonnet-4 long", anthropic("claude-sonnet-4-20250514", "", u{InputTokens: 300000, CachedInputTokens: 100000, CacheCreationInputTokens: 50000, OutputTokens: 1000}),
+			(150000*6 + 100000*0.6 + 50000*7.5) / 1e6, 1000 * 22.5 / 1e6},
+		{"claude-sonnet-4 at 200000 is not long", anthropic("claude-sonnet-4", "", u{InputTokens: 200000, OutputTokens: 1000}), 200000 * 3.0 / 1e6, 1000 * 15.0 / 1e6},
+		// LiteLLM lists no long-context rates for claude-sonnet-4-5 on Anthropic's API: the base rates apply
+		{"claude-sonnet-4-5 300k", anthropic("claude-sonnet-4-5", "", u{InputTokens: 300000, OutputTokens: 1000}), 300000 * 3.0 / 1e6, 1000 * 15.0 / 1e6},
+		// claude-3-5-haiku: $0.80 / $0.08 / $1 / $4
+		{"claude-3-5-haiku dated", anthropic("claude-3-5-haiku-20241022", "", u{InputTokens: 1000, CachedInputTokens: 500, CacheCreationInputTokens: 100, OutputTokens: 100}),
+			(400*0.8 + 500*0.08 + 100*1.0) / 1e6, 100 * 4.0 / 1e6},
 		// claude-haiku-5-5 above 100k: $0.50 / $0.05 read / $0.625 write / $2.50
 		{"claude-haiku-5-5 long", anthropic("claude-haiku-5-5", "", u{InputTokens: 150000, CachedInputTokens: 50000, CacheCreationInputTokens: 20000, OutputTokens: 1000}),
 			(80000*0.5 + 50000*0.05 + 20000*0.625) / 1e6, 1000 * 2.5 / 1e6},

@@ -14,7 +14,8 @@ import "strings"
 //     date), and never as the un-tuned model.
 //
 // An exact entry always wins, so a dated snapshot priced differently from
-// its alias is listed and found as itself. Lookup allocates nothing.
+// its alias is listed and found as itself. Lookup allocates nothing for a
+// lower-case name other than a fine-tune's.
 func (t *Table) Lookup(model string) (*Price, bool) {
 	if t == nil {
 		return nil, false

@@ -236,6 +236,7 @@ func parse(b []byte, origin string) (*Table, error) {
 	if models == nil || models.Kind != yaml.SequenceNode {
 		return nil, fmt.Errorf("prices %s:%d: want a \"models\" list", origin, root.Line)
 	}
+	newest := ""
 	for _, n := range models.Content {
 		if err := checkKeys(n, entryKeys); err != nil {
 			return nil, fmt.Errorf("prices %s:%d: %w", origin, n.Line, err)
@@ -252,9 +253,10 @@ func parse(b []byte, origin string) (*Table, error) {
 		}
 		p.Origin = origin
 		t.add(&p)
-		if p.AsOf > t.info.AsOf && t.info.Source == "" {
-			t.info.AsOf = p.AsOf // a file without its own date is as old as its newest entry
-		}
+		newest = max(newest, p.AsOf)
+	}
+	if t.info.AsOf == "" {
+		t.info.AsOf = newest // a file without its own date is as old as its newest entry
 	}
 	return t, nil
 }
