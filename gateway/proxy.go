@@ -25,12 +25,12 @@ type exchange struct {
 	t0       time.Time
 	overhead time.Duration // time llmscope itself spent
 	body     reqBody       // holds the request body (pooled, charged to the budget)
-	hasBody  bool          // the request came with a body (possibly empty)
 	upBody   *sentBody     // the body as handed to the transport
 	sent     []byte        // the body as sent upstream: in body's memory, or (rarely) its own
 	extra    int64         // bytes charged for sent when it has memory of its own
 	up       *upstream     // where the request goes, and its API
 	req      openai.Request
+	hasBody  bool  // the request came with a body (possibly empty)
 	injected bool  // llmscope added stream_options.include_usage
 	released bool  // the transport frees body once sent (releaseOnSend)
 	probing  int64 // bytes of body counted in Gateway.probing
