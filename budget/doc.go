@@ -24,14 +24,16 @@
 // beside the gateway; Settle and Release never block on the ledger.
 //
 // Retries: the openai Python and Go clients retry a 429 (twice by default)
-// unless the answer carries "x-should-retry: false", and they wait
-// Retry-After when it is at most 60 s. A budget refusal lasts until the
-// period ends, so the gateway should send x-should-retry: false with it
-// (and Retry-After only as information, from Refusal.RetryAfter, which
-// clients ignore above 60 s): no retry storm. A rate-limit refusal lasts
-// until the minute ends: Retry-After (1–60 s) is what the clients wait, and
-// they retry once it passes, as with OpenAI; with TooLarge (the request
-// alone exceeds a token limit) x-should-retry: false as well.
+// unless the answer carries "x-should-retry: false"; they wait Retry-After
+// (or Retry-After-Ms) when it is short (Python: ≤ 60 s, else its own
+// backoff; openai-go v3: ≤ 2 min, and a longer one stops the retries). A
+// budget refusal lasts until the period ends, so the gateway should send
+// "x-should-retry: false" with it, and Retry-After from Refusal.RetryAfter
+// for information: no retry storm. A rate-limit refusal lasts until the
+// minute ends: Retry-After (1–60 s, RateRefusal.RetryAfterSeconds) is what
+// the clients wait before their retry, as with OpenAI; when the request
+// alone exceeds a token limit (RateRefusal.TooLarge) waiting cannot help,
+// so x-should-retry: false as well.
 //
 // # Budgets across gateways and the overshoot bound
 //
@@ -57,9 +59,9 @@
 // In words: the overshoot is at most what calls cost beyond the worst case
 // reserved for them, and it is 0 when every worst case is an upper bound
 // (WorstCase is one when token counts and prices are right; unknown costs
-// keep the worst case). Since each a_i − w_i is an in-flight call's excess
-// over its reservation, this is within the issue's "at most the in-flight
-// reservations" whenever a_i ≤ 2·w_i. Proof sketch: every Enforcer keeps
+// keep the worst case), tighter than the issue's "at most the in-flight
+// reservations": in-flight reservations never overshoot, only the excess
+// of a call over its own reservation does. Proof sketch: every Enforcer keeps
 // reserved + pending ≤ allowance + (its settled excess not yet absorbed);
 // a grant keeps Spent + Held ≤ limit; a commit of p with release r =
 // min(p, allowance) raises Spent + Held by p − r, which is positive only

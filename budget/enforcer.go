@@ -97,7 +97,18 @@ func (r *Refusal) RetryAfter(now time.Time) time.Duration {
 	if r.ResetsAt.IsZero() {
 		return 0
 	}
-	return max(r.ResetsAt.Sub(now), 0).Truncate(time.Second) + time.Second
+	return ceilSecond(r.ResetsAt.Sub(now))
+}
+
+// ceilSecond rounds d up to whole seconds (0 for d ≤ 0).
+func ceilSecond(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	if r := d % time.Second; r != 0 {
+		d += time.Second - r
+	}
+	return d
 }
 
 // Reservation is the worst-case cost of one call held against each budget

@@ -316,7 +316,7 @@ func (l *Limiter) Take(ctx context.Context, s RateSubjects, estTokens int64) (Ra
 		if !ok && ref == nil && vals[i]+op.N > op.Limit {
 			ref = &RateRefusal{
 				Subject: op.Key.Subject, Unit: op.Key.Unit, Limit: op.Limit, Used: vals[i], Asked: op.N,
-				RetryAfter: reset.Truncate(time.Second) + time.Second,
+				RetryAfter: max(ceilSecond(reset), time.Second),
 			}
 		}
 	}
