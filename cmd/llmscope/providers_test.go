@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -44,6 +46,7 @@ type teeUpstream struct {
 	header http.Header
 	url    string
 	sent   []byte
+	bySeq  map[string][]byte // answers by the request's X-Test-Seq header
 }
 
 func (u *teeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -51,6 +54,12 @@ func (u *teeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u.h.ServeHTTP(tw, r)
 	u.mu.Lock()
 	u.header, u.url, u.sent = r.Header.Clone(), r.URL.String(), tw.buf.Bytes()
+	if seq := r.Header.Get("X-Test-Seq"); seq != "" {
+		if u.bySeq == nil {
+			u.bySeq = map[string][]byte{}
+		}
+		u.bySeq[seq] = tw.buf.Bytes()
+	}
 	u.mu.Unlock()
 }
 
@@ -346,38 +355,67 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // a message, a stream, a tool call and a cached prompt twice, printing
 // per call the call id the gateway answered with and the usage it read.
 const providerPython = `
-import json, os, sys
-import anthropic
+import hashlib, json, os, sys
+import anthropic, httpx2 as httpx
 
-client = anthropic.Anthropic(base_url=os.environ["GATEWAY"], api_key="` + providersAnthropicClientKey + `", max_retries=0)
+# A transport that keeps the bytes of each answer as the client read them,
+# by the gateway's call id.
+seen = {}
+class TeeStream(httpx.SyncByteStream):
+    def __init__(self, inner, key):
+        self.inner, self.key = inner, key
+    def __iter__(self):
+        for chunk in self.inner:
+            seen[self.key] = seen.get(self.key, b"") + chunk
+            yield chunk
+    def close(self):
+        self.inner.close()
+class Tee(httpx.BaseTransport):
+    def __init__(self):
+        self.t = httpx.HTTPTransport()
+    def handle_request(self, request):
+        r = self.t.handle_request(request)
+        return httpx.Response(r.status_code, headers=r.headers, stream=TeeStream(r.stream, r.headers.get("x-llmscope-call-id")),
+                              extensions=r.extensions)
+
+client = anthropic.Anthropic(base_url=os.environ["GATEWAY"], api_key="` + providersAnthropicClientKey + `", max_retries=0,
+                             http_client=httpx.Client(transport=Tee()))
 out = []
+seq = 0
+def hdr():
+    global seq
+    seq += 1
+    return {"X-Test-Seq": str(seq)}
 
 def usage(u):
     return {"input": u.input_tokens, "output": u.output_tokens,
             "cache_write": u.cache_creation_input_tokens or 0, "cache_read": u.cache_read_input_tokens or 0}
 
 base = dict(model="claude-haiku-4-5", max_tokens=150, messages=[{"role": "user", "content": "Name three rivers."}])
-raw = client.messages.with_raw_response.create(**base)
+raw = client.messages.with_raw_response.create(extra_headers=hdr(), **base)
 msg = raw.parse()
 out.append({"kind": "message", "id": raw.headers["x-llmscope-call-id"], "usage": usage(msg.usage), "text": msg.content[0].text})
 
-with client.messages.stream(**base) as s:
+with client.messages.stream(extra_headers=hdr(), **base) as s:
     msg = s.get_final_message()
     out.append({"kind": "stream", "id": s.response.headers["x-llmscope-call-id"], "usage": usage(msg.usage), "text": msg.content[0].text})
 
 tools = [{"name": "get_weather", "description": "Weather of a city",
           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
-raw = client.messages.with_raw_response.create(tools=tools, tool_choice={"type": "tool", "name": "get_weather"}, **base)
+raw = client.messages.with_raw_response.create(extra_headers=hdr(), tools=tools, tool_choice={"type": "tool", "name": "get_weather"}, **base)
 msg = raw.parse()
 use = [b for b in msg.content if b.type == "tool_use"][0]
 out.append({"kind": "tool_use", "id": raw.headers["x-llmscope-call-id"], "usage": usage(msg.usage), "tool": use.name, "tool_id": use.id})
 
 system = [{"type": "text", "text": "Answer like a geographer. " * 60, "cache_control": {"type": "ephemeral"}}]
 for i in range(2):
-    with client.messages.stream(system=system, **base) as s:
+    with client.messages.stream(extra_headers=hdr(), system=system, **base) as s:
         msg = s.get_final_message()
         out.append({"kind": "cache%d" % i, "id": s.response.headers["x-llmscope-call-id"], "usage": usage(msg.usage)})
 
+for i, o in enumerate(out):
+    o["seq"] = str(i + 1)
+    o["sha256"] = hashlib.sha256(seen[o["id"]]).hexdigest()
 json.dump(out, sys.stdout)
 `
 
@@ -402,7 +440,7 @@ func anthropicPython(t *testing.T) string {
 // call recorded with the tokens it read.
 func TestProviderAnthropicPython(t *testing.T) {
 	py := anthropicPython(t)
-	base, _, _ := providerServe(t)
+	base, up, _ := providerServe(t)
 	cmd := exec.Command(py, "-c", providerPython)
 	cmd.Env = append(os.Environ(), "GATEWAY="+base, "ANTHROPIC_API_KEY=")
 	var stderr bytes.Buffer
@@ -413,6 +451,7 @@ func TestProviderAnthropicPython(t *testing.T) {
 	}
 	var results []struct {
 		Kind, ID, Text, Tool string
+		Seq, SHA256          string
 		ToolID               string `json:"tool_id"`
 		Usage                struct {
 			Input      int64 `json:"input"`
@@ -425,6 +464,12 @@ func TestProviderAnthropicPython(t *testing.T) {
 		t.Fatalf("%v: %s", err, out)
 	}
 	for _, r := range results {
+		up.mu.Lock()
+		sent := up.bySeq[r.Seq]
+		up.mu.Unlock()
+		if sum := sha256.Sum256(sent); len(sent) == 0 || hex.EncodeToString(sum[:]) != r.SHA256 {
+			t.Errorf("%s: the bytes the Python client read differ from the upstream's %q", r.Kind, sent)
+		}
 		c := recordedCall(t, base, r.ID)
 		checkAnthropicUsage(t, c, anthropic.Usage{InputTokens: r.Usage.Input, OutputTokens: r.Usage.Output,
 			CacheCreationInputTokens: r.Usage.CacheWrite, CacheReadInputTokens: r.Usage.CacheRead})
