@@ -2,9 +2,12 @@ package pricing
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"strings"
 	"testing"
+
+	"llmscope"
 )
 
 // trimmed is a trimmed copy of LiteLLM 1.110.2's price file: every OpenAI,
@@ -141,3 +144,39 @@ func rates(p Price) string {
 	b, _ := json.Marshal(p)
 	return string(b)
 }
+
+// TestCostsMatchLiteLLM checks the embedded table's costs against LiteLLM's
+// own cost_per_token on the same calls (testdata/litellm_costs.json, written
+// by testdata/litellm_costs.py with LiteLLM 1.110.2): every LiteLLM model,
+// each of its tiers, cache reads and writes, both sides of its threshold.
+func TestCostsMatchLiteLLM(t *testing.T) {
+	b, err := os.ReadFile("testdata/litellm_costs.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows [][]any
+	if err := json.Unmarshal(b, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) < 500 {
+		t.Fatalf("%d rows", len(rows))
+	}
+	tab := Default()
+	n := func(v any) int64 { return int64(v.(float64)) }
+	for _, r := range rows {
+		c := llmscope.Call{Provider: r[1].(string), RequestModel: r[0].(string), ServiceTier: r[2].(string),
+			Usage: llmscope.Usage{InputTokens: n(r[3]), CachedInputTokens: n(r[4]), CacheCreationInputTokens: n(r[5]), OutputTokens: n(r[6])}}
+		wantIn, wantOut := r[7].(float64), r[8].(float64)
+		cost := tab.Price(&c)
+		if cost == nil {
+			t.Errorf("%s: no cost", c.RequestModel)
+			continue
+		}
+		if !nearRel(cost.InputUSD, wantIn) || !nearRel(cost.OutputUSD, wantOut) {
+			t.Errorf("%s tier %q usage %+v: cost %v / %v, LiteLLM %v / %v", c.RequestModel, c.ServiceTier, c.Usage, cost.InputUSD, cost.OutputUSD, wantIn, wantOut)
+		}
+	}
+}
+
+// nearRel is equality up to float rounding (1e-9 relative).
+func nearRel(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
