@@ -15,10 +15,18 @@ func TestBuiltinTableParses(t *testing.T) {
 	if len(tab.All()) < 30 {
 		t.Fatalf("built-in table has %d entries", len(tab.All()))
 	}
+	count := map[string]int{}
 	for _, p := range tab.All() {
 		if p.Source == "" || len(p.AsOf) != len("2006-01-02") {
 			t.Errorf("%s: source %q as_of %q", p.Model, p.Source, p.AsOf)
 		}
+		count[p.Provider]++
+	}
+	if count["openai"] < 90 || count["anthropic"] < 20 || count["gcp.gemini"] < 30 || len(count) != 3 {
+		t.Errorf("models per provider: %v", count)
+	}
+	if info := tab.Info(); info.AsOf != "2026-11-30" || !strings.HasPrefix(info.Source, "litellm") {
+		t.Errorf("table info %+v", info)
 	}
 }
 

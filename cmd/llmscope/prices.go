@@ -103,8 +103,8 @@ func tierNames(m map[string]pricing.Rates) string {
 }
 
 // runPricesUpdate fetches LiteLLM's price file, converts it and writes it
-// atomically where every command will find it; a failure leaves the
-// previous file as it was.
+// atomically where every command will find it (a running gateway reads it
+// when it starts); a failure leaves the previous file as it was.
 func runPricesUpdate(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	s := newSettings("prices update", stderr)
 	url := s.str("url", "LLMSCOPE_PRICES_URL", pricing.LiteLLMURL, "LiteLLM's model_prices_and_context_window.json")
