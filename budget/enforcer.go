@@ -57,8 +57,8 @@ type Alert struct {
 	Budget      string
 	Subject     Subject
 	Period      Period
-	PeriodStart time.Time
-	Soft        float64 // the budget's soft share
+	PeriodStart time.Time // the Unix epoch for a Total budget
+	Soft        float64   // the budget's soft share
 	LimitUSD    float64
 	SpentUSD    float64 // settled spend of all gateways after the crossing
 }
@@ -138,6 +138,9 @@ type Enforcer struct {
 	mu       sync.RWMutex
 	accounts map[acctKey]*account
 	old      []*account // accounts of ended periods, until drained
+
+	syncMu  sync.Mutex // serialises Syncs, guards syncBuf
+	syncBuf []*account
 }
 
 type kindRules struct {
@@ -453,12 +456,16 @@ func (e *Enforcer) Run(ctx context.Context) {
 
 // Sync commits every account's settled spend to the ledger, returns the
 // allowance of accounts not used since the previous Sync (and of ended
-// periods) and fires soft alerts. It returns the first error after trying
-// every account; an account whose commit failed keeps its figures for the
-// next Sync.
+// periods) and fires soft alerts. It visits every account this Enforcer
+// knows (one per budget and subject seen), with one ledger round trip for
+// each that has something to commit or return. It returns the first error
+// after trying every account; an account whose commit failed keeps its
+// figures for the next Sync. Syncs run one at a time.
 func (e *Enforcer) Sync(ctx context.Context) error {
+	e.syncMu.Lock()
+	defer e.syncMu.Unlock()
 	e.mu.RLock()
-	accs := make([]*account, 0, len(e.accounts)+len(e.old))
+	accs := e.syncBuf[:0]
 	for _, a := range e.accounts {
 		accs = append(accs, a)
 	}
@@ -471,6 +478,8 @@ func (e *Enforcer) Sync(ctx context.Context) error {
 			first = err
 		}
 	}
+	clear(accs)
+	e.syncBuf = accs[:0]
 	// Forget ended periods that hold nothing any more.
 	e.mu.Lock()
 	kept := e.old[:0]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -63,7 +64,7 @@ type Counter interface {
 // zero value is ready; it is safe for concurrent use.
 type MemCounter struct {
 	mu     sync.Mutex
-	counts map[CounterKey]int64
+	counts map[CounterKey]*int64
 	latest int64 // the latest window seen
 }
 
@@ -75,26 +76,40 @@ func (m *MemCounter) Take(_ context.Context, ops []CounterOp, vals []int64) (boo
 }
 
 func (m *MemCounter) take(ops []CounterOp, vals []int64) bool {
+	var buf [6]*int64
+	ptrs := buf[:0]
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.counts == nil {
-		m.counts = make(map[CounterKey]int64)
-	}
 	ok := true
 	for i := range ops {
-		m.forget(ops[i].Key.Window)
-		vals[i] = m.counts[ops[i].Key]
+		p := m.count(ops[i].Key)
+		ptrs = append(ptrs, p)
+		vals[i] = *p
 		if vals[i]+ops[i].N > ops[i].Limit {
 			ok = false
 		}
 	}
 	if ok {
-		for i := range ops {
-			vals[i] += ops[i].N
-			m.counts[ops[i].Key] = vals[i]
+		for i, p := range ptrs {
+			*p += ops[i].N
+			vals[i] = *p
 		}
 	}
 	return ok
+}
+
+// count returns the count of k, creating it. m.mu is held.
+func (m *MemCounter) count(k CounterKey) *int64 {
+	if p := m.counts[k]; p != nil {
+		return p
+	}
+	if m.counts == nil {
+		m.counts = make(map[CounterKey]*int64)
+	}
+	m.forget(k.Window)
+	p := new(int64)
+	m.counts[k] = p
+	return p
 }
 
 // Add implements Counter.
@@ -106,14 +121,11 @@ func (m *MemCounter) Add(_ context.Context, keys []CounterKey, n int64) error {
 func (m *MemCounter) add(keys []CounterKey, n int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.counts == nil {
-		m.counts = make(map[CounterKey]int64)
-	}
 	for _, k := range keys {
 		if k.Window < m.latest-int64(Window/time.Second) {
 			continue // forgotten already
 		}
-		m.counts[k] += n
+		*m.count(k) += n
 	}
 }
 
@@ -166,16 +178,15 @@ type RateStatus struct {
 // remaining counts are integers; resets are durations in Go's notation as
 // OpenAI writes them ("1s", "6m0s", "120ms"; see FormatReset).
 func (s RateStatus) Set(h http.Header) {
-	for _, q := range [2]struct {
-		unit string
-		q    Quota
-	}{{"requests", s.Requests}, {"tokens", s.Tokens}} {
-		if q.q.Limit <= 0 {
-			continue
-		}
-		h.Set("x-ratelimit-limit-"+q.unit, strconv.FormatInt(q.q.Limit, 10))
-		h.Set("x-ratelimit-remaining-"+q.unit, strconv.FormatInt(q.q.Remaining, 10))
-		h.Set("x-ratelimit-reset-"+q.unit, FormatReset(q.q.Reset))
+	if q := s.Requests; q.Limit > 0 {
+		h.Set("x-ratelimit-limit-requests", strconv.FormatInt(q.Limit, 10))
+		h.Set("x-ratelimit-remaining-requests", strconv.FormatInt(q.Remaining, 10))
+		h.Set("x-ratelimit-reset-requests", FormatReset(q.Reset))
+	}
+	if q := s.Tokens; q.Limit > 0 {
+		h.Set("x-ratelimit-limit-tokens", strconv.FormatInt(q.Limit, 10))
+		h.Set("x-ratelimit-remaining-tokens", strconv.FormatInt(q.Remaining, 10))
+		h.Set("x-ratelimit-reset-tokens", FormatReset(q.Reset))
 	}
 }
 
@@ -296,7 +307,7 @@ func (l *Limiter) Take(ctx context.Context, s RateSubjects, estTokens int64) (Ra
 		ok = l.mem.take(ops[:n], vals[:n])
 	} else {
 		var err error
-		if ok, err = l.counter.Take(ctx, ops[:n], vals[:n]); err != nil {
+		if ok, err = l.takeShared(ctx, ops[:n], vals[:n]); err != nil {
 			return RateTicket{}, RateStatus{}, nil, fmt.Errorf("rate limit: take: %w", err)
 		}
 	}
@@ -327,6 +338,16 @@ func (l *Limiter) Take(ctx context.Context, s RateSubjects, estTokens int64) (Ra
 	return t, st, nil, nil
 }
 
+// takeShared calls the shared Counter with copies of ops and vals, so the
+// caller's arrays stay on its stack (an interface call lets its arguments
+// escape): the in-memory path allocates nothing.
+func (l *Limiter) takeShared(ctx context.Context, ops []CounterOp, vals []int64) (bool, error) {
+	o, v := slices.Clone(ops), make([]int64, len(vals))
+	ok, err := l.counter.Take(ctx, o, v)
+	copy(vals, v)
+	return ok, err
+}
+
 // Settle corrects the token counts of t's Take with the request's actual
 // tokens (input + output from the recorded usage): it adds actual −
 // estimate in the window the request was counted in, which may take a
@@ -341,7 +362,7 @@ func (l *Limiter) Settle(ctx context.Context, t RateTicket, actualTokens int64) 
 		l.mem.add(t.keys[:t.n], d)
 		return nil
 	}
-	if err := l.counter.Add(ctx, t.keys[:t.n], d); err != nil {
+	if err := l.counter.Add(ctx, slices.Clone(t.keys[:t.n]), d); err != nil {
 		return fmt.Errorf("rate limit: settle: %w", err)
 	}
 	return nil
