@@ -428,3 +428,45 @@ func (l *flakyLedger) Commit(ctx context.Context, h string, k LedgerKey, s, r Na
 	}
 	return l.MemLedger.Commit(ctx, h, k, s, r)
 }
+
+// countingLedger counts Acquire calls.
+type countingLedger struct {
+	MemLedger
+	acquires atomic.Int64
+}
+
+func (l *countingLedger) Acquire(ctx context.Context, h string, k LedgerKey, need, want, limit NanoUSD) (NanoUSD, Totals, error) {
+	l.acquires.Add(1)
+	return l.MemLedger.Acquire(ctx, h, k, need, want, limit)
+}
+
+// TestRefusalCached: a refused subject is refused again from the local view
+// for one sync interval, without a ledger round trip; warm calls make none.
+func TestRefusalCached(t *testing.T) {
+	clock := &fakeClock{t: utc("2026-11-30T10:00:00Z")}
+	led := &countingLedger{}
+	e, err := New([]Budget{{Name: "b", Kind: KindKey, Period: Day, LimitUSD: 1}}, Options{Clock: clock, Ledger: led, LeaseShare: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Subjects{Key: "k"}
+	for range 5 { // 0.1 + a lease of 0.5 covers five calls of 0.1
+		e.Settle(mustReserve(t, e, s, 0.1), 0.1)
+	}
+	if n := led.acquires.Load(); n != 1 {
+		t.Errorf("%d acquisitions for 5 warm calls, want 1", n)
+	}
+	mustReserve(t, e, s, 0.5)
+	n := led.acquires.Load()
+	for range 10 {
+		mustRefuse(t, e, s, 0.2)
+	}
+	if got := led.acquires.Load(); got != n {
+		t.Errorf("%d acquisitions for 10 refusals within the interval, want 0", got-n)
+	}
+	clock.Set(clock.Now().Add(DefaultSyncInterval))
+	mustRefuse(t, e, s, 0.2)
+	if got := led.acquires.Load(); got != n+1 {
+		t.Errorf("%d acquisitions after the interval, want 1", got-n)
+	}
+}
