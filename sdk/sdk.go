@@ -40,6 +40,11 @@ type Config struct {
 	Provider string
 	// PricesFile holds price overrides merged over the built-in table.
 	PricesFile string
+	// UpdatedPricesFile is a table fetched by `llmscope prices update`
+	// (pricing.DefaultUpdatedPath), merged over the built-in one and under
+	// PricesFile; "" uses the built-in table alone. A missing file is no
+	// error.
+	UpdatedPricesFile string
 	// Capture stores request input and response text (each cut to
 	// CaptureMaxBytes, default 64 KiB).
 	Capture         bool
@@ -109,7 +114,7 @@ func New(ctx context.Context, cfg Config) (*Recorder, error) {
 		}
 		r.store, r.ownsStore = s, true
 	}
-	prices, err := pricing.Load(cfg.PricesFile)
+	prices, err := pricing.LoadAll(cfg.UpdatedPricesFile, cfg.PricesFile)
 	if err != nil {
 		r.closeStore()
 		return nil, fmt.Errorf("sdk: %w", err)

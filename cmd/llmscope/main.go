@@ -28,7 +28,7 @@ Commands:
   sweep     run a prompt set over a parameter grid, one MLflow run per configuration
   tokens    print the token count of stdin's text under a model's encoding
   cost      print the US dollar cost of tokens on a model
-  prices    list the price table
+  prices    list the price table in use; prices update fetches a newer one
   version   print version and build info
   bench     load harness: gateway overhead against direct and a bare reverse proxy
   demo      send a few minutes of varied traffic to a running serve (simulator only)

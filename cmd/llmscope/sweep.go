@@ -137,7 +137,7 @@ func runSweep(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		if err != nil {
 			return err
 		}
-		rec, err := sdk.New(ctx, sdk.Config{Store: store, Experiment: spec.ExperimentName(), PricesFile: prices.val,
+		rec, err := sdk.New(ctx, sdk.Config{Store: store, Experiment: spec.ExperimentName(), PricesFile: prices.val, UpdatedPricesFile: updatedPricesPath(),
 			Capture: capt, Redactor: redactor, MLflowURI: mlflowURI.val, RunIdle: 24 * time.Hour, Logger: logger,
 			MLflowToken: secret("MLFLOW_TRACKING_TOKEN"), MLflowUsername: secret("MLFLOW_TRACKING_USERNAME"), MLflowPassword: secret("MLFLOW_TRACKING_PASSWORD")})
 		if err != nil {
