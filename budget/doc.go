@@ -19,9 +19,13 @@
 //
 // When the call ends: Enforcer.Settle(r, recordedCostUSD) (UnknownCost when
 // the price or usage is unknown) and Limiter.Settle(ctx, ticket,
-// actualTokens); for a call that never went upstream, Enforcer.Release(r)
-// (its counted request stays counted: it was one). Enforcer.Run runs
-// beside the gateway; Settle and Release never block on the ledger.
+// actualTokens). For a call that never went upstream (a budget refusal
+// after Take, an error before forwarding): Enforcer.Release(r) and
+// Limiter.Settle(ctx, ticket, 0) (its request stays counted: it was one).
+// Enforcer.Run runs beside the gateway; Settle and Release never block on
+// the ledger. The whole check costs about a microsecond on a warm key (see
+// BenchmarkCheck); Allowed, Take and Reserve allocate only to refuse, bar
+// one small Reservation.
 //
 // Retries: the openai Python and Go clients retry a 429 (twice by default)
 // unless the answer carries "x-should-retry: false"; they wait Retry-After

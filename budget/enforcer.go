@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -36,7 +37,7 @@ type Options struct {
 	// LeaseShare is the allowance taken from the ledger beyond a
 	// reservation's need, as a share of the budget's limit (0: the
 	// default, DefaultLeaseShare; negative: none, every allowance is
-	// exactly what a reservation needs). It trades ledger round trips
+	// exactly what a reservation needs; at most 1). It trades ledger round trips
 	// against allowance held idle, which other gateways count as spent.
 	LeaseShare float64
 	// SyncInterval is Run's period (0: DefaultSyncInterval). Within it a
@@ -176,6 +177,7 @@ type account struct {
 	reserved NanoUSD // in-flight reservations
 	pending  NanoUSD // settled spend not yet committed
 	inflight int
+	dropped  bool    // forgotten by Sync (an ended period, drained): reserve elsewhere
 	used     bool    // reserved since the last sync
 	others   NanoUSD // ledger Spent + Held minus our allowance, as last seen
 	seenAt   int64   // when others was read, Unix nanoseconds (0: never)
@@ -222,6 +224,8 @@ func New(budgets []Budget, opt Options) (*Enforcer, error) {
 		e.lease = DefaultLeaseShare
 	case e.lease < 0:
 		e.lease = 0
+	case e.lease > 1:
+		e.lease = 1
 	}
 	if e.interval <= 0 {
 		e.interval = DefaultSyncInterval
@@ -305,6 +309,10 @@ func (e *Enforcer) Reserve(ctx context.Context, s Subjects, worstCaseUSD float64
 func (e *Enforcer) reserveIn(ctx context.Context, r *Reservation, rl *rule, name string, t time.Time, now int64) (*Refusal, error) {
 	a := e.account(rl, name, t, now)
 	ref, err := e.reserveOne(ctx, a, r.cost, now)
+	for err == errDropped { // a was an ended period's, drained meanwhile
+		a = e.account(rl, name, t, now)
+		ref, err = e.reserveOne(ctx, a, r.cost, now)
+	}
 	if ref != nil || err != nil {
 		e.undo(r)
 		return ref, err
@@ -342,11 +350,17 @@ func (e *Enforcer) account(rl *rule, subject string, t time.Time, now int64) *ac
 	return a
 }
 
+// errDropped tells reserveIn to look its account up again.
+var errDropped = errors.New("account dropped")
+
 // reserveOne reserves c in a: locally when its free allowance covers c,
 // else after asking the ledger for more.
 func (e *Enforcer) reserveOne(ctx context.Context, a *account, c NanoUSD, now int64) (*Refusal, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.dropped {
+		return nil, errDropped
+	}
 	free := a.allow - a.reserved - a.pending
 	if free >= c {
 		a.reserved += c
@@ -486,6 +500,7 @@ func (e *Enforcer) Sync(ctx context.Context) error {
 	for _, a := range e.old {
 		a.mu.Lock()
 		busy := a.inflight > 0 || a.allow > 0 || a.pending > 0
+		a.dropped = !busy
 		a.mu.Unlock()
 		if busy {
 			kept = append(kept, a)

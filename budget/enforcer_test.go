@@ -470,3 +470,32 @@ func TestRefusalCached(t *testing.T) {
 		t.Errorf("%d acquisitions after the interval, want 1", got-n)
 	}
 }
+
+// TestDroppedAccount: a Reserve holding an ended period's account that
+// Sync drained and forgot meanwhile reserves in the current one.
+func TestDroppedAccount(t *testing.T) {
+	clock := &fakeClock{t: utc("2026-11-30T23:59:59Z")}
+	e := newEnforcer(t, clock, nil, Budget{Name: "b", Kind: KindKey, Period: Day, LimitUSD: 1})
+	s := Subjects{Key: "k"}
+	e.Settle(mustReserve(t, e, s, 0.5), 0.5)
+	rl := e.rules[0].all[0]
+	before := clock.Now()
+	a0 := e.account(rl, "k", before, before.UnixNano())
+	clock.Set(utc("2026-12-01T00:00:00Z"))
+	mustReserve(t, e, s, 0.1) // moves a0 to the ended ones
+	for range 2 {
+		if err := e.Sync(bg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(e.old) != 0 || !a0.dropped {
+		t.Fatalf("old %d, dropped %v", len(e.old), a0.dropped)
+	}
+	if _, err := e.reserveOne(bg, a0, 1, before.UnixNano()); err != errDropped {
+		t.Fatalf("reserveOne on a dropped account: %v", err)
+	}
+	r := &Reservation{cost: 100_000_000}
+	if ref, err := e.reserveIn(bg, r, rl, "k", before, before.UnixNano()); ref != nil || err != nil || len(r.accs) != 1 || r.accs[0] == a0 {
+		t.Fatalf("reserveIn: %v %v %v", ref, err, r.accs)
+	}
+}

@@ -15,7 +15,8 @@ func (c fixedClock) Now() time.Time { return time.Time(c) }
 
 // Example shows the calls the gateway makes around one upstream request.
 func Example() {
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	clock := fixedClock(time.Date(2026, 11, 30, 12, 0, 30, 0, time.UTC))
 	cfg := budget.Config{
 		Budgets: []budget.Budget{{Name: "key-daily", Kind: budget.KindKey, Period: budget.Day, LimitUSD: 0.005, Soft: 0.8}},
