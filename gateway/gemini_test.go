@@ -84,3 +84,24 @@ func TestGeminiThroughGateway(t *testing.T) {
 	}
 	sk.one(t)
 }
+
+// Gemini's v1 model methods (google-genai's default) are Gemini's; OpenAI's
+// /v1/models paths, fine-tuned ids with colons included, stay OpenAI's.
+func TestGeminiV1Match(t *testing.T) {
+	api := gateway.Gemini()
+	for path, want := range map[string]bool{
+		"/v1/models/gemini-2.5-flash:generateContent":       true,
+		"/v1/models/gemini-2.5-flash:streamGenerateContent": true,
+		"/v1/models/text-embedding-004:embedContent":        true,
+		"/v1beta/models/gemini-2.5-flash:countTokens":       true,
+		"/v1/models":             false,
+		"/v1/models/gpt-4o-mini": false,
+		"/v1/models/ft:gpt-4o-mini:org:custom:abc123": false,
+		"/v1/chat/completions":                        false,
+		"/v1/messages":                                false,
+	} {
+		if got := api.Match(path); got != want {
+			t.Errorf("Match(%s) = %v, want %v", path, got, want)
+		}
+	}
+}

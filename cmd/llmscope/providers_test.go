@@ -35,6 +35,7 @@ const (
 	providersAnthropicServerKey = "sk-ant-server-providers-test"
 	providersAnthropicClientKey = "sk-ant-client-providers-test"
 	providersAzureServerKey     = "azure-server-providers-test"
+	providersGeminiServerKey    = "goog-server-providers-test"
 )
 
 // teeUpstream is a simulator that remembers the bytes of its last answer
@@ -121,7 +122,8 @@ func providerServe(t *testing.T) (base string, up *teeUpstream, stderr *syncBuff
 	t.Cleanup(s.Close)
 	t.Setenv("ANTHROPIC_API_KEY", providersAnthropicServerKey)
 	t.Setenv("AZURE_OPENAI_API_KEY", providersAzureServerKey)
-	_, base, _, stderr = startServe(t, "--anthropic-upstream", s.URL, "--azure-upstream", s.URL, "--capture", "true")
+	t.Setenv("GEMINI_API_KEY", providersGeminiServerKey)
+	_, base, _, stderr = startServe(t, "--anthropic-upstream", s.URL, "--azure-upstream", s.URL, "--gemini-upstream", s.URL, "--capture", "true")
 	return base, up, stderr
 }
 
@@ -140,7 +142,7 @@ func recordedCall(t *testing.T, base, id string) llmscope.Call {
 		b, _ := io.ReadAll(r.Body)
 		r.Body.Close()
 		if r.StatusCode == 200 {
-			for _, k := range []string{providersAnthropicServerKey, providersAnthropicClientKey, providersAzureServerKey} {
+			for _, k := range []string{providersAnthropicServerKey, providersAnthropicClientKey, providersAzureServerKey, providersGeminiServerKey, "goog-client-key"} {
 				if bytes.Contains(b, []byte(k)) {
 					t.Fatalf("a key in the record: %s", b)
 				}
@@ -574,5 +576,74 @@ func TestProviderSimMode(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "anthropic=sim") {
 		t.Errorf("serve's log does not say where Anthropic goes:\n%s", stderr.String())
+	}
+}
+
+// geminiPython is the google-genai client run against the gateway (its
+// base URL option): one answer whole, one streamed, printing the call ids
+// and the usage it read.
+const geminiPython = `
+import json, os, sys
+from google import genai
+from google.genai import types
+
+client = genai.Client(api_key="goog-client-key", http_options=types.HttpOptions(base_url=os.environ["GATEWAY"]))
+out = []
+r = client.models.generate_content(model="gemini-2.5-flash", contents="Name three rivers.",
+                                   config=types.GenerateContentConfig(temperature=0.2, max_output_tokens=100))
+u = r.usage_metadata
+out.append({"kind": "whole", "text": r.text, "id": r.sdk_http_response.headers.get("x-llmscope-call-id"),
+            "prompt": u.prompt_token_count, "candidates": u.candidates_token_count or 0, "thoughts": u.thoughts_token_count or 0})
+text, last, cid = "", None, None
+for ch in client.models.generate_content_stream(model="gemini-2.5-flash", contents="Name three rivers."):
+    text += ch.text or ""
+    last = ch.usage_metadata or last
+    cid = cid or ch.sdk_http_response.headers.get("x-llmscope-call-id")
+out.append({"kind": "stream", "text": text, "id": cid, "prompt": last.prompt_token_count,
+            "candidates": last.candidates_token_count or 0, "thoughts": last.thoughts_token_count or 0})
+json.dump(out, sys.stdout)
+`
+
+// The google-genai Python client works through the gateway by its base URL
+// option alone, whole and streamed, each call recorded with the tokens it
+// read (thoughts count as output) and the model of its path.
+func TestProviderGeminiPython(t *testing.T) {
+	py := anthropicPython(t)
+	if exec.Command(py, "-c", "import google.genai").Run() != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no google-genai in the venv")
+		}
+		t.Skip("no google-genai in the venv (under CI=true this test fails)")
+	}
+	base, up, stderr := providerServe(t)
+	cmd := exec.Command(py, "-c", geminiPython)
+	cmd.Env = append(os.Environ(), "GATEWAY="+base, "GEMINI_API_KEY=", "GOOGLE_API_KEY=")
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errb.String())
+	}
+	var results []struct {
+		Kind, Text, ID               string
+		Prompt, Candidates, Thoughts int64
+	}
+	if err := json.Unmarshal(out, &results); err != nil || len(results) != 2 {
+		t.Fatalf("%v: %s", err, out)
+	}
+	for _, r := range results {
+		c := recordedCall(t, base, r.ID)
+		if c.Provider != "gcp.gemini" || c.RequestModel != "gemini-2.5-flash" || c.Stream != (r.Kind == "stream") ||
+			c.Usage.Source != llmscope.UsageReported || c.Usage.InputTokens != r.Prompt ||
+			c.Usage.OutputTokens != r.Candidates+r.Thoughts || c.Output != r.Text {
+			t.Errorf("%s: recorded %+v; the client read %+v", r.Kind, c, r)
+		}
+	}
+	h, url, _ := up.last()
+	if h.Get("X-Goog-Api-Key") != providersGeminiServerKey || strings.Contains(url, "goog-client-key") {
+		t.Errorf("upstream got %s %v", url, h)
+	}
+	if strings.Contains(stderr.String(), "goog-client-key") || strings.Contains(stderr.String(), providersGeminiServerKey) {
+		t.Errorf("a key in serve's log")
 	}
 }
