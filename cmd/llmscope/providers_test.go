@@ -647,3 +647,60 @@ func TestProviderGeminiPython(t *testing.T) {
 		t.Errorf("a key in serve's log")
 	}
 }
+
+// With client keys and an admin token, every provider's path takes the
+// client key in that provider's own header (and only it: the admin token
+// opens none of them), and the key never reaches the upstream.
+func TestProviderClientKeys(t *testing.T) {
+	up := &teeUpstream{h: sim.New(sim.Config{})}
+	s := httptest.NewServer(up)
+	defer s.Close()
+	_, base, _, _ := startServe(t, "--admin-token", testAdminToken, "--client-keys", writeClientKeys(t),
+		"--anthropic-upstream", s.URL, "--gemini-upstream", s.URL, "--azure-upstream", s.URL)
+	chat := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
+	for _, c := range []struct{ path, header, body string }{
+		{"/v1/messages", "X-Api-Key", `{"model":"claude-haiku-4-5","max_tokens":20,"messages":[{"role":"user","content":"hi"}]}`},
+		{"/v1beta/models/gemini-2.5-flash:generateContent", "X-Goog-Api-Key", `{"contents":[{"parts":[{"text":"hi"}]}]}`},
+		{"/openai/deployments/dep/chat/completions?api-version=2024-10-21", "Api-Key", chat},
+	} {
+		h := map[string]string{"Content-Type": "application/json", "Anthropic-Version": "2023-06-01"}
+		if status, _, b := request(t, "POST", base+c.path, c.body, h); status != 401 {
+			t.Errorf("%s without a key: %d %.200s", c.path, status, b)
+		}
+		h["Authorization"] = "Bearer " + testAdminToken
+		if status, _, _ := request(t, "POST", base+c.path, c.body, h); status != 401 {
+			t.Errorf("%s with the admin token: %d", c.path, status)
+		}
+		delete(h, "Authorization")
+		h[c.header] = testClientKey
+		status, rh, b := request(t, "POST", base+c.path, c.body, h)
+		if status != 200 {
+			t.Fatalf("%s with the client key in %s: %d %.300s", c.path, c.header, status, b)
+		}
+		if hd, _, _ := up.last(); hd.Get(c.header) == testClientKey {
+			t.Errorf("%s: the client key reached the upstream", c.path)
+		}
+		req, _ := http.NewRequest(http.MethodGet, base+"/api/calls/"+rh.Get("X-Llmscope-Call-Id"), nil)
+		req.Header.Set("Authorization", "Bearer "+testAdminToken)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var call llmscope.Call
+			_ = json.NewDecoder(resp.Body).Decode(&call)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				if call.User != "alice" {
+					t.Errorf("%s: recorded user %q, want the key's name", c.path, call.User)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not recorded", c.path)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
