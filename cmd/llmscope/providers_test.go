@@ -704,3 +704,43 @@ func TestProviderClientKeys(t *testing.T) {
 		}
 	}
 }
+
+// Each provider flag takes a URL or "sim"; simulator mode sends the
+// providers whose flags were not given to the simulator, and Azure has no
+// upstream unless one is given.
+func TestProviderFlags(t *testing.T) {
+	for _, k := range []string{"LLMSCOPE_ANTHROPIC_UPSTREAM", "LLMSCOPE_GEMINI_UPSTREAM", "LLMSCOPE_AZURE_UPSTREAM",
+		"ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "AZURE_OPENAI_API_KEY"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("GOOGLE_API_KEY", "goog-fallback")
+	for _, c := range []struct {
+		args   []string
+		useSim bool
+		want   string
+	}{
+		{nil, false, "anthropic=https://api.anthropic.com gcp.gemini=https://generativelanguage.googleapis.com"},
+		{nil, true, "anthropic=sim (in-process) gcp.gemini=sim (in-process) azure.ai.openai=sim (in-process)"},
+		{[]string{"--anthropic-upstream", "sim", "--azure-upstream", "https://res.openai.azure.com"}, false,
+			"anthropic=sim (in-process) gcp.gemini=https://generativelanguage.googleapis.com azure.ai.openai=https://res.openai.azure.com"},
+		{[]string{"--gemini-upstream", "http://127.0.0.1:9"}, true,
+			"anthropic=sim (in-process) gcp.gemini=http://127.0.0.1:9 azure.ai.openai=sim (in-process)"},
+	} {
+		o := newServeOptions(io.Discard)
+		if err := o.s.parse(c.args); err != nil {
+			t.Fatal(err)
+		}
+		ps := resolveProviders(o, c.useSim)
+		if got := providersLabel(ps); got != c.want {
+			t.Errorf("%v sim=%v: %s, want %s", c.args, c.useSim, got, c.want)
+		}
+		for _, p := range ps {
+			if p.api.Provider() == "gcp.gemini" && !p.sim && p.key != "goog-fallback" {
+				t.Errorf("Gemini's key %q, want GOOGLE_API_KEY's", p.key)
+			}
+			if p.sim && p.key != "" {
+				t.Errorf("%s: a server key for the simulator", p.name)
+			}
+		}
+	}
+}
