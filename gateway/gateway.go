@@ -19,6 +19,7 @@ import (
 
 	"llmscope"
 	"llmscope/openai"
+	"llmscope/route"
 )
 
 // Config configures a Gateway. Upstream and Sink are required.
@@ -74,6 +75,10 @@ type Config struct {
 	// UpstreamTimeout bounds the wait for the upstream's response headers
 	// when Transport is nil (default 10 minutes; streams may then run longer).
 	UpstreamTimeout time.Duration
+	// Router, when set, sends a request whose model one of its routes
+	// matches to that route's deployments, with retries, failover and
+	// fallbacks (package route); other requests go to their API's upstream.
+	Router *route.Router
 	// Pricer prices each call; nil leaves cost null.
 	Pricer llmscope.Pricer
 	// OnCostUnknown is called with the model of each call Pricer could not price.

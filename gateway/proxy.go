@@ -35,6 +35,7 @@ type exchange struct {
 	released bool  // the transport frees body once sent (releaseOnSend)
 	probing  int64 // bytes of body counted in Gateway.probing
 	resp     openai.Response
+	rt       *routing // the route's plan, when Config.Router routes the request
 }
 
 var (
@@ -138,6 +139,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	var resp *http.Response
+	if g.cfg.Router != nil {
+		var routed bool
+		if resp, routed = g.routeRequest(w, r, x); routed {
+			if resp == nil {
+				return // answered with an error, and recorded
+			}
+			defer resp.Body.Close()
+			g.respond(w, r, x, resp)
+			return
+		}
+	}
 	up, err := g.upstreamRequest(r, x)
 	if err != nil {
 		g.log.Warn("build upstream request", "call_id", c.ID, "err", redact(err))
@@ -148,7 +161,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.releaseOnSend(x)
 	}
 	x.overhead += time.Since(x.t0)
-	resp, err := g.transport.RoundTrip(up)
+	resp, err = g.transport.RoundTrip(up)
 	if err != nil {
 		switch {
 		case r.Context().Err() != nil:
@@ -164,6 +177,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer resp.Body.Close()
+	g.respond(w, r, x, resp)
+}
+
+// respond relays resp, the upstream's answer, to the client and records
+// the call.
+func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, x *exchange, resp *http.Response) {
+	c := x.call
 	p0 := time.Now()
 	c.Status = resp.StatusCode
 	if resp.StatusCode >= 400 {
@@ -273,10 +293,26 @@ func (g *Gateway) injectUsage(x *exchange) {
 // replaced (API.SetKey) when the upstream has a key and the rule of
 // Config.PassAuthorization allows.
 func (g *Gateway) upstreamRequest(r *http.Request, x *exchange) (*http.Request, error) {
-	target := x.up.api.Target(x.up.base, r)
+	up, err := g.newUpstream(r, x, x.up.api.Target(x.up.base, r), x.sent)
+	if err != nil {
+		return nil, err
+	}
+	if x.up.key != "" {
+		if _, byKey := llmscope.ClientFrom(r.Context()); byKey || !g.cfg.PassAuthorization {
+			x.up.api.SetKey(up, x.up.key)
+		}
+	}
+	return up, nil
+}
+
+// newUpstream builds a request to target with sent as its body (when the
+// client's request had one) and the client's headers minus hop-by-hop ones,
+// Accept-Encoding, cookies and llmscope's own; credentials stay as the
+// client sent them.
+func (g *Gateway) newUpstream(r *http.Request, x *exchange, target string, sent []byte) (*http.Request, error) {
 	var body io.Reader = http.NoBody
 	if x.hasBody {
-		x.upBody = &sentBody{Reader: bytes.NewReader(x.sent)}
+		x.upBody = &sentBody{Reader: bytes.NewReader(sent)}
 		body = x.upBody
 	}
 	up, err := http.NewRequestWithContext(r.Context(), r.Method, target, body)
@@ -284,7 +320,7 @@ func (g *Gateway) upstreamRequest(r *http.Request, x *exchange) (*http.Request, 
 		return nil, err
 	}
 	if x.hasBody {
-		up.ContentLength = int64(len(x.sent))
+		up.ContentLength = int64(len(sent))
 	}
 	for k, vs := range r.Header {
 		// Cookies belong to llmscope's own pages (its session), never to
@@ -293,11 +329,6 @@ func (g *Gateway) upstreamRequest(r *http.Request, x *exchange) (*http.Request, 
 			continue
 		}
 		up.Header[k] = vs
-	}
-	if x.up.key != "" {
-		if _, byKey := llmscope.ClientFrom(r.Context()); byKey || !g.cfg.PassAuthorization {
-			x.up.api.SetKey(up, x.up.key)
-		}
 	}
 	via := g.id
 	if prev := r.Header.Get(HeaderVia); prev != "" {
@@ -419,6 +450,9 @@ func (g *Gateway) finish(x *exchange) {
 	c := x.call
 	c.DurationMS = ms(time.Since(x.t0))
 	c.OverheadMS = ms(max(x.overhead, 0))
+	if x.rt != nil {
+		g.finishPlan(x)
+	}
 	g.learnUsage(x)
 	g.fin.Finish(c, x.req, x.sent, &x.resp)
 }

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 
 	"go.yaml.in/yaml/v3"
 
+	"llmscope/prom"
 	"llmscope/route"
 )
 
@@ -51,4 +53,34 @@ func routingConfig(routes, tuning *section) (cfg route.Config, ok bool, err erro
 // file (as for OPENAI_API_KEY).
 func routeKey(name string) string {
 	return secret(name)
+}
+
+// newRouter builds serve's router from the config file's routes: (nil when
+// there are none), its events counted in metrics and logged.
+func newRouter(o *serveOptions, m *prom.Metrics, logger *slog.Logger) (*route.Router, error) {
+	cfg, ok, err := routingConfig(o.routes, o.routing)
+	if err != nil || !ok {
+		return nil, err
+	}
+	log := logger.With("component", "route")
+	rt, err := route.New(cfg, route.Options{Getenv: routeKey, OnEvent: func(e route.Event) {
+		m.RouteEvent(e.Route, e.Deployment, string(e.Kind))
+		switch e.Kind {
+		case route.EventCooldown:
+			log.Warn("upstream cooling down", "route", e.Route, "upstream", e.Deployment, "reason", string(e.Reason), "until", e.Until)
+		case route.EventRecover:
+			log.Info("upstream back", "route", e.Route, "upstream", e.Deployment)
+		}
+	}})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range cfg.Routes {
+		names := make([]string, len(r.Deployments))
+		for i, d := range r.Deployments {
+			names[i] = d.Name
+		}
+		log.Info("route", "match", r.Match, "deployments", names, "fallbacks", r.Fallbacks)
+	}
+	return rt, nil
 }

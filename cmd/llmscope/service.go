@@ -246,7 +246,12 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 		OnDrop:       svc.metrics.Dropped,
 		OnWriteError: svc.metrics.StoreWriteError,
 	})
+	router, err := newRouter(o, svc.metrics, logger)
+	if err != nil {
+		return svc, err
+	}
 	svc.gw, err = gateway.New(gateway.Config{
+		Router:                router,
 		Upstream:              upstream,
 		Upstreams:             upstreams,
 		APIKey:                apiKey,
