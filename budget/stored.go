@@ -57,7 +57,8 @@ type KeyStore interface {
 	// expired keys included (Allowed refuses them), or an error wrapping
 	// ErrKeyNotFound.
 	KeyByHash(ctx context.Context, hash [32]byte) (StoredKey, error)
-	// ListKeys returns every key, sorted by name (byte order).
+	// ListKeys returns every key, sorted by name (byte order); none is an
+	// empty, non-nil slice.
 	ListKeys(ctx context.Context) ([]StoredKey, error)
 	// RevokeKey revokes the named key as of at; its hash is refused from
 	// then on. Revoking a revoked key changes nothing (the first time

@@ -81,7 +81,7 @@ func (s *Store) ListKeys(ctx context.Context) ([]budget.StoredKey, error) {
 		return nil, fmt.Errorf("postgres: list keys: %w", err)
 	}
 	defer rows.Close()
-	var keys []budget.StoredKey
+	keys := []budget.StoredKey{}
 	for rows.Next() {
 		k, err := scanKey(rows)
 		if err != nil {

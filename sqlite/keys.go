@@ -78,7 +78,7 @@ func (s *Store) ListKeys(ctx context.Context) ([]budget.StoredKey, error) {
 		return nil, fmt.Errorf("sqlite: list keys: %w", err)
 	}
 	defer rows.Close()
-	var keys []budget.StoredKey
+	keys := []budget.StoredKey{}
 	for rows.Next() {
 		k, err := scanKey(rows)
 		if err != nil {

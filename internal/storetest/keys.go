@@ -186,8 +186,8 @@ func listKeys(t *testing.T, s KeyStore) []budget.StoredKey {
 
 func testKeyList(t *testing.T, open func() KeyStore) {
 	s := open()
-	if keys := listKeys(t, s); len(keys) != 0 {
-		t.Fatalf("ListKeys of an empty store = %v", keys)
+	if keys := listKeys(t, s); keys == nil || len(keys) != 0 {
+		t.Fatalf("ListKeys of an empty store = %#v, want an empty, non-nil slice", keys)
 	}
 	names := []string{"b", "a", "B", "a-1", "é", "z", "_"}
 	for _, n := range names {
