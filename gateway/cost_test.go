@@ -137,3 +137,32 @@ func TestEstimatedUsageIsPriced(t *testing.T) {
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-12 }
+
+// TestCostOfServiceTier: the tier an answer reports (service_tier) picks the
+// price, streamed or not: gpt-4.1 is $2.00 / $8.00 per 1M tokens on the
+// default tier and $3.50 / $14.00 on priority.
+func TestCostOfServiceTier(t *testing.T) {
+	e := newEnv(t, sim.Config{Seed: 3}, func(c *gateway.Config) { c.Pricer = pricing.Default() })
+	for _, tc := range []struct {
+		tier, stream string
+		in, out      float64
+	}{
+		{"", "false", 2.00, 8.00},
+		{`,"service_tier":"priority"`, "false", 3.50, 14.00},
+		{`,"service_tier":"priority"`, "true", 3.50, 14.00},
+	} {
+		body := `{"model":"gpt-4.1","stream":` + tc.stream + tc.tier + `,"messages":[{"role":"user","content":"hello world"}]}`
+		if status, _, _ := post(t, e.gw.URL+"/v1/chat/completions", body, nil); status != 200 {
+			t.Fatalf("%s: status %d", body, status)
+		}
+		c := e.sink.one(t)
+		wantTier := "default"
+		if tc.tier != "" {
+			wantTier = "priority"
+		}
+		want := (float64(c.Usage.InputTokens)*tc.in + float64(c.Usage.OutputTokens)*tc.out) / 1e6
+		if c.ServiceTier != wantTier || c.Usage.Source != llmscope.UsageReported || c.Cost == nil || !near(c.Cost.TotalUSD, want) {
+			t.Errorf("%s: tier %q usage %+v cost %+v, want tier %s and $%v", body, c.ServiceTier, c.Usage, c.Cost, wantTier, want)
+		}
+	}
+}

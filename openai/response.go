@@ -54,12 +54,30 @@ func (r *Response) readMeta(id, created, fp gjson.Result) {
 	}
 }
 
+// readTier keeps the service tier the answer reports (OpenAI's
+// service_tier: "default", "priority", "flex", "scale"), the first one seen.
+func (r *Response) readTier(v gjson.Result) {
+	if r.ServiceTier != "" || v.Type != gjson.String || v.Str == "" || len(v.Str) > 32 {
+		return
+	}
+	switch v.Str { // the usual values without a copy
+	case "default":
+		r.ServiceTier = "default"
+	case "priority":
+		r.ServiceTier = "priority"
+	case "flex":
+		r.ServiceTier = "flex"
+	default:
+		r.ServiceTier = strings.Clone(v.Str)
+	}
+}
+
 // readMetaMembers is readMeta over the top-level members ms of data.
 func (r *Response) readMetaMembers(data []byte, ms []member) {
 	if r.ID != "" {
 		return
 	}
-	var id, created, fp []byte
+	var id, created, fp, tier []byte
 	for i := range ms {
 		m := &ms[i]
 		switch m.name(data) {
@@ -69,9 +87,12 @@ func (r *Response) readMetaMembers(data []byte, ms []member) {
 			created = first(created, data[m.v0:m.v1])
 		case "system_fingerprint":
 			fp = first(fp, data[m.v0:m.v1])
+		case "service_tier":
+			tier = first(tier, data[m.v0:m.v1])
 		}
 	}
 	r.readMeta(gjson.Parse(str(id)), gjson.Parse(str(created)), gjson.Parse(str(fp)))
+	r.readTier(gjson.Parse(str(tier)))
 }
 
 // Text returns the response text gathered so far (the assistant's content),
@@ -137,6 +158,7 @@ func (r *Response) readBodyGJSON(op string, body []byte) {
 	}
 	if op != llmscope.OpResponses {
 		r.readMeta(root.Get("id"), root.Get("created"), root.Get("system_fingerprint"))
+		r.readTier(root.Get("service_tier"))
 	}
 	if m := root.Get("model"); m.Type == gjson.String {
 		r.Model = strings.Clone(m.Str)
@@ -177,6 +199,7 @@ func (r *Response) readResponseObject(obj gjson.Result) {
 		r.Model = strings.Clone(m.Str)
 	}
 	r.readMeta(obj.Get("id"), obj.Get("created_at"), gjson.Result{})
+	r.readTier(obj.Get("service_tier"))
 	r.readUsage(obj.Get("usage"))
 	if r.tools.raw == "" {
 		r.tools.raw = functionCallItems(obj.Get("output"), r.textMax)

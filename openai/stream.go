@@ -263,6 +263,7 @@ func (s *Stream) eventGJSON(data []byte) Chunk {
 		return ChunkOther
 	}
 	s.readMeta(root.Get("id"), root.Get("created"), root.Get("system_fingerprint"))
+	s.readTier(root.Get("service_tier"))
 	if s.Model == "" {
 		if m := root.Get("model"); m.Type == gjson.String {
 			s.Model = strings.Clone(m.Str)

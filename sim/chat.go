@@ -26,6 +26,7 @@ type chatRequest struct {
 	Tools               json.RawMessage `json:"tools"`
 	ToolChoice          json.RawMessage `json:"tool_choice"`
 	ResponseFormat      json.RawMessage `json:"response_format"`
+	ServiceTier         string          `json:"service_tier"`
 	sampling
 }
 
@@ -37,7 +38,8 @@ type answer struct {
 	plan         plan
 	call         *toolCall // the tool call the answer makes, with plan as its arguments
 	usage        usage
-	sendUsage    bool // false under no_usage
+	tier         string // the service_tier answered: the request's priority or flex, else default
+	sendUsage    bool   // false under no_usage
 	includeUsage bool // stream_options.include_usage (and not no_usage)
 	pace         pacer
 }
@@ -80,6 +82,9 @@ func (s *Server) chat(x *exchange) {
 	h := sh.hash(p.hash(s.cfg.Seed, req.Model))
 	pt := s.promptTokens(h, func() int { return p.tokens(req.Model) + sh.promptTokens(req.Model) })
 	a := s.newAnswer(x, req.Model, h, pt, limit, req.StreamOptions, sh)
+	if req.ServiceTier == "priority" || req.ServiceTier == "flex" {
+		a.tier = req.ServiceTier // as OpenAI reports the tier it served
+	}
 	x.setRequestID(a.ids.requestID)
 	if req.Stream {
 		s.streamChat(x, &a)
@@ -141,8 +146,18 @@ func (a *answer) appendChatCompletion(b []byte) []byte {
 		b = append(b, `,"usage":`...)
 		b = a.usage.appendChat(b)
 	}
-	b = append(b, `,"service_tier":"default","system_fingerprint":"`+Fingerprint+`"}`+"\n"...)
+	b = append(b, `,"service_tier":"`...)
+	b = append(b, a.serviceTier()...)
+	b = append(b, `","system_fingerprint":"`+Fingerprint+`"}`+"\n"...)
 	return b
+}
+
+// serviceTier is the service_tier of the answer.
+func (a *answer) serviceTier() string {
+	if a.tier == "" {
+		return "default"
+	}
+	return a.tier
 }
 
 // chatChunks writes the chunks of a streamed chat completion.
@@ -159,7 +174,9 @@ func newChatChunks(a *answer) *chatChunks {
 	b = strconv.AppendInt(b, a.ids.created, 10)
 	b = append(b, `,"model":`...)
 	b = appendString(b, a.model)
-	b = append(b, `,"service_tier":"default","system_fingerprint":"`+Fingerprint+`","choices":[`...)
+	b = append(b, `,"service_tier":"`...)
+	b = append(b, a.serviceTier()...)
+	b = append(b, `","system_fingerprint":"`+Fingerprint+`","choices":[`...)
 	return &chatChunks{a: a, prefix: b}
 }
 
