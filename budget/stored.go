@@ -73,3 +73,22 @@ type KeyStore interface {
 	// keys increases: equal numbers mean equal keys.
 	KeysVersion(ctx context.Context) (int64, error)
 }
+
+// HolderExpirer is a shared Ledger that can give back the shares of
+// holders gone silent (the stores implement it): ExpireHolders removes
+// every share of each holder that has not acquired or committed on any
+// key for idle, takes them from Held, and returns how many it removed.
+// Run it now and then (every few minutes) with idle well beyond the sync
+// interval and the longest call: a live holder whose share is expired
+// may overshoot the limit by that share.
+type HolderExpirer interface {
+	ExpireHolders(ctx context.Context, idle time.Duration) (int64, error)
+}
+
+// CounterPruner is a shared Counter whose old windows are deleted on
+// demand (the stores implement it): PruneCounters deletes the counts of
+// windows starting before before (Unix seconds) and returns how many.
+// Run it about once a minute with the previous window's start.
+type CounterPruner interface {
+	PruneCounters(ctx context.Context, before int64) (int64, error)
+}

@@ -16,6 +16,9 @@ import (
 var (
 	_ budget.Ledger  = (*Store)(nil)
 	_ budget.Counter = (*Store)(nil)
+
+	_ budget.HolderExpirer = (*Store)(nil)
+	_ budget.CounterPruner = (*Store)(nil)
 )
 
 // The Postgres store keeps budget.Ledger's totals and budget.Counter's
@@ -259,7 +262,7 @@ const takeSQL = `WITH o AS (
 	UPDATE rate_counts c SET n = c.n + cur.d FROM cur, ok
 	WHERE ok.ok AND c.win = cur.win AND c.kind = cur.kind AND c.subject = cur.subject AND c.unit = cur.unit
 )
-SELECT n FROM cur ORDER BY ord`
+SELECT n, (SELECT ok FROM ok) FROM cur ORDER BY ord`
 
 // Take implements budget.Counter in one round trip (see above): all of
 // ops or none, exactly as MemCounter, duplicate keys included. Its locks
@@ -285,16 +288,21 @@ func (s *Store) Take(ctx context.Context, ops []budget.CounterOp, vals []int64) 
 	}
 	for i, op := range ops {
 		sums[idx[i]] += op.N
-		maxn[idx[i]] = min(maxn[idx[i]], op.Limit-op.N)
+		m := op.Limit - op.N
+		if op.N < 0 && m < op.Limit { // overflowed: any count fits
+			m = 1<<63 - 1
+		}
+		maxn[idx[i]] = min(maxn[idx[i]], m)
 	}
 	a := arraysOf(distinct)
 	counts := make([]int64, 0, len(distinct))
+	var took bool
 	b := &pgx.Batch{}
 	b.Queue(lockCountsSQL, a.win, a.kind, a.subject, a.unit)
 	b.Queue(takeSQL, a.win, a.kind, a.subject, a.unit, sums, maxn).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var n int64
-			if err := rows.Scan(&n); err != nil {
+			if err := rows.Scan(&n, &took); err != nil {
 				return err
 			}
 			counts = append(counts, n)
@@ -307,7 +315,10 @@ func (s *Store) Take(ctx context.Context, ops []budget.CounterOp, vals []int64) 
 	if len(counts) != len(distinct) {
 		return false, fmt.Errorf("postgres: rate take: %d counts for %d keys", len(counts), len(distinct))
 	}
-	return takeCounts(ops, idx, counts, vals), nil
+	if ok := takeCounts(ops, idx, counts, vals); ok != took {
+		return false, fmt.Errorf("postgres: rate take: took %t, but the counts found say %t", took, ok)
+	}
+	return took, nil
 }
 
 // takeCounts writes a Take's vals as MemCounter does, from the counts

@@ -15,6 +15,9 @@ import (
 var (
 	_ budget.Ledger  = (*Store)(nil)
 	_ budget.Counter = (*Store)(nil)
+
+	_ budget.HolderExpirer = (*Store)(nil)
+	_ budget.CounterPruner = (*Store)(nil)
 )
 
 // The SQLite store keeps budget.Ledger's totals and budget.Counter's

@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -17,13 +16,8 @@ import (
 type LedgerStore interface {
 	budget.Ledger
 	budget.Counter
-	// ExpireHolders gives back every share of each holder that has not
-	// acquired or committed on any key for idle, and returns how many
-	// shares it expired.
-	ExpireHolders(ctx context.Context, idle time.Duration) (int64, error)
-	// PruneCounters deletes the counts of windows starting before
-	// before (Unix seconds) and returns how many it deleted.
-	PruneCounters(ctx context.Context, before int64) (int64, error)
+	budget.HolderExpirer
+	budget.CounterPruner
 	Close() error
 }
 
@@ -59,7 +53,7 @@ func RunLedger(t *testing.T, newDB func(t *testing.T) func() LedgerStore) {
 // testLedgerAsMem runs one random sequence of Acquire, Commit and Totals
 // on MemLedger and on the store, and compares every result.
 func testLedgerAsMem(t *testing.T, open func() LedgerStore) {
-	s, mem := open(), new(budget.MemLedger)
+	stores, mem := ledgerStores(open, 2), new(budget.MemLedger) // two gateways, one database
 	ctx := t.Context()
 	rng := rand.New(rand.NewPCG(20, 26))
 	keys := []budget.LedgerKey{
@@ -72,6 +66,7 @@ func testLedgerAsMem(t *testing.T, open func() LedgerStore) {
 	holders := []string{"gw-1", "gw-2", "gw-3"}
 	const limit = 1000
 	for i := range 1500 {
+		s := stores[rng.IntN(len(stores))]
 		key, holder := keys[rng.IntN(len(keys))], holders[rng.IntN(len(holders))]
 		switch op := rng.IntN(10); {
 		case op < 5:
@@ -113,6 +108,7 @@ func testLedgerAsMem(t *testing.T, open func() LedgerStore) {
 		}
 	}
 	// Each holder gives back everything: Held returns to 0 on both.
+	s := stores[0]
 	for _, key := range keys {
 		for _, h := range holders {
 			tot, err := s.Commit(ctx, h, key, 0, 1<<40)
