@@ -41,10 +41,12 @@ func RunLedger(t *testing.T, newDB func(t *testing.T) func() LedgerStore) {
 		{"LedgerAcquireRace", testLedgerAcquireRace},
 		{"LedgerCommitRace", testLedgerCommitRace},
 		{"LedgerExpireHolders", testLedgerExpireHolders},
+		{"LedgerEnforcers", testLedgerEnforcers},
 		{"CounterAsMem", testCounterAsMem},
 		{"CounterExact", testCounterExact},
 		{"CounterAllOrNothing", testCounterAllOrNothing},
 		{"CounterPrune", testCounterPrune},
+		{"LimiterGateways", testLimiterGateways},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newDB(t)) })
 	}
@@ -272,6 +274,145 @@ func testLedgerExpireHolders(t *testing.T, open func() LedgerStore) {
 	}
 	if tot, err := s.Commit(ctx, "busy", k1, 0, 1000); err != nil || tot != (budget.Totals{Spent: 40}) {
 		t.Errorf("Commit of busy's share = %+v, %v; want Spent 40, Held 0", tot, err)
+	}
+}
+
+// fixedClock reads the wall clock's progress from a fixed start, so that
+// a test never straddles a period boundary.
+type fixedClock struct{ start, base time.Time }
+
+func (c fixedClock) Now() time.Time { return c.start.Add(time.Since(c.base)) }
+
+// testLedgerEnforcers: 3 gateways (Enforcers, each on its own store of
+// one database) spend a budget of 5 cents with concurrent calls whose
+// cost never exceeds their worst case: the spend the ledger records is
+// exactly what was settled, never more than the budget, the budget is
+// used up, every refusal was right to refuse, and no allowance stays
+// held after the last sync.
+func testLedgerEnforcers(t *testing.T, open func() LedgerStore) {
+	clock := fixedClock{start: time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC), base: time.Now()}
+	const limit = 0.05
+	budgets := []budget.Budget{{Name: "cents", Kind: budget.KindTeam, Period: budget.Day, LimitUSD: limit}}
+	var (
+		settled, calls, refused atomic.Int64
+		wg                      sync.WaitGroup
+	)
+	ens := make([]*budget.Enforcer, 3)
+	stores := ledgerStores(open, 3)
+	for g := range ens {
+		e, err := budget.New(budgets, budget.Options{Clock: clock, Ledger: stores[g], Holder: fmt.Sprintf("gw-%d", g),
+			SyncInterval: 5 * time.Millisecond, OnError: func(err error) { t.Error(err) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ens[g] = e
+		for w := range 4 {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(uint64(g), uint64(w)))
+				for i := range 60 {
+					worst := 0.0005 + rng.Float64()*0.001
+					r, ref, err := e.Reserve(t.Context(), budget.Subjects{Team: "ml"}, worst)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if ref != nil {
+						refused.Add(1)
+						if ref.Spent+ref.Cost <= ref.Limit {
+							t.Errorf("refused within the limit: %+v", ref)
+						}
+						continue
+					}
+					calls.Add(1)
+					actual := worst * rng.Float64()
+					if i%10 == 0 {
+						actual = budget.UnknownCost // the worst case is kept
+					}
+					n, _ := budget.ToNano(max(actual, 0))
+					if actual < 0 {
+						n, _ = budget.ToNano(worst)
+					}
+					settled.Add(int64(n))
+					e.Settle(r, actual)
+					if i%7 == 0 {
+						if err := e.Sync(t.Context()); err != nil {
+							t.Error(err)
+						}
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for range 2 { // the first commits, the second returns what was idle since
+		for _, e := range ens {
+			if err := e.Sync(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	key := budget.KeyFor(&budgets[0], "ml", clock.Now())
+	tot, err := stores[0].Totals(t.Context(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limitN, _ := budget.ToNano(limit)
+	t.Logf("%d calls, %d refused, spent %.6f of %.2f USD", calls.Load(), refused.Load(), tot.Spent.USD(), limit)
+	switch {
+	case int64(tot.Spent) != settled.Load():
+		t.Errorf("ledger spent %d, settled %d", tot.Spent, settled.Load())
+	case tot.Spent > limitN:
+		t.Errorf("spent %d > limit %d", tot.Spent, limitN)
+	case tot.Held != 0:
+		t.Errorf("held %d after the last syncs", tot.Held)
+	case refused.Load() == 0 || tot.Spent < limitN*8/10:
+		t.Errorf("the budget was not used up: spent %d of %d, %d refused", tot.Spent, limitN, refused.Load())
+	}
+}
+
+// testLimiterGateways: 3 gateways (Limiters on their own stores of one
+// database) with 100 requests per minute per key take exactly 100 of 150
+// concurrent requests, and their x-ratelimit figures agree.
+func testLimiterGateways(t *testing.T, open func() LedgerStore) {
+	clock := fixedClock{start: time.Date(2026, 11, 30, 10, 0, 1, 0, time.UTC), base: time.Now()}
+	rates := budget.RateLimits{Key: budget.KindRates{Default: budget.Rate{RPM: 100, TPM: 1 << 40}}}
+	stores := ledgerStores(open, 3)
+	var (
+		taken atomic.Int64
+		wg    sync.WaitGroup
+	)
+	for g := range 3 {
+		l, err := budget.NewLimiter(rates, stores[g], clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 50 {
+			wg.Go(func() {
+				tk, st, ref, err := l.Take(t.Context(), budget.RateSubjects{Key: "k", Model: "m"}, 300)
+				switch {
+				case err != nil:
+					t.Error(err)
+				case ref == nil:
+					taken.Add(1)
+					if st.Requests.Limit != 100 || st.Requests.Remaining < 0 || st.Requests.Remaining > 99 {
+						t.Errorf("status %+v", st.Requests)
+					}
+					if err := l.Settle(t.Context(), tk, 200); err != nil {
+						t.Error(err)
+					}
+				case ref.Unit != budget.Requests || ref.Used != 100 || st.Requests.Remaining != 0:
+					t.Errorf("refusal %+v, status %+v", ref, st.Requests)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if taken.Load() != 100 {
+		t.Errorf("taken %d, want exactly 100", taken.Load())
+	}
+	w := clock.start.Unix() / 60 * 60
+	if n := countOf(t, stores[1], counterKey(budget.KindKey, "k", budget.Tokens, w)); n != 100*200 {
+		t.Errorf("tokens counted %d, want %d (estimates corrected by Settle)", n, 100*200)
 	}
 }
 
