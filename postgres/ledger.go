@@ -288,11 +288,7 @@ func (s *Store) Take(ctx context.Context, ops []budget.CounterOp, vals []int64) 
 	}
 	for i, op := range ops {
 		sums[idx[i]] += op.N
-		m := op.Limit - op.N
-		if op.N < 0 && m < op.Limit { // overflowed: any count fits
-			m = 1<<63 - 1
-		}
-		maxn[idx[i]] = min(maxn[idx[i]], m)
+		maxn[idx[i]] = min(maxn[idx[i]], subSat(op.Limit, op.N))
 	}
 	a := arraysOf(distinct)
 	counts := make([]int64, 0, len(distinct))
@@ -315,31 +311,32 @@ func (s *Store) Take(ctx context.Context, ops []budget.CounterOp, vals []int64) 
 	if len(counts) != len(distinct) {
 		return false, fmt.Errorf("postgres: rate take: %d counts for %d keys", len(counts), len(distinct))
 	}
-	if ok := takeCounts(ops, idx, counts, vals); ok != took {
-		return false, fmt.Errorf("postgres: rate take: took %t, but the counts found say %t", took, ok)
-	}
+	takeVals(ops, idx, counts, vals, took)
 	return took, nil
 }
 
-// takeCounts writes a Take's vals as MemCounter does, from the counts
-// found of the distinct keys (ops[i]'s is counts[idx[i]]), and reports
-// whether it took: when every count + N ≤ Limit, exactly when takeSQL
-// added them. vals are the counts after the additions so far when it
-// took, as found when it did not.
-func takeCounts(ops []budget.CounterOp, idx []int, counts, vals []int64) bool {
-	ok := true
+// subSat returns a − b, saturated at the int64 range.
+func subSat(a, b int64) int64 {
+	d := a - b
+	switch {
+	case b < 0 && d < a:
+		return 1<<63 - 1
+	case b > 0 && d > a:
+		return -1 << 63
+	}
+	return d
+}
+
+// takeVals writes a Take's vals as MemCounter does, from the counts found
+// of the distinct keys (ops[i]'s is counts[idx[i]]): the counts after the
+// additions so far when it took, as found when it did not.
+func takeVals(ops []budget.CounterOp, idx []int, counts, vals []int64, took bool) {
 	for i, op := range ops {
-		vals[i] = counts[idx[i]]
-		ok = ok && vals[i]+op.N <= op.Limit
-	}
-	if !ok {
-		return false
-	}
-	for i, op := range ops {
-		counts[idx[i]] += op.N
+		if took {
+			counts[idx[i]] += op.N
+		}
 		vals[i] = counts[idx[i]]
 	}
-	return true
 }
 
 // Add implements budget.Counter: it adds n to each key's count (creating

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -464,6 +465,24 @@ func testCounterAsMem(t *testing.T, open func() LedgerStore) {
 		mok, _ := mem.Take(ctx, ops, mvals)
 		if ok != mok || fmt.Sprint(vals) != fmt.Sprint(mvals) {
 			t.Fatalf("step %d: Take(%+v) = %t, %v; MemCounter: %t, %v", i, ops, ok, vals, mok, mvals)
+		}
+	}
+	// Extreme limits and amounts.
+	k := pool[0]
+	for _, ops := range [][]budget.CounterOp{
+		{{Key: k, N: -1, Limit: math.MaxInt64}},
+		{{Key: k, N: 0, Limit: 0}, {Key: pool[1], N: 0, Limit: 1 << 40}},
+		{{Key: k, N: 1, Limit: -5}},
+		{{Key: k, N: 1, Limit: math.MinInt64 + 1}},
+		{{Key: k, N: 5, Limit: 1 << 40}, {Key: k, N: -3, Limit: math.MaxInt64}},
+	} {
+		vals, mvals := make([]int64, len(ops)), make([]int64, len(ops))
+		ok, err := s.Take(ctx, ops, vals)
+		if err != nil {
+			t.Fatalf("Take(%+v): %v", ops, err)
+		}
+		if mok, _ := mem.Take(ctx, ops, mvals); ok != mok || fmt.Sprint(vals) != fmt.Sprint(mvals) {
+			t.Errorf("Take(%+v) = %t, %v; MemCounter: %t, %v", ops, ok, vals, mok, mvals)
 		}
 	}
 }
