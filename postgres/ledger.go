@@ -33,7 +33,9 @@ var (
 // values, and computes and writes the result in SQL. A holds row changes
 // only under the lock of its ledger row. The semantics are exactly
 // MemLedger's and MemCounter's, and no interleaving of gateways grants
-// past a limit.
+// past a limit. The ledger tables are logged (a committed grant or spend
+// survives a crash); rate_counts is UNLOGGED, so a Take does not wait for
+// a disk flush, and a crash or failover restarts the minute's counts.
 
 // lockLedgerSQL creates the ledger row of a key ($1 budget, $2 subject,
 // $3 start) or locks it.
