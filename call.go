@@ -13,29 +13,33 @@ import (
 // Call is the record of one API call seen by the gateway or the SDK. Its JSON
 // form is part of llmscope's public contract.
 type Call struct {
-	ID            string            `json:"id"`
-	TraceID       string            `json:"trace_id"` // 32 lowercase hex digits, derived from ID
-	Start         time.Time         `json:"start"`
-	DurationMS    float64           `json:"duration_ms"`
-	TTFTMS        float64           `json:"ttft_ms"` // 0 when not streamed or no chunk arrived; null in JSON then (see MarshalJSON)
-	Operation     string            `json:"operation"`
-	Provider      string            `json:"provider"`
-	Endpoint      string            `json:"endpoint"`
-	RequestModel  string            `json:"request_model"`
-	ResponseModel string            `json:"response_model"`
-	Stream        bool              `json:"stream"`
-	Status        int               `json:"status"`
-	ErrorType     string            `json:"error_type"`
-	FinishReason  string            `json:"finish_reason"`
-	Params        Params            `json:"params"`
-	Usage         Usage             `json:"usage"`
-	Cost          *Cost             `json:"cost"` // nil when the price is unknown
-	Experiment    string            `json:"experiment"`
-	Run           string            `json:"run"`
-	User          string            `json:"user"`
-	Session       string            `json:"session"`
-	Tags          map[string]string `json:"tags"`
-	OverheadMS    float64           `json:"overhead_ms"`
+	ID            string    `json:"id"`
+	TraceID       string    `json:"trace_id"` // 32 lowercase hex digits, derived from ID
+	Start         time.Time `json:"start"`
+	DurationMS    float64   `json:"duration_ms"`
+	TTFTMS        float64   `json:"ttft_ms"` // 0 when not streamed or no chunk arrived; null in JSON then (see MarshalJSON)
+	Operation     string    `json:"operation"`
+	Provider      string    `json:"provider"`
+	Endpoint      string    `json:"endpoint"`
+	RequestModel  string    `json:"request_model"`
+	ResponseModel string    `json:"response_model"`
+	Stream        bool      `json:"stream"`
+	Status        int       `json:"status"`
+	ErrorType     string    `json:"error_type"`
+	FinishReason  string    `json:"finish_reason"`
+	Params        Params    `json:"params"`
+	Usage         Usage     `json:"usage"`
+	Cost          *Cost     `json:"cost"` // nil when the price is unknown
+	Experiment    string    `json:"experiment"`
+	Run           string    `json:"run"`
+	User          string    `json:"user"`
+	Session       string    `json:"session"`
+	// Key and Team are the name and team of the client key that
+	// authenticated the call ("" without one); its user is User.
+	Key        string            `json:"key,omitempty"`
+	Team       string            `json:"team,omitempty"`
+	Tags       map[string]string `json:"tags"`
+	OverheadMS float64           `json:"overhead_ms"`
 
 	// The upstream's own marks on its answer, when it sent them: the
 	// response id ("chatcmpl-…", "resp_…"), its creation time (unix

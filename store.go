@@ -157,10 +157,12 @@ const (
 	GroupProvider   = "provider"
 	GroupOperation  = "operation"
 	GroupUpstream   = "upstream" // the deployment that answered (Call.Upstream)
+	GroupKey        = "key"      // the client key's name (Call.Key)
+	GroupTeam       = "team"     // the client key's team (Call.Team)
 )
 
 // GroupKeys lists the keys Filter.GroupBy accepts.
-var GroupKeys = []string{GroupModel, GroupExperiment, GroupRun, GroupUser, GroupSession, GroupProvider, GroupOperation, GroupUpstream}
+var GroupKeys = []string{GroupModel, GroupExperiment, GroupRun, GroupUser, GroupSession, GroupProvider, GroupOperation, GroupUpstream, GroupKey, GroupTeam}
 
 // DefaultMaxGroups is the number of groups Stats returns at most when
 // Filter.MaxGroups is 0.
@@ -169,7 +171,7 @@ const DefaultMaxGroups = 1000
 // GroupValues holds a group's value of each group key (a comparable struct,
 // so Summary stays comparable).
 type GroupValues struct {
-	Model, Experiment, Run, User, Session, Provider, Operation, Upstream string
+	Model, Experiment, Run, User, Session, Provider, Operation, Upstream, Key, Team string
 }
 
 // field returns the field of v that holds key, or nil for an unknown key.
@@ -191,6 +193,10 @@ func (v *GroupValues) field(key string) *string {
 		return &v.Operation
 	case GroupUpstream:
 		return &v.Upstream
+	case GroupKey:
+		return &v.Key
+	case GroupTeam:
+		return &v.Team
 	}
 	return nil
 }
@@ -213,7 +219,7 @@ func (v *GroupValues) Set(key, val string) {
 // GroupValuesOf returns c's value of every group key.
 func GroupValuesOf(c *Call) GroupValues {
 	return GroupValues{Model: c.Model(), Experiment: c.Experiment, Run: c.Run, User: c.User,
-		Session: c.Session, Provider: c.Provider, Operation: c.Operation, Upstream: c.Upstream}
+		Session: c.Session, Provider: c.Provider, Operation: c.Operation, Upstream: c.Upstream, Key: c.Key, Team: c.Team}
 }
 
 // ParseGroupBy reads a comma-separated list of group keys ("experiment,run";

@@ -4,11 +4,11 @@ import (
 	"context"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"llmscope"
@@ -191,11 +191,20 @@ func TestMigrationPartitionsStoredCalls(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := pool.Exec(ctx, strings.Replace(insertSQL, "(id, start)", "(id)", 1), rows.args()...); err != nil {
+	// The columns of schema version 3: those up to upstream.
+	n := slices.IndexFunc(dataColumns, func(c column) bool { return c.name == "upstream" }) + 1
+	if _, err := pool.Exec(ctx, insertInto(dataColumns[:n], "(id)"), rows.args()[:n]...); err != nil {
 		t.Fatal(err)
 	}
-	before := &Store{pool: pool}
-	was, err := before.After(ctx, 0, 100)
+	rows2, err := pool.Query(ctx, `SELECT id, seq FROM calls ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type idSeq struct {
+		ID  string
+		Seq int64
+	}
+	was, err := pgx.CollectRows(rows2, pgx.RowToStructByPos[idSeq])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,32 +85,39 @@ var dataColumns = []column{
 	{"cost_input_usd", "float8"}, {"cost_output_usd", "float8"}, {"cost_total_usd", "float8"}, {"price_source", "text"},
 	{"experiment", "text"}, {"run", "text"}, {`"user"`, "text"}, {"session", "text"}, {"tags", "text"},
 	{"overhead_ms", "float8"}, {"input_text", "text"}, {"output_text", "text"}, {"detail", "text"},
-	{"upstream", "text"},
+	{"upstream", "text"}, {"key_name", "text"}, {"team", "text"},
 }
 
 // columns lists dataColumns for a SELECT or an INSERT.
-var columns = func() string {
-	names := make([]string, len(dataColumns))
-	for i, c := range dataColumns {
+var columns = columnList(dataColumns)
+
+func columnList(cols []column) string {
+	names := make([]string, len(cols))
+	for i, c := range cols {
 		names[i] = c.name
 	}
 	return strings.Join(names, ", ")
-}()
+}
 
 // insertSQL inserts one row per element of its array parameters ($1 holds
 // the ids, $2 the trace ids, … in dataColumns' order), in that order, and
 // skips the ids already stored (or earlier in the arrays).
-var insertSQL = func() string {
-	params := make([]string, len(dataColumns))
-	for i, c := range dataColumns {
+var insertSQL = insertInto(dataColumns, "(id, start)")
+
+// insertInto is insertSQL for the columns cols, skipping rows that
+// conflict on conflict.
+func insertInto(cols []column, conflict string) string {
+	params := make([]string, len(cols))
+	for i, c := range cols {
 		params[i] = "$" + strconv.Itoa(i+1) + "::" + c.typ + "[]"
 	}
-	return `INSERT INTO calls (` + columns + `)
-SELECT ` + columns + ` FROM unnest(` + strings.Join(params, ", ") + `)
-	WITH ORDINALITY AS u (` + columns + `, ord)
+	names := columnList(cols)
+	return `INSERT INTO calls (` + names + `)
+SELECT ` + names + ` FROM unnest(` + strings.Join(params, ", ") + `)
+	WITH ORDINALITY AS u (` + names + `, ord)
 ORDER BY ord
-ON CONFLICT (id, start) DO NOTHING`
-}()
+ON CONFLICT ` + conflict + ` DO NOTHING`
+}
 
 // scanCall reads one row selected with columns.
 func scanCall(row pgx.Row) (*llmscope.Call, error) {
@@ -133,7 +140,7 @@ func scanCallSeq(row pgx.Row, seq *int64) (*llmscope.Call, error) {
 		&c.Usage.InputTokens, &c.Usage.OutputTokens, &c.Usage.TotalTokens, &c.Usage.CachedInputTokens,
 		&c.Usage.ReasoningTokens, &c.Usage.Source,
 		&costIn, &costOut, &costTotal, &priceSource,
-		&c.Experiment, &c.Run, &c.User, &c.Session, &tags, &c.OverheadMS, &c.Input, &c.Output, &det, &c.Upstream,
+		&c.Experiment, &c.Run, &c.User, &c.Session, &tags, &c.OverheadMS, &c.Input, &c.Output, &det, &c.Upstream, &c.Key, &c.Team,
 	}
 	if seq != nil {
 		dest = append([]any{seq}, dest...)

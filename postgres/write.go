@@ -161,7 +161,7 @@ func uncleanField(c *llmscope.Call) string {
 		{"endpoint", c.Endpoint}, {"request_model", c.RequestModel}, {"response_model", c.ResponseModel},
 		{"error_type", c.ErrorType}, {"finish_reason", c.FinishReason}, {"usage.source", c.Usage.Source},
 		{"experiment", c.Experiment}, {"run", c.Run}, {"user", c.User}, {"session", c.Session},
-		{"input", c.Input}, {"output", c.Output}, {"upstream", c.Upstream},
+		{"input", c.Input}, {"output", c.Output}, {"upstream", c.Upstream}, {"key", c.Key}, {"team", c.Team},
 	} {
 		if !clean(f.v) {
 			return f.name
@@ -213,7 +213,7 @@ type columnArrays struct {
 	overhead                           []float64
 	input, output                      []string
 	detail                             []*string
-	upstream                           []string
+	upstream, keyName, team            []string
 }
 
 // add appends c's column values.
@@ -255,7 +255,7 @@ func (a *columnArrays) add(c *llmscope.Call) error {
 	a.experiment, a.run, a.user, a.session = append(a.experiment, c.Experiment), append(a.run, c.Run), append(a.user, c.User), append(a.session, c.Session)
 	a.tags, a.overhead = append(a.tags, tags), append(a.overhead, c.OverheadMS)
 	a.input, a.output, a.detail = append(a.input, c.Input), append(a.output, c.Output), append(a.detail, det)
-	a.upstream = append(a.upstream, c.Upstream)
+	a.upstream, a.keyName, a.team = append(a.upstream, c.Upstream), append(a.keyName, c.Key), append(a.team, c.Team)
 	return nil
 }
 
@@ -267,6 +267,6 @@ func (a *columnArrays) args() []any {
 		a.inTok, a.outTok, a.totalTok, a.cachedTok, a.reasoningTok, a.usageSource,
 		a.costIn, a.costOut, a.costTotal, a.priceSource,
 		a.experiment, a.run, a.user, a.session, a.tags, a.overhead, a.input, a.output, a.detail,
-		a.upstream,
+		a.upstream, a.keyName, a.team,
 	}
 }

@@ -40,7 +40,7 @@ type answer struct {
 	usage        usage
 	tier         string // the service_tier answered: the request's priority or flex, else default
 	sendUsage    bool   // false under no_usage
-	includeUsage bool // stream_options.include_usage (and not no_usage)
+	includeUsage bool   // stream_options.include_usage (and not no_usage)
 	pace         pacer
 }
 

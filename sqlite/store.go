@@ -137,9 +137,9 @@ const columns = `id, trace_id, start, duration_ms, ttft_ms, operation, provider,
 	request_model, response_model, stream, status, error_type, finish_reason, params,
 	input_tokens, output_tokens, total_tokens, cached_input_tokens, reasoning_tokens, usage_source,
 	cost_input_usd, cost_output_usd, cost_total_usd, price_source,
-	experiment, run, user, session, tags, overhead_ms, input_text, output_text, detail, upstream`
+	experiment, run, user, session, tags, overhead_ms, input_text, output_text, detail, upstream, key_name, team`
 
-const numColumns = 35
+const numColumns = 37
 
 var insertSQL = `INSERT INTO calls (` + columns + `) VALUES (?` +
 	strings.Repeat(", ?", numColumns-1) + `) ON CONFLICT (id) DO NOTHING`
@@ -233,7 +233,7 @@ func callArgs(c *llmscope.Call, args []any) error {
 		c.Usage.InputTokens, c.Usage.OutputTokens, c.Usage.TotalTokens, c.Usage.CachedInputTokens,
 		c.Usage.ReasoningTokens, c.Usage.Source,
 		costIn, costOut, costTotal, priceSource,
-		c.Experiment, c.Run, c.User, c.Session, tags, c.OverheadMS, c.Input, c.Output, det, c.Upstream,
+		c.Experiment, c.Run, c.User, c.Session, tags, c.OverheadMS, c.Input, c.Output, det, c.Upstream, c.Key, c.Team,
 	})
 	return nil
 }
@@ -259,7 +259,7 @@ func scanCallSeq(row interface{ Scan(...any) error }, seq *int64) (*llmscope.Cal
 		&c.Usage.InputTokens, &c.Usage.OutputTokens, &c.Usage.TotalTokens, &c.Usage.CachedInputTokens,
 		&c.Usage.ReasoningTokens, &c.Usage.Source,
 		&costIn, &costOut, &costTotal, &priceSource,
-		&c.Experiment, &c.Run, &c.User, &c.Session, &tags, &c.OverheadMS, &c.Input, &c.Output, &det, &c.Upstream,
+		&c.Experiment, &c.Run, &c.User, &c.Session, &tags, &c.OverheadMS, &c.Input, &c.Output, &det, &c.Upstream, &c.Key, &c.Team,
 	}
 	if seq != nil {
 		dest = append([]any{seq}, dest...)

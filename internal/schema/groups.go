@@ -17,4 +17,6 @@ var GroupExprs = map[string]string{
 	llmscope.GroupProvider:   "provider",
 	llmscope.GroupOperation:  "operation",
 	llmscope.GroupUpstream:   "upstream",
+	llmscope.GroupKey:        "key_name",
+	llmscope.GroupTeam:       "team",
 }

@@ -62,6 +62,10 @@ func groupValue(c *llmscope.Call, key string) string {
 		return c.Operation
 	case "upstream":
 		return c.Upstream
+	case "key":
+		return c.Key
+	case "team":
+		return c.Team
 	}
 	panic("storetest: unknown group key " + key)
 }
@@ -139,6 +143,8 @@ func groupData(rng *rand.Rand) []*llmscope.Call {
 		c.Session = pick("s1", "")
 		c.Provider = pick("openai", "anthropic", "gcp.gemini")
 		c.Upstream = pick("", "azure-east", "openai-main")
+		c.Key = pick("", "ci-bot", "alice-laptop")
+		c.Team = pick("", "search", "ads")
 		c.Operation = pick(llmscope.OpChat, "embeddings", "responses")
 	}
 	return calls

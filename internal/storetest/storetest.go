@@ -144,6 +144,8 @@ func fullCall() *llmscope.Call {
 		Run:        "run 1",
 		User:       "user-42",
 		Session:    "sess-7",
+		Key:        "ci-bot",
+		Team:       "search",
 		Tags:       map[string]string{"team": "search", "quote": `it's "quoted"`, "empty": "", "ключ": "значение"},
 		OverheadMS: 0.1 + 0.2,
 		Input:      `[{"role":"system","content":"Be brief."},{"role":"user","content":"héllo 👋\nworld"}]`,
