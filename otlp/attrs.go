@@ -83,6 +83,8 @@ type tokenUsage struct {
 	OutputTokens         int64 `json:"output_tokens"`
 	TotalTokens          int64 `json:"total_tokens"`
 	CacheReadInputTokens int64 `json:"cache_read_input_tokens,omitempty"`
+	// Cache writes (Anthropic), part of InputTokens as reads are.
+	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens,omitempty"`
 }
 
 // cost is the value of mlflow.llm.cost, in US dollars.

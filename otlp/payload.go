@@ -68,6 +68,10 @@ func spanInputs(c *llmscope.Call, capture bool) map[string]any {
 	}
 	switch c.Operation {
 	case llmscope.OpChat:
+		if c.Provider == anthropicProvider {
+			anthropicInputs(c, in)
+			break
+		}
 		in["messages"] = rawOrString(c.Input)
 	case llmscope.OpTextCompletion:
 		in["prompt"] = rawOrString(c.Input)
@@ -125,6 +129,13 @@ func spanOutputs(c *llmscope.Call, capture, hasUsage bool) map[string]any {
 	}
 	switch c.Operation {
 	case llmscope.OpChat:
+		if c.Provider == anthropicProvider {
+			anthropicOutputs(c, out, text, capture, hasUsage)
+			if c.Failed() {
+				out["error"] = errorObject(c)
+			}
+			return out
+		}
 		out["object"] = "chat.completion"
 		chatOutputs(c, out, text, capture)
 	case llmscope.OpTextCompletion:

@@ -293,6 +293,12 @@ func attributes(c *llmscope.Call, opts Options) []*commonpb.KeyValue {
 	if hasUsage {
 		a.int("gen_ai.usage.input_tokens", c.Usage.InputTokens)
 		a.int("gen_ai.usage.output_tokens", c.Usage.OutputTokens)
+		if c.Usage.CachedInputTokens > 0 {
+			a.int("gen_ai.usage.cache_read.input_tokens", c.Usage.CachedInputTokens)
+		}
+		if c.Usage.CacheCreationInputTokens > 0 {
+			a.int("gen_ai.usage.cache_creation.input_tokens", c.Usage.CacheCreationInputTokens)
+		}
 	}
 	a.dblPtr("gen_ai.request.temperature", p.Temperature)
 	a.dblPtr("gen_ai.request.top_p", p.TopP)
@@ -331,10 +337,11 @@ func attributes(c *llmscope.Call, opts Options) []*commonpb.KeyValue {
 	}
 	if hasUsage {
 		a.json("mlflow.chat.tokenUsage", tokenUsage{
-			InputTokens:          c.Usage.InputTokens,
-			OutputTokens:         c.Usage.OutputTokens,
-			TotalTokens:          c.Usage.TotalTokens,
-			CacheReadInputTokens: c.Usage.CachedInputTokens,
+			InputTokens:              c.Usage.InputTokens,
+			OutputTokens:             c.Usage.OutputTokens,
+			TotalTokens:              c.Usage.TotalTokens,
+			CacheReadInputTokens:     c.Usage.CachedInputTokens,
+			CacheCreationInputTokens: c.Usage.CacheCreationInputTokens,
 		})
 	}
 	if c.Cost != nil {
@@ -353,7 +360,7 @@ func attributes(c *llmscope.Call, opts Options) []*commonpb.KeyValue {
 	}
 	if c.Operation == llmscope.OpChat || c.Operation == llmscope.OpResponses {
 		// The UI renders the inputs and outputs as a conversation.
-		a.json("mlflow.message.format", "openai")
+		a.json("mlflow.message.format", messageFormat(c))
 	}
 	// User and session: MLflow keeps them as trace metadata under these
 	// keys. Recent MLflow servers promote the root span's user.id and

@@ -437,3 +437,44 @@ func TestTrySpans(t *testing.T) {
 		t.Error("attempt span ids differ between two exports of the same call")
 	}
 }
+
+// An Anthropic call reads in MLflow as mlflow.anthropic.autolog() records
+// one: the Messages request and the Message returned, with content blocks
+// and Anthropic's usage (input without the cache's reads and writes).
+func TestAnthropicSpan(t *testing.T) {
+	c := &llmscope.Call{ID: "0190b9a4-0000-7000-8000-0000000000a1", Start: time.Unix(1_700_000_000, 0), DurationMS: 500,
+		Operation: llmscope.OpChat, Provider: "anthropic", RequestModel: "claude-sonnet-4-5", ResponseModel: "claude-sonnet-4-5-20250929",
+		Status: 200, FinishReason: "tool_use", ResponseID: "msg_01",
+		Usage:     llmscope.Usage{InputTokens: 120, CachedInputTokens: 80, CacheCreationInputTokens: 30, OutputTokens: 15, TotalTokens: 135, Source: llmscope.UsageReported},
+		Input:     `{"system":"Be brief.","messages":[{"role":"user","content":[{"type":"text","text":"weather?"}]}]}`,
+		Output:    "Let me check.",
+		ToolCalls: `[{"id":"toolu_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]`,
+	}
+	s := Spans([]*llmscope.Call{c}, Options{Capture: true}).ResourceSpans[0].ScopeSpans[0].Spans[0]
+	a := attrMap(s)
+	if got := a["mlflow.message.format"].GetStringValue(); got != `"anthropic"` {
+		t.Errorf("mlflow.message.format = %s", got)
+	}
+	var in struct {
+		System   string
+		Messages []map[string]any
+	}
+	if err := json.Unmarshal([]byte(a["mlflow.spanInputs"].GetStringValue()), &in); err != nil || in.System != "Be brief." || len(in.Messages) != 1 {
+		t.Errorf("spanInputs %s (%v)", a["mlflow.spanInputs"].GetStringValue(), err)
+	}
+	var out struct {
+		Type, Role string
+		StopReason string `json:"stop_reason"`
+		Content    []map[string]any
+		Usage      map[string]int64
+	}
+	raw := a["mlflow.spanOutputs"].GetStringValue()
+	if err := json.Unmarshal([]byte(raw), &out); err != nil || len(out.Content) != 2 || out.Content[0]["text"] != "Let me check." ||
+		out.Content[1]["type"] != "tool_use" || out.Content[1]["name"] != "get_weather" || out.StopReason != "tool_use" ||
+		out.Usage["input_tokens"] != 10 || out.Usage["cache_read_input_tokens"] != 80 || out.Usage["cache_creation_input_tokens"] != 30 {
+		t.Errorf("spanOutputs %s (%v)", raw, err)
+	}
+	if a["gen_ai.usage.cache_read.input_tokens"].GetIntValue() != 80 || a["gen_ai.usage.cache_creation.input_tokens"].GetIntValue() != 30 {
+		t.Errorf("cache usage attributes: %v %v", a["gen_ai.usage.cache_read.input_tokens"], a["gen_ai.usage.cache_creation.input_tokens"])
+	}
+}
