@@ -89,7 +89,9 @@ func (g *Gateway) routeRequest(w http.ResponseWriter, r *http.Request, x *exchan
 		x.overhead += time.Since(p0)
 		var attempt context.CancelFunc
 		up, attempt, timedOut, resp, err = g.send(up, d.Timeout)
-		x.rt.cancels = append(x.rt.cancels, attempt)
+		if attempt != nil {
+			x.rt.cancels = append(x.rt.cancels, attempt)
+		}
 		o := route.Outcome{Err: err, Timeout: timedOut}
 		if err == nil {
 			o.Status, o.Header = resp.StatusCode, resp.Header
@@ -138,16 +140,20 @@ func (g *Gateway) routeRequest(w http.ResponseWriter, r *http.Request, x *exchan
 
 // send runs one attempt: the wait for response headers is bounded by
 // timeout when it is set (else by the transport's). The attempt's context
-// lives until cancel is called, after its answer has been relayed.
+// lives until cancel is called, after its answer has been relayed (cancel
+// is nil without a timeout: the attempt ends with the request).
 func (g *Gateway) send(up *http.Request, timeout time.Duration) (_ *http.Request, cancel context.CancelFunc, timedOut bool, resp *http.Response, err error) {
+	if timeout <= 0 {
+		// The transport's own header timeout applies; the attempt ends
+		// with the request.
+		resp, err = g.transport.RoundTrip(up)
+		return up, nil, false, resp, err
+	}
 	ctx, cancel := context.WithCancel(up.Context())
 	up = up.WithContext(ctx)
-	var timer *time.Timer
-	if timeout > 0 {
-		timer = time.AfterFunc(timeout, cancel)
-	}
+	timer := time.AfterFunc(timeout, cancel)
 	resp, err = g.transport.RoundTrip(up)
-	if timer != nil && !timer.Stop() {
+	if !timer.Stop() {
 		// Our timer, not the client, ended the attempt.
 		timedOut = true
 		if resp != nil {
