@@ -166,3 +166,74 @@ func TestCostOfServiceTier(t *testing.T) {
 		}
 	}
 }
+
+// TestCostOfProviders prices Anthropic's cache writes and reads, Gemini's
+// thinking tokens and OpenAI's long-context rates, each against a hand
+// computation from the published per-1M prices:
+//   - claude-sonnet-4-5: $3 input, $3.75 cache write, $0.30 cache read, $15 output;
+//   - gemini-2.5-flash: $0.30 input, $0.03 cached, $2.50 output (thinking included);
+//   - gpt-5.4 above 272,000 prompt tokens: $5 input, $22.50 output (else $2.50 / $15).
+func TestCostOfProviders(t *testing.T) {
+	e := newEnv(t, sim.Config{Seed: 5}, func(c *gateway.Config) {
+		c.Pricer = pricing.Default()
+		root := strings.TrimSuffix(c.Upstream, "/v1")
+		c.Upstreams = []gateway.ProviderUpstream{{API: gateway.Anthropic(), URL: root}, {API: gateway.Gemini(), URL: root}}
+	})
+	anth := map[string]string{"Anthropic-Version": "2023-06-01"}
+	system := strings.Repeat("You answer questions about the weather, briefly and politely. ", 40)
+	claude := `{"model":"claude-sonnet-4-5","max_tokens":200,"system":[{"type":"text","text":"` + system +
+		`","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":"Is it sunny?"}]}`
+	for i, stream := range []bool{false, true} {
+		body := claude
+		if stream {
+			body = strings.Replace(body, `"max_tokens":200`, `"max_tokens":200,"stream":true`, 1)
+		}
+		if status, _, b := post(t, e.gw.URL+"/v1/messages", body, anth); status != 200 {
+			t.Fatalf("claude: %d %s", status, b)
+		}
+		c := e.sink.one(t)
+		u := c.Usage
+		if i == 0 && (u.CacheCreationInputTokens == 0 || u.CachedInputTokens != 0) || i == 1 && (u.CachedInputTokens == 0 || u.CacheCreationInputTokens != 0) {
+			t.Fatalf("claude call %d: usage %+v, want a cache write first, then a read", i, u)
+		}
+		uncached := u.InputTokens - u.CachedInputTokens - u.CacheCreationInputTokens
+		in := (float64(uncached)*3 + float64(u.CacheCreationInputTokens)*3.75 + float64(u.CachedInputTokens)*0.30) / 1e6
+		out := float64(u.OutputTokens) * 15 / 1e6
+		if c.Cost == nil || !near(c.Cost.InputUSD, in) || !near(c.Cost.OutputUSD, out) || c.Provider != "anthropic" {
+			t.Errorf("claude call %d (usage %+v): cost %+v, want input $%v output $%v", i, u, c.Cost, in, out)
+		}
+	}
+
+	gem := `{"contents":[{"role":"user","parts":[{"text":"Is it sunny?"}]}],"generationConfig":{"thinkingConfig":{"thinkingBudget":64}}}`
+	if status, _, b := post(t, e.gw.URL+"/v1beta/models/gemini-2.5-flash:generateContent", gem, nil); status != 200 {
+		t.Fatalf("gemini: %d %s", status, b)
+	}
+	c := e.sink.one(t)
+	u := c.Usage
+	in := (float64(u.InputTokens-u.CachedInputTokens)*0.30 + float64(u.CachedInputTokens)*0.03) / 1e6
+	out := float64(u.OutputTokens) * 2.50 / 1e6
+	if u.ReasoningTokens == 0 || c.Cost == nil || !near(c.Cost.InputUSD, in) || !near(c.Cost.OutputUSD, out) {
+		t.Errorf("gemini (usage %+v): cost %+v, want input $%v output $%v", u, c.Cost, in, out)
+	}
+
+	for _, words := range []int{1000, 280_000} {
+		body := `{"model":"gpt-5.4","max_completion_tokens":50,"messages":[{"role":"user","content":"` + strings.Repeat("hi ", words) + `"}]}`
+		if status, _, b := post(t, e.gw.URL+"/v1/chat/completions", body, nil); status != 200 {
+			t.Fatalf("gpt-5.4: %d %.200s", status, b)
+		}
+		c := e.sink.one(t)
+		u := c.Usage
+		inRate, outRate := 2.50, 15.0
+		if u.InputTokens > 272_000 {
+			inRate, outRate = 5, 22.50
+		}
+		if words > 1000 && u.InputTokens <= 272_000 {
+			t.Fatalf("the long prompt is only %d tokens", u.InputTokens)
+		}
+		in := float64(u.InputTokens) * inRate / 1e6
+		out := float64(u.OutputTokens) * outRate / 1e6
+		if c.Cost == nil || !near(c.Cost.InputUSD, in) || !near(c.Cost.OutputUSD, out) {
+			t.Errorf("gpt-5.4 with %d prompt tokens: cost %+v, want input $%v output $%v", u.InputTokens, c.Cost, in, out)
+		}
+	}
+}
