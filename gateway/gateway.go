@@ -83,8 +83,11 @@ type Config struct {
 	Pricer llmscope.Pricer
 	// OnCostUnknown is called with the model of each call Pricer could not price.
 	OnCostUnknown func(model string)
-	Sink          llmscope.Sink
-	Logger        *slog.Logger
+	// Admit, when set, decides whether each request may go upstream
+	// (budgets, rate limits; see Admitter); nil admits every request.
+	Admit  Admitter
+	Sink   llmscope.Sink
+	Logger *slog.Logger
 }
 
 // ProviderUpstream is the upstream of one provider API besides the OpenAI
@@ -123,6 +126,7 @@ type Gateway struct {
 	fin       *openai.Finisher
 	budget    *budget      // bytes held by request bodies in flight
 	probing   atomic.Int64 // bytes of bodies held while their kind's usage is unknown
+	tickets   sync.Map     // *llmscope.Call → Ticket, until the call is recorded
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes is 0.
@@ -179,6 +183,9 @@ func New(cfg Config) (*Gateway, error) {
 			Sink: cfg.Sink, Pricer: cfg.Pricer, OnCostUnknown: cfg.OnCostUnknown,
 			Capture: cfg.Capture, CaptureMax: cfg.CaptureMaxBytes, Redactor: cfg.Redactor,
 		}, budget: &budget{limit: cfg.MaxBufferedBytes}}
+	if cfg.Admit != nil {
+		g.fin.Sink = settleSink{next: cfg.Sink, tickets: &g.tickets}
+	}
 	if g.transport == nil {
 		t := NewTransport()
 		t.ResponseHeaderTimeout = cfg.UpstreamTimeout

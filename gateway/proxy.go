@@ -36,6 +36,7 @@ type exchange struct {
 	probing  int64 // bytes of body counted in Gateway.probing
 	resp     openai.Response
 	rt       *routing // the route's plan, when Config.Router routes the request
+	ticket   Ticket   // Config.Admit's, when it admitted the request with one
 }
 
 var (
@@ -138,6 +139,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	if g.cfg.Admit != nil && !g.admit(w, r, x) {
+		return // refused, answered and recorded
+	}
 
 	var resp *http.Response
 	if g.cfg.Router != nil {
@@ -194,6 +198,9 @@ func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, x *exchange, r
 	h := w.Header()
 	copyHeader(h, resp.Header)
 	h.Set(HeaderCallID, c.ID) // an upstream gateway's id must not replace ours
+	if x.ticket != nil {
+		x.ticket.Header(h) // our x-ratelimit-* figures win over the upstream's
+	}
 	if stream && x.injected {
 		h.Del("Content-Length")
 	}

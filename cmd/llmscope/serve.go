@@ -42,12 +42,13 @@ type serveOptions struct {
 	anthropicUpstream, geminiUpstream             *option
 	azureUpstream                                 *option
 	routes, routing                               *section // the config file's routes: and routing:
+	budgetSecs                                    budgetSections
 	sec                                           *secureOptions
 }
 
 func newServeOptions(stderr io.Writer) *serveOptions {
 	s := newSettings("serve", stderr)
-	o := &serveOptions{s: s, routes: s.section("routes"), routing: s.section("routing")}
+	o := &serveOptions{s: s, routes: s.section("routes"), routing: s.section("routing"), budgetSecs: declareBudgetSections(s)}
 	o.addr = s.str("addr", "LLMSCOPE_ADDR", "127.0.0.1:8700", "listen address of the gateway, dashboard, API and /metrics")
 	o.db = s.str("db", "LLMSCOPE_DB", "llmscope.db", "store: a SQLite file path, or a postgres:// URL")
 	o.upstream = s.str("upstream", "OPENAI_BASE_URL", "", `upstream API base URL with its /v1, or "sim" for the built-in simulator (default: OpenAI when OPENAI_API_KEY is set, else sim)`)

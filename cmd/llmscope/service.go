@@ -45,6 +45,7 @@ type service struct {
 	metrics         *prom.Metrics
 	exports         []*wire.Export
 	stopRetention   func() // stops the pruner of --retention, when it runs
+	stopBudgets     func() // ends the budget syncs (after a last one), when budgets run
 	stopSim         func()
 	limits          limits
 	upstream        string
@@ -250,7 +251,14 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 	if err != nil {
 		return svc, err
 	}
+	var admit gateway.Admitter
+	if bud, err := newBudgets(ctx, o, svc.store, prices, svc.metrics, logger); err != nil {
+		return svc, err
+	} else if bud != nil {
+		admit, svc.stopBudgets = bud.gate, bud.stop
+	}
 	svc.gw, err = gateway.New(gateway.Config{
+		Admit:                 admit,
 		Router:                router,
 		Upstream:              upstream,
 		Upstreams:             upstreams,
@@ -461,6 +469,10 @@ func (svc *service) stopExports(timeout time.Duration) {
 // closeStore closes the store, after the pruner and the recorder when they
 // ran.
 func (svc *service) closeStore() {
+	if svc.stopBudgets != nil {
+		svc.stopBudgets() // its last sync commits settled spend to the store
+		svc.stopBudgets = nil
+	}
 	if svc.stopRetention != nil {
 		svc.stopRetention()
 		svc.stopRetention = nil

@@ -1,0 +1,385 @@
+package budget
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"llmscope"
+	"llmscope/gateway"
+	"llmscope/openai"
+	"llmscope/pricing"
+	"llmscope/tokenizer"
+)
+
+// DefaultMaxOutput is the output tokens a call's worst case counts when
+// the request sets no max_tokens / max_completion_tokens /
+// max_output_tokens (GateOptions.DefaultMaxOutput 0).
+const DefaultMaxOutput = 4096
+
+// settleTimeout bounds a ticket's settling round trip to a shared Counter.
+const settleTimeout = 2 * time.Second
+
+// GateOptions configure a Gate. Every field is optional.
+type GateOptions struct {
+	// Enforcer checks budgets (nil: none).
+	Enforcer *Enforcer
+	// Limiter checks rate limits (nil: none).
+	Limiter *Limiter
+	// Prices prices a call's worst case (nil: pricing.Default()). A model
+	// it does not know is admitted without a budget reservation (its rate
+	// limits still count) and reported to OnUnpriced.
+	Prices *pricing.Table
+	// DefaultMaxOutput is the output tokens of a request that sets no
+	// maximum (0: DefaultMaxOutput). The price table lists no output
+	// limits, so this is the figure for every such model.
+	DefaultMaxOutput int64
+	// KeyOf returns the client key that authenticated a request, when one
+	// did: its revocation, expiry and models are checked (Allowed). nil:
+	// keys are not checked here (package auth refuses unknown ones).
+	KeyOf func(ctx context.Context) (*Key, bool)
+	Clock Clock // nil: SystemClock
+	// OnRefused is called with the budget of each budget refusal.
+	OnRefused func(budget string)
+	// OnRateLimited is called with the subject kind and unit of each rate
+	// limit refusal.
+	OnRateLimited func(kind Kind, unit Unit)
+	// OnUnpriced is called with the model of each call admitted without a
+	// budget reservation for lack of a price.
+	OnUnpriced func(model string)
+	// OnError receives the ledger's and counter's errors; the Gate fails
+	// open (admits) when they fail, so that a store outage never stops
+	// the traffic.
+	OnError func(error)
+}
+
+// Gate is the gateway's Admitter built from an Enforcer and a Limiter: per
+// request it checks the client key (GateOptions.KeyOf), takes the rate
+// limits of the key, user and model (x-ratelimit-* headers on every answer)
+// and reserves the worst-case cost against the budgets of the key, user,
+// team and experiment; the ticket settles both with the recorded call.
+//
+// The worst case is the input tokens, counted with the tokenizer (OpenAI
+// bodies exactly as openai.EstimateInputTokens counts them; Anthropic's
+// system prompt and Gemini's contents and systemInstruction as plain text
+// with 3 tokens per message; any other body as a third of its bytes), plus
+// the request's maximum output (max_completion_tokens, max_output_tokens,
+// max_tokens; Anthropic's max_tokens, Gemini's maxOutputTokens) times its
+// n, else DefaultMaxOutput, at the highest input and output rates the
+// model's price lists (base, long-context, service tiers, cache writes).
+// Only chat, text completion, embeddings and responses calls are checked;
+// other operations (models, other paths) are admitted as they are.
+type Gate struct {
+	o GateOptions
+}
+
+var _ gateway.Admitter = (*Gate)(nil)
+
+// NewGate returns a Gate.
+func NewGate(o GateOptions) *Gate {
+	if o.Prices == nil {
+		o.Prices = pricing.Default()
+	}
+	if o.DefaultMaxOutput <= 0 {
+		o.DefaultMaxOutput = DefaultMaxOutput
+	}
+	if o.Clock == nil {
+		o.Clock = SystemClock{}
+	}
+	return &Gate{o: o}
+}
+
+// Admit implements gateway.Admitter.
+func (g *Gate) Admit(ctx context.Context, a *gateway.Admission, h http.Header) (gateway.Ticket, *gateway.Refusal) {
+	c := a.Call
+	if !openai.Estimable(c.Operation) {
+		return nil, nil
+	}
+	keyName := c.Key
+	if name, ok := llmscope.ClientFrom(ctx); ok && name != "" {
+		keyName = name
+	}
+	if g.o.KeyOf != nil {
+		if k, ok := g.o.KeyOf(ctx); ok {
+			if err := Allowed(k, c.RequestModel, g.o.Clock.Now()); err != nil {
+				if errors.Is(err, ErrModelNotAllowed) {
+					return nil, &gateway.Refusal{Status: http.StatusForbidden, Type: "invalid_request_error", Code: "model_not_allowed", Message: err.Error()}
+				}
+				return nil, &gateway.Refusal{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key", Message: err.Error()}
+			}
+		}
+	}
+	input := InputTokens(c.Operation, c.RequestModel, a.Body)
+	out := g.maxOutput(c)
+	t := &gateTicket{g: g}
+	if g.o.Limiter != nil {
+		rt, st, ref, err := g.o.Limiter.Take(ctx, RateSubjects{Key: keyName, User: c.User, Model: c.RequestModel}, input+out)
+		switch {
+		case err != nil:
+			g.fail(err)
+		case ref != nil:
+			if g.o.OnRateLimited != nil {
+				g.o.OnRateLimited(ref.Subject.Kind, ref.Unit)
+			}
+			return nil, rateRefusal(ref, st)
+		default:
+			t.rate, t.status, t.limited = rt, st, true
+			st.Set(h)
+		}
+	}
+	if g.o.Enforcer != nil {
+		if p, ok := g.o.Prices.LookupProvider(c.Provider, c.RequestModel); ok {
+			worst := WorstCase(input, out, highest(p))
+			res, ref, err := g.o.Enforcer.Reserve(ctx, Subjects{Key: keyName, User: c.User, Team: c.Team, Experiment: c.Experiment}, worst)
+			switch {
+			case err != nil:
+				g.fail(err)
+			case ref != nil:
+				if t.limited {
+					g.settleRate(t.rate, 0)
+				}
+				if g.o.OnRefused != nil {
+					g.o.OnRefused(ref.Budget)
+				}
+				return nil, budgetRefusal(ref, g.o.Clock.Now(), h)
+			default:
+				t.res = res
+			}
+		} else if g.o.OnUnpriced != nil && c.RequestModel != "" {
+			g.o.OnUnpriced(c.RequestModel)
+		}
+	}
+	if t.res == nil && !t.limited {
+		return nil, nil
+	}
+	return t, nil
+}
+
+func (g *Gate) fail(err error) {
+	if g.o.OnError != nil {
+		g.o.OnError(err)
+	}
+}
+
+// maxOutput returns the most output tokens c's request may produce.
+func (g *Gate) maxOutput(c *llmscope.Call) int64 {
+	if c.Operation == llmscope.OpEmbeddings {
+		return 0
+	}
+	p := &c.Params
+	out := g.o.DefaultMaxOutput
+	for _, v := range [...]*int64{p.MaxCompletionTokens, p.MaxOutputTokens, p.MaxTokens} {
+		if v != nil && *v > 0 {
+			out = *v
+			break
+		}
+	}
+	if p.N != nil && *p.N > 1 {
+		out *= *p.N
+	}
+	return out
+}
+
+// highest returns p's highest input and output rates, so that a worst
+// case at them bounds the call's cost whatever tier, context length or
+// cache writes it ends up billed at.
+func highest(p *pricing.Price) InputOutputPrice {
+	io := InputOutputPrice{Input: p.Input, Output: p.Output}
+	up := func(in, out *float64) {
+		if in != nil {
+			io.Input = max(io.Input, *in)
+		}
+		if out != nil {
+			io.Output = max(io.Output, *out)
+		}
+	}
+	up(p.CacheWrite, nil)
+	for _, r := range p.Tiers {
+		up(r.Input, r.Output)
+		up(r.CacheWrite, nil)
+	}
+	if lc := p.LongContext; lc != nil {
+		up(lc.Input, lc.Output)
+		up(lc.CacheWrite, nil)
+		for _, r := range lc.Tiers {
+			up(r.Input, r.Output)
+			up(r.CacheWrite, nil)
+		}
+	}
+	return io
+}
+
+// InputTokens counts the input tokens of a request body for model, as the
+// Gate's worst case does (see Gate).
+func InputTokens(op, model string, body []byte) int64 {
+	if len(body) == 0 {
+		return 0
+	}
+	n := openai.EstimateInputTokens(op, model, body)
+	if !gjson.ValidBytes(body) {
+		return int64(len(body))/3 + 1
+	}
+	root := gjson.ParseBytes(body)
+	if sys := root.Get("system"); sys.Exists() { // Anthropic
+		n += int64(tokenizer.Count(model, plainText(sys))) + 3
+	}
+	if contents := root.Get("contents"); contents.IsArray() { // Gemini
+		contents.ForEach(func(_, m gjson.Result) bool {
+			n += 3 + int64(tokenizer.Count(model, plainText(m.Get("parts"))))
+			return true
+		})
+		if si := root.Get("systemInstruction"); si.Exists() {
+			n += 3 + int64(tokenizer.Count(model, plainText(si.Get("parts"))))
+		}
+	}
+	if n == 0 {
+		return int64(len(body))/3 + 1
+	}
+	return n
+}
+
+// plainText joins the text of a string, or of an array of parts or blocks
+// carrying "text".
+func plainText(v gjson.Result) string {
+	if v.Type == gjson.String {
+		return v.Str
+	}
+	var s string
+	v.ForEach(func(_, part gjson.Result) bool {
+		if part.Type == gjson.String {
+			s += part.Str
+		} else {
+			s += part.Get("text").Str
+		}
+		return true
+	})
+	return s
+}
+
+// rateRefusal is the gateway's answer to a RateRefusal: 429 in OpenAI's
+// rate limit shape (type "requests" or "tokens", code
+// "rate_limit_exceeded") with the x-ratelimit-* headers and Retry-After;
+// a request too large to ever pass also says x-should-retry: false.
+func rateRefusal(ref *RateRefusal, st RateStatus) *gateway.Refusal {
+	h := make(http.Header, 8)
+	st.Set(h)
+	h.Set("Retry-After", strconv.FormatInt(ref.RetryAfterSeconds(), 10))
+	if ref.TooLarge() {
+		h.Set("x-should-retry", "false")
+	}
+	return &gateway.Refusal{Status: http.StatusTooManyRequests, Type: string(ref.Unit), Code: "rate_limit_exceeded", Message: ref.Error(), Header: h}
+}
+
+// budgetRefusal is the gateway's answer to a budget Refusal: 429 with
+// error type and code "budget_exceeded", Retry-After the time to the
+// period's end (none for a total budget) and x-should-retry: false, so
+// the openai clients do not retry what cannot pass before the period
+// ends. The rate limit headers already set on h stay.
+func budgetRefusal(ref *Refusal, now time.Time, h http.Header) *gateway.Refusal {
+	rh := make(http.Header, 2)
+	if d := ref.RetryAfter(now); d > 0 {
+		rh.Set("Retry-After", strconv.FormatInt(int64(d/time.Second), 10))
+	}
+	rh.Set("x-should-retry", "false")
+	return &gateway.Refusal{Status: http.StatusTooManyRequests, Type: "budget_exceeded", Code: "budget_exceeded", Message: ref.Error(), Header: rh}
+}
+
+// gateTicket is an admitted request's reservation and rate ticket.
+type gateTicket struct {
+	g       *Gate
+	res     *Reservation
+	rate    RateTicket
+	status  RateStatus
+	limited bool // rate and status are set
+}
+
+// Header implements gateway.Ticket.
+func (t *gateTicket) Header(h http.Header) {
+	if t.limited {
+		t.status.Set(h)
+	}
+}
+
+// Done implements gateway.Ticket: it settles the reservation with the
+// call's recorded cost (its worst case when the cost is unknown; nothing
+// for an error answer without usage, which is not billed) and corrects
+// the rate limit tokens with the recorded usage.
+func (t *gateTicket) Done(c *llmscope.Call) {
+	unbilled := c.Status >= 400 && c.Usage.Source == llmscope.UsageNone && c.Cost == nil
+	if t.res != nil {
+		switch {
+		case unbilled:
+			t.g.o.Enforcer.Release(t.res)
+		case c.Cost != nil:
+			t.g.o.Enforcer.Settle(t.res, c.Cost.TotalUSD)
+		default:
+			t.g.o.Enforcer.Settle(t.res, UnknownCost)
+		}
+	}
+	if t.limited {
+		tokens := int64(-1)
+		switch {
+		case unbilled:
+			tokens = 0
+		case c.Usage.Source != llmscope.UsageNone:
+			tokens = c.Usage.InputTokens + c.Usage.OutputTokens
+		}
+		t.g.settleRate(t.rate, tokens)
+	}
+}
+
+func (g *Gate) settleRate(rt RateTicket, tokens int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	if err := g.o.Limiter.Settle(ctx, rt, tokens); err != nil {
+		g.fail(err)
+	}
+}
+
+// Spend is one budget's settled spend for one subject in the current
+// period.
+type Spend struct {
+	Budget   string
+	Subject  Subject
+	SpentUSD float64 // Ledger Totals.Spent: committed by every gateway
+	LimitUSD float64
+}
+
+// Spends returns the spend, in the period containing the Enforcer's now,
+// of at most max of the (budget, subject) pairs this Enforcer has
+// accounted, sorted by budget and subject name: one Ledger.Totals round
+// trip each. It is for gauges and dashboards, never the request path.
+func (e *Enforcer) Spends(ctx context.Context, max int) ([]Spend, error) {
+	e.mu.RLock()
+	keys := make([]acctKey, 0, len(e.accounts))
+	for k := range e.accounts {
+		keys = append(keys, k)
+	}
+	e.mu.RUnlock()
+	slices.SortFunc(keys, func(a, b acctKey) int {
+		if c := cmp.Compare(a.rule.b.Name, b.rule.b.Name); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.subject, b.subject)
+	})
+	if len(keys) > max {
+		keys = keys[:max]
+	}
+	now := e.clock.Now()
+	out := make([]Spend, 0, len(keys))
+	for _, k := range keys {
+		tot, err := e.ledger.Totals(ctx, KeyFor(&k.rule.b, k.subject, now))
+		if err != nil {
+			return out, fmt.Errorf("budget %q: totals: %w", k.rule.b.Name, err)
+		}
+		out = append(out, Spend{Budget: k.rule.b.Name, Subject: Subject{k.rule.kind, k.subject}, SpentUSD: tot.Spent.USD(), LimitUSD: k.rule.b.LimitUSD})
+	}
+	return out, nil
+}
