@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"llmscope"
+	"llmscope/budget"
 )
 
 // Config says what a Guard accepts. The zero Config guards nothing but the
@@ -32,6 +34,12 @@ type Config struct {
 	// key's name becomes the call's user (X-Llmscope-User). Nil leaves /v1
 	// open.
 	ClientKeys *Keys
+	// StoredKeys, when set, are client keys kept in the store, accepted
+	// like ClientKeys from the same headers once the store holds any key
+	// (StoredKeys.Any). A stored key's user (its name without one) becomes
+	// the call's user; a revoked or expired one is refused with a 401
+	// saying so.
+	StoredKeys *StoreKeys
 	// PassProviderKeys lets a /v1 request carrying a credential that is not
 	// a client key go on untouched, so clients use their own provider key.
 	// A request with no credential at all is still refused.
@@ -66,6 +74,7 @@ type Guard struct {
 	adminHash  [32]byte
 	sessionKey []byte
 	keys       *Keys
+	stored     *StoreKeys
 	pass       bool
 	anyHost    bool
 	hosts      []hostEntry
@@ -82,6 +91,7 @@ type Guard struct {
 func New(cfg Config) (*Guard, error) {
 	g := &Guard{
 		keys:     cfg.ClientKeys,
+		stored:   cfg.StoredKeys,
 		pass:     cfg.PassProviderKeys,
 		log:      cfg.Logger,
 		now:      cfg.Now,
@@ -128,10 +138,16 @@ func New(cfg Config) (*Guard, error) {
 }
 
 // Protected reports whether the admin routes need the admin token and
-// whether /v1 needs a credential (client keys, or the client's own
-// provider key).
+// whether /v1 needs a credential (client keys from the file or the store,
+// or the client's own provider key).
 func (g *Guard) Protected() (admin, clients bool) {
-	return g.admin, g.keys != nil || g.pass
+	return g.admin, g.clientsProtected()
+}
+
+// clientsProtected reports whether /v1 needs a credential now: stored keys
+// count from the first one stored.
+func (g *Guard) clientsProtected() bool {
+	return g.keys != nil || g.pass || g.stored.Any()
 }
 
 // Inflight returns the number of requests being handled now (all but
@@ -254,11 +270,10 @@ func (g *Guard) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 			r = r.WithContext(context.WithValue(r.Context(), publicKey{}, true))
 		}
 	case routeGateway:
-		if g.keys != nil || g.pass {
-			var ok bool
-			if r, ok = g.client(r); !ok {
-				g.reject(w, r, "unauthorized", http.StatusUnauthorized, "invalid_request_error", "invalid_api_key",
-					"missing or unknown API key")
+		if g.clientsProtected() {
+			var err error
+			if r, err = g.client(r); err != nil {
+				g.refuseClient(w, r, err)
 				return
 			}
 		}
@@ -360,14 +375,44 @@ func bearer(v string) (string, bool) {
 // credentialHeaders are where /v1 clients send a key, in the order looked at.
 var credentialHeaders = [...]string{"Authorization", "X-Api-Key", "Api-Key", "X-Goog-Api-Key"}
 
-// client checks the credential of a gateway request. A known client key,
-// in any of the credential headers, yields a copy of r without credential
-// headers, with X-Llmscope-User set to the key's name and its context
-// marked (llmscope.WithClient: only such requests may be sent with the
-// gateway's own upstream key). With PassProviderKeys any other credential
-// yields r, minus an X-Llmscope-User it cannot vouch for.
-func (g *Guard) client(r *http.Request) (*http.Request, bool) {
+// Why client refuses a request; refuseClient answers each.
+var (
+	errNoKey      = errors.New("missing or unknown API key")
+	errKeyRevoked = errors.New("this API key was revoked")
+	errKeyExpired = errors.New("this API key has expired")
+)
+
+// refuseClient answers a request client refused with err: 401 in
+// OpenAI's shape (code invalid_api_key) naming why, never the key; 503
+// when the key store could not be read.
+func (g *Guard) refuseClient(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errStoreKeys) {
+		g.log.Warn("cannot check a client key", "err", err)
+		w.Header()["Retry-After"] = valRetry1
+		g.reject(w, r, "key_store", http.StatusServiceUnavailable, "server_error", "key_store_unavailable",
+			"llmscope cannot read its client keys now; retry shortly")
+		return
+	}
+	msg := errNoKey.Error()
+	if errors.Is(err, errKeyRevoked) || errors.Is(err, errKeyExpired) {
+		msg = err.Error()
+	}
+	g.reject(w, r, "unauthorized", http.StatusUnauthorized, "invalid_request_error", "invalid_api_key", msg)
+}
+
+// client checks the credential of a gateway request. A known client key
+// (the file's, or a stored one that is neither revoked nor expired), in
+// any of the credential headers, yields a copy of r without credential
+// headers, with X-Llmscope-User set to the key's user (its name without
+// one) and its context carrying the key (llmscope.WithClientKey: only
+// such requests may be sent with the gateway's own upstream key). A
+// revoked or expired stored key is refused whatever else holds. With
+// PassProviderKeys any other credential yields r, minus an
+// X-Llmscope-User it cannot vouch for. Otherwise the error says why not
+// (errNoKey, errKeyRevoked, errKeyExpired, or one wrapping errStoreKeys).
+func (g *Guard) client(r *http.Request) (*http.Request, error) {
 	found := false
+	stored := g.stored.Any()
 	for _, name := range credentialHeaders {
 		v := header(r.Header, name)
 		if v == "" {
@@ -378,31 +423,54 @@ func (g *Guard) client(r *http.Request) (*http.Request, bool) {
 		if name == "Authorization" {
 			tok, _ = bearer(v)
 		}
-		if tok == "" || g.keys == nil {
+		if tok == "" {
 			continue
 		}
-		if key, ok := g.keys.Lookup(tok); ok {
-			r2 := r.WithContext(llmscope.WithClient(r.Context(), key))
-			r2.Header = r.Header.Clone()
-			for _, h := range credentialHeaders {
-				delete(r2.Header, h)
+		if g.keys != nil {
+			if key, ok := g.keys.Lookup(tok); ok {
+				return authenticated(r, g.keys.clientKey(key)), nil
 			}
-			r2.Header.Set("X-Llmscope-User", key)
-			return r2, true
+		}
+		if !stored {
+			continue
+		}
+		key, err := g.stored.Lookup(r.Context(), HashSecret(tok), g.now())
+		switch {
+		case err == nil:
+			return authenticated(r, key), nil
+		case errors.Is(err, budget.ErrRevoked):
+			return r, errKeyRevoked
+		case errors.Is(err, budget.ErrExpired):
+			return r, errKeyExpired
+		case !errors.Is(err, budget.ErrKeyNotFound):
+			return r, err
 		}
 	}
 	if !found && r.URL.RawQuery != "" && r.URL.Query().Get("key") != "" {
 		found = true // Gemini's ?key=: a provider key, never a client key
 	}
 	if !g.pass || !found {
-		return r, false
+		return r, errNoKey
 	}
 	if _, forged := r.Header["X-Llmscope-User"]; forged {
 		r2 := new(http.Request)
 		*r2 = *r
 		r2.Header = r.Header.Clone()
 		delete(r2.Header, "X-Llmscope-User") // only a client key names the user
-		return r2, true
+		return r2, nil
 	}
-	return r, true
+	return r, nil
+}
+
+// authenticated returns a copy of r made with key: its context carries
+// key, its credential headers are gone and X-Llmscope-User names key's
+// user.
+func authenticated(r *http.Request, key *llmscope.ClientKey) *http.Request {
+	r2 := r.WithContext(llmscope.WithClientKey(r.Context(), key))
+	r2.Header = r.Header.Clone()
+	for _, h := range credentialHeaders {
+		delete(r2.Header, h)
+	}
+	r2.Header.Set("X-Llmscope-User", key.CallUser())
+	return r2
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"sort"
 
+	"llmscope"
+
 	"go.yaml.in/yaml/v3"
 )
 
@@ -24,7 +26,8 @@ type Key struct {
 // It is immutable and safe for concurrent use.
 type Keys struct {
 	keys   []Key
-	byHash map[[32]byte]int // index into keys
+	byHash map[[32]byte]int               // index into keys
+	client map[string]*llmscope.ClientKey // by name: what requests' contexts carry
 }
 
 // maxKeyName bounds a key's name, which becomes a recorded user.
@@ -34,7 +37,7 @@ const maxKeyName = 64
 // names and duplicate hashes.
 func NewKeys(keys ...Key) (*Keys, error) {
 	keys = append([]Key(nil), keys...)
-	k := &Keys{keys: keys, byHash: make(map[[32]byte]int, len(keys))}
+	k := &Keys{keys: keys, byHash: make(map[[32]byte]int, len(keys)), client: make(map[string]*llmscope.ClientKey, len(keys))}
 	names := make(map[string]bool, len(keys))
 	for i, key := range keys {
 		if err := checkName(key.Name); err != nil {
@@ -48,6 +51,7 @@ func NewKeys(keys ...Key) (*Keys, error) {
 		}
 		names[key.Name] = true
 		k.byHash[key.Hash] = i
+		k.client[key.Name] = &llmscope.ClientKey{Name: key.Name}
 	}
 	return k, nil
 }
@@ -67,6 +71,10 @@ func (k *Keys) Lookup(token string) (name string, ok bool) {
 	}
 	return k.keys[i].Name, true
 }
+
+// clientKey returns the ClientKey of the key named name (Lookup's), shared
+// by its requests.
+func (k *Keys) clientKey(name string) *llmscope.ClientKey { return k.client[name] }
 
 // Len returns the number of keys.
 func (k *Keys) Len() int {

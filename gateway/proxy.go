@@ -97,6 +97,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.TraceID = llmscope.TraceIDFor(c.ID)
 	x.call = c
 	openai.ReadLabels(r.Header, c)
+	openai.ApplyClient(r.Context(), c) // the key's user, name and team: no header can forge them
 	api.Describe(r, c)
 	w.Header().Set(HeaderCallID, c.ID)
 	defer g.freeBody(x)

@@ -32,6 +32,7 @@ Commands:
   version   print version and build info
   bench     load harness: gateway overhead against direct and a bare reverse proxy
   demo      send a few minutes of varied traffic to a running serve (simulator only)
+  keys      client keys in the store: keys create|list|revoke|rotate (secrets shown once)
   migrate   copy every call of a SQLite store into a Postgres store (--from FILE --to postgres://…)
 
 Run "llmscope <command> --help" for a command's flags.
@@ -69,6 +70,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"bench":   runBench,
 		"demo":    runDemo,
 		"migrate": runMigrate,
+		"keys":    runKeys,
 	}
 	name := args[0]
 	if name == "help" || name == "-h" || name == "--help" {

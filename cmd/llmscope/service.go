@@ -18,6 +18,7 @@ import (
 
 	"llmscope"
 	"llmscope/auth"
+	"llmscope/budget"
 	"llmscope/gateway"
 	"llmscope/internal/wire"
 	"llmscope/openai"
@@ -171,16 +172,6 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 	for _, p := range providers {
 		serverKey = serverKey || p.key != "" && !p.sim
 	}
-	if err := checkExposure(o.addr.val, admin, clients, serverKey, insecure); err != nil {
-		return svc, err
-	}
-	switch {
-	case loopback(o.addr.val):
-	case !admin || !clients && serverKey:
-		logger.Warn("serving a non-loopback address without authentication (--insecure): anyone who reaches it can read the recorded calls and use the upstream", "addr", o.addr.val)
-	case !clients:
-		logger.Warn("/v1 is open to whoever reaches this address: clients use their own provider keys (the gateway holds none); --client-keys would name them", "addr", o.addr.val)
-	}
 	prices, err := pricing.LoadAll(updatedPricesPath(), o.prices.val)
 	if err != nil {
 		return svc, err
@@ -226,6 +217,23 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 		return svc, err
 	}
 	svc.store = store
+	if ks, ok := svc.store.(budget.KeyStore); ok { // keys made with `llmscope keys` count as client keys
+		if guardCfg.StoredKeys, err = auth.NewStoreKeys(ctx, ks, auth.StoreKeysConfig{Logger: logger.With("component", "keys")}); err != nil {
+			return svc, err
+		}
+		go guardCfg.StoredKeys.Run(ctx)
+		clients = clients || guardCfg.StoredKeys.Any()
+	}
+	if err := checkExposure(o.addr.val, admin, clients, serverKey, insecure); err != nil {
+		return svc, err
+	}
+	switch {
+	case loopback(o.addr.val):
+	case !admin || !clients && serverKey:
+		logger.Warn("serving a non-loopback address without authentication (--insecure): anyone who reaches it can read the recorded calls and use the upstream", "addr", o.addr.val)
+	case !clients:
+		logger.Warn("/v1 is open to whoever reaches this address: clients use their own provider keys (the gateway holds none); --client-keys would name them", "addr", o.addr.val)
+	}
 	pruner, canPrune := svc.store.(llmscope.Pruner)
 	if keep > 0 && !canPrune {
 		return svc, fmt.Errorf("--retention: the store %s cannot delete calls; remove --retention (LLMSCOPE_RETENTION) to keep them all", storeLabel(o.db.val))
@@ -335,7 +343,11 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 		mux.Handle(prefix, svc.providerHandler(prefix))
 	}
 	mux.Handle("GET /metrics", svc.metrics.Handler())
-	mux.Handle("/", web.New(svc.store, health, logger.With("component", "web")))
+	wh := web.New(svc.store, health, logger.With("component", "web"))
+	if sk := guardCfg.StoredKeys; sk != nil { // /api/keys; a change holds on this gateway at once
+		wh.MountKeys(sk.Store(), sk.Refresh)
+	}
+	mux.Handle("/", wh)
 	if o.pprof.val == "true" {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
