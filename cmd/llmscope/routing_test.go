@@ -16,6 +16,8 @@ import (
 	oaoption "github.com/openai/openai-go/v3/option"
 
 	"llmscope"
+	"llmscope/internal/mlflowtest"
+	"llmscope/mlflow"
 	"llmscope/sim"
 )
 
@@ -106,11 +108,13 @@ func TestRouting(t *testing.T) {
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, base, _, stderr := startServe(t, "--config", path)
+	ml := mlflowtest.Start(t)
+	_, base, _, stderr := startServe(t, "--config", path, "--mlflow", ml.URL, "--experiment", "routing")
 	client := openai.NewClient(oaoption.WithBaseURL(base+"/v1"), oaoption.WithAPIKey("client-key"), oaoption.WithMaxRetries(0))
 	ctx := context.Background()
 	msgs := []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Say hello")}
 
+	var first429 llmscope.Call
 	for _, tc := range []struct {
 		model, first, outcome string
 		status                int
@@ -143,6 +147,9 @@ func TestRouting(t *testing.T) {
 		c := recordedCall(t, base, resp.Header.Get("X-Llmscope-Call-Id"))
 		if content == "" || c.Status != 200 || c.Upstream != "healthy" || c.Attempts != 2 || len(c.Tries) != 2 {
 			t.Fatalf("%s: answer %q; recorded status %d upstream %q attempts %d tries %+v", tc.model, content, c.Status, c.Upstream, c.Attempts, c.Tries)
+		}
+		if tc.model == "r-429" {
+			first429 = c
 		}
 		first, last := c.Tries[0], c.Tries[1]
 		if first.Upstream != tc.first || first.Outcome != tc.outcome || first.Status != tc.status || !first.Retried ||
@@ -182,6 +189,20 @@ func TestRouting(t *testing.T) {
 	}
 	if got := metric(t, base, `llmscope_upstream_attempts_total{outcome="timeout",upstream="slow"}`); got != "1" {
 		t.Errorf("llmscope_upstream_attempts_total for the slow deployment = %q, want 1", got)
+	}
+	// In MLflow the routed call's trace has one child span per attempt.
+	client2, err := mlflow.NewClient(mlflow.Config{TrackingURI: ml.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trace string
+	eventually(t, "the routed call's trace in MLflow", 60*time.Second, func() bool {
+		b, err := client2.GetTrace(ctx, "tr-"+first429.TraceID)
+		trace = string(b)
+		return err == nil && strings.Contains(trace, "attempt healthy")
+	})
+	if !strings.Contains(trace, `"attempt limited"`) || !strings.Contains(trace, `"attempt healthy"`) {
+		t.Errorf("trace lacks a span per attempt: %.600s", trace)
 	}
 	for _, k := range []string{"route-key-healthy", "route-key-limited"} {
 		if strings.Contains(stderr.String(), k) {
