@@ -1,0 +1,277 @@
+package budget_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"llmscope"
+	"llmscope/budget"
+	"llmscope/gateway"
+	"llmscope/openai"
+	"llmscope/pricing"
+	"llmscope/sim"
+)
+
+// pricey is a price table with one expensive model, so that a few calls
+// cross a budget of cents.
+func pricey(t testing.TB) *pricing.Table {
+	t.Helper()
+	tab, err := pricing.Parse([]byte("models:\n  - {model: pricey, input: 100, output: 400, source: test, as_of: 2026-01-01}\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tab
+}
+
+// collect keeps the recorded calls.
+type collect struct {
+	mu    sync.Mutex
+	calls []*llmscope.Call
+}
+
+func (c *collect) Record(call *llmscope.Call) {
+	c.mu.Lock()
+	c.calls = append(c.calls, call)
+	c.mu.Unlock()
+}
+
+func (c *collect) all() []*llmscope.Call {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*llmscope.Call(nil), c.calls...)
+}
+
+// rig is a gateway with a Gate in front of the simulator, counting the
+// requests that reach the simulator.
+type rig struct {
+	url      string
+	upstream atomic.Int64
+	sink     *collect
+	gw       *gateway.Gateway
+}
+
+func newRig(t *testing.T, gate *budget.Gate, prices *pricing.Table) *rig {
+	t.Helper()
+	r := &rig{sink: &collect{}}
+	s := sim.New(sim.Config{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.upstream.Add(1)
+		s.ServeHTTP(w, req)
+	}))
+	t.Cleanup(up.Close)
+	gw, err := gateway.New(gateway.Config{Upstream: up.URL + "/v1", Sink: r.sink, Pricer: prices, Admit: gate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.gw = gw
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	r.url = srv.URL
+	return r
+}
+
+// post sends a chat request as user and returns the answer, its body read.
+func (r *rig) post(t *testing.T, user, model string, stream bool) (*http.Response, []byte) {
+	t.Helper()
+	body := `{"model":"` + model + `","max_tokens":16,"stream":` + strconv.FormatBool(stream) + `,"messages":[{"role":"user","content":"count to ten"}]}`
+	req, _ := http.NewRequest(http.MethodPost, r.url+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Llmscope-User", user)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+func (r *rig) wait(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.gw.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A user budget of 2 cents admits calls until the next would cross it,
+// then refuses with 429 budget_exceeded (x-should-retry: false,
+// Retry-After to the day's end) without forwarding; the settled spend
+// is the recorded cost, within the limit.
+func TestGateBudget(t *testing.T) {
+	prices := pricey(t)
+	ledger := new(budget.MemLedger)
+	enf, err := budget.New([]budget.Budget{{Name: "daily", Kind: budget.KindUser, Period: budget.Day, LimitUSD: 0.02}},
+		budget.Options{Ledger: ledger, LeaseShare: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused atomic.Int64
+	gate := budget.NewGate(budget.GateOptions{Enforcer: enf, Prices: prices, OnRefused: func(string) { refused.Add(1) }})
+	r := newRig(t, gate, prices)
+	admitted := 0
+	var refusal []byte
+	for i := range 20 {
+		resp, body := r.post(t, "alice", "pricey", i%2 == 0)
+		r.wait(t)
+		if err := enf.Sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode == 200 {
+			admitted++
+			continue
+		}
+		if resp.StatusCode != 429 {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		if resp.Header.Get("x-should-retry") != "false" {
+			t.Errorf("x-should-retry = %q", resp.Header.Get("x-should-retry"))
+		}
+		if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra <= 0 || ra > 86400 {
+			t.Errorf("Retry-After = %q", resp.Header.Get("Retry-After"))
+		}
+		refusal = body
+	}
+	if admitted == 0 || refusal == nil {
+		t.Fatalf("admitted %d of 20, refusal %q", admitted, refusal)
+	}
+	var e struct {
+		Error struct{ Type, Code, Message string }
+	}
+	if err := json.Unmarshal(refusal, &e); err != nil || e.Error.Type != "budget_exceeded" || !strings.Contains(e.Error.Message, `"daily"`) {
+		t.Errorf("refusal body %s (%v)", refusal, err)
+	}
+	if n := r.upstream.Load(); n != int64(admitted) {
+		t.Errorf("upstream saw %d requests, admitted %d", n, admitted)
+	}
+	if refused.Load() != int64(20-admitted) {
+		t.Errorf("OnRefused %d times, %d refused", refused.Load(), 20-admitted)
+	}
+	var spent float64
+	for _, c := range r.sink.all() {
+		switch {
+		case c.Status == 200 && c.Cost != nil:
+			spent += c.Cost.TotalUSD
+		case c.Status == 429 && c.ErrorType != "budget_exceeded":
+			t.Errorf("refused call recorded with error type %q", c.ErrorType)
+		case c.Status == 200:
+			t.Errorf("call %s without a cost", c.ID)
+		}
+	}
+	tot, _ := ledger.Totals(context.Background(), budget.KeyFor(&budget.Budget{Name: "daily", Period: budget.Day}, "alice", time.Now()))
+	if d := tot.Spent.USD() - spent; d < -1e-8 || d > 1e-8*float64(admitted) {
+		t.Errorf("ledger spent %v, recorded %v", tot.Spent.USD(), spent)
+	}
+	if spent > 0.02 {
+		t.Errorf("spent %v over the 0.02 limit", spent)
+	}
+	if tot.Held != 0 {
+		t.Errorf("held %v after the calls", tot.Held)
+	}
+}
+
+// A 3 RPM limit: three requests pass with x-ratelimit-* headers counting
+// down, the fourth gets 429 rate_limit_exceeded with Retry-After and
+// never reaches the upstream.
+func TestGateRateLimit(t *testing.T) {
+	// A fixed clock: no minute boundary falls between the requests.
+	clock := fixedClock(time.Date(2026, 3, 1, 12, 0, 10, 0, time.UTC))
+	lim, err := budget.NewLimiter(budget.RateLimits{User: budget.KindRates{Default: budget.Rate{RPM: 3, TPM: 100000}}}, nil, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var limited atomic.Int64
+	gate := budget.NewGate(budget.GateOptions{Limiter: lim, OnRateLimited: func(k budget.Kind, u budget.Unit) {
+		if k == budget.KindUser && u == budget.Requests {
+			limited.Add(1)
+		}
+	}})
+	r := newRig(t, gate, nil)
+	for i := range 4 {
+		resp, body := r.post(t, "bob", "gpt-4o-mini", i == 1)
+		if got := resp.Header.Get("x-ratelimit-limit-requests"); got != "3" {
+			t.Errorf("request %d: x-ratelimit-limit-requests %q", i, got)
+		}
+		if resp.Header.Get("x-ratelimit-limit-tokens") != "100000" || resp.Header.Get("x-ratelimit-reset-requests") == "" {
+			t.Errorf("request %d: headers %v", i, resp.Header)
+		}
+		rem := strconv.Itoa(max(2-i, 0))
+		if got := resp.Header.Get("x-ratelimit-remaining-requests"); got != rem {
+			t.Errorf("request %d: remaining %q, want %s", i, got, rem)
+		}
+		if i < 3 {
+			if resp.StatusCode != 200 {
+				t.Fatalf("request %d: %d %s", i, resp.StatusCode, body)
+			}
+			continue
+		}
+		if resp.StatusCode != 429 || !strings.Contains(string(body), `"rate_limit_exceeded"`) || !strings.Contains(string(body), `"requests"`) {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, body)
+		}
+		if ra := resp.Header.Get("Retry-After"); ra != "50" {
+			t.Errorf("Retry-After %q, want 50 (to the minute's end)", ra)
+		}
+	}
+	if n := r.upstream.Load(); n != 3 {
+		t.Errorf("upstream saw %d requests, want 3", n)
+	}
+	if limited.Load() != 1 {
+		t.Errorf("OnRateLimited %d", limited.Load())
+	}
+}
+
+// A model without a price is admitted without a budget reservation, even
+// under a budget it would cross if priced, and reported.
+func TestGateUnpriced(t *testing.T) {
+	enf, err := budget.New([]budget.Budget{{Name: "tiny", Kind: budget.KindUser, Period: budget.Total, LimitUSD: 1e-9}}, budget.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var unpriced []string
+	gate := budget.NewGate(budget.GateOptions{Enforcer: enf, Prices: pricey(t), OnUnpriced: func(m string) { unpriced = append(unpriced, m) }})
+	r := newRig(t, gate, nil)
+	if resp, body := r.post(t, "carol", "no-such-model", false); resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if resp, _ := r.post(t, "carol", "pricey", false); resp.StatusCode != 429 {
+		t.Errorf("priced model under a 1e-9 budget: %d", resp.StatusCode)
+	}
+	if len(unpriced) != 1 || unpriced[0] != "no-such-model" {
+		t.Errorf("OnUnpriced %v", unpriced)
+	}
+}
+
+// InputTokens counts OpenAI bodies as openai.EstimateInputTokens, and adds
+// Anthropic's system prompt and Gemini's contents; other bodies count a
+// third of their bytes.
+func TestInputTokens(t *testing.T) {
+	chat := []byte(`{"model":"gpt-4o","messages":[{"role":"user","content":"hello there, how are you"}]}`)
+	if got, want := budget.InputTokens(llmscope.OpChat, "gpt-4o", chat), openai.EstimateInputTokens(llmscope.OpChat, "gpt-4o", chat); got != want || got == 0 {
+		t.Errorf("chat: %d, want %d", got, want)
+	}
+	anth := []byte(`{"model":"claude","system":"you are a careful assistant who answers briefly","messages":[{"role":"user","content":"hi"}]}`)
+	noSys := []byte(`{"model":"claude","messages":[{"role":"user","content":"hi"}]}`)
+	if a, b := budget.InputTokens(llmscope.OpChat, "claude", anth), budget.InputTokens(llmscope.OpChat, "claude", noSys); a <= b+5 {
+		t.Errorf("anthropic system not counted: %d vs %d", a, b)
+	}
+	gem := []byte(`{"contents":[{"role":"user","parts":[{"text":"tell me a long story about a dragon and a knight"}]}],"systemInstruction":{"parts":[{"text":"be brief"}]}}`)
+	if n := budget.InputTokens(llmscope.OpChat, "gemini-2.5-flash", gem); n < 12 || n > 40 {
+		t.Errorf("gemini: %d tokens", n)
+	}
+	if n := budget.InputTokens(llmscope.OpChat, "x", []byte("not json at all")); n != 6 {
+		t.Errorf("raw body: %d", n)
+	}
+}
