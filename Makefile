@@ -65,6 +65,12 @@ fuzz:
 		$(GO) test ./tokenizer/ -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
 	for f in FuzzParseSpec FuzzReadDataset; do \
 		$(GO) test ./sweep/ -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
+	for f in FuzzAnthropicStream FuzzAnthropicBody FuzzTextDelta; do \
+		$(GO) test ./anthropic/ -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
+	for f in FuzzGeminiEvents FuzzGeminiBody; do \
+		$(GO) test ./gemini/ -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
+	$(GO) test ./route/ -run '^$$' -fuzz '^FuzzRetryAfter$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./sim/ -run '^$$' -fuzz '^FuzzProviderBodies$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./auth/ -run '^$$' -fuzz '^FuzzWrap$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./gateway/ -run '^$$' -fuzz '^FuzzBadPath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./cmd/llmscope/ -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(FUZZTIME)

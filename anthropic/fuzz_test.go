@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/tidwall/gjson"
 
 	"llmscope/openai"
 )
@@ -83,6 +86,35 @@ func FuzzAnthropicBody(f *testing.F) {
 		}
 		if !bytes.Equal(body, orig) {
 			t.Fatal("a parser changed its input")
+		}
+	})
+}
+
+// FuzzTextDelta: whatever the fast reading of a text delta accepts, the
+// full parse reads the same way, with the same text.
+func FuzzTextDelta(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}`,
+		`{"type":"content_block_delta","index":12,"delta":{"type":"text_delta","text":"a \"q\" \\ \u00e9 \n"}}`,
+		`{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"caf\u00e9 ☕"}}`,
+		`{"type":"content_block_delta","index":01,"delta":{"type":"text_delta","text":"x"}}`,
+		`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"},"extra":1}`,
+		`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x\"}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		text, ok := textDelta(data)
+		if !ok {
+			return
+		}
+		text = strings.Clone(text)
+		if !gjson.ValidBytes(data) {
+			t.Fatalf("%q: read fast but not JSON", data)
+		}
+		ev := gjson.ParseBytes(data)
+		if ev.Get("type").Str != "content_block_delta" || ev.Get("delta.type").Str != "text_delta" || ev.Get("delta.text").Str != text {
+			t.Fatalf("%q: fast text %q, full parse %q", data, text, ev.Get("delta.text").Str)
 		}
 	})
 }

@@ -69,6 +69,11 @@ func (s *Stream) Result() *openai.Response {
 // ChunkContent for generated text, thinking or tool input.
 func (s *Stream) Event(data []byte) openai.Chunk {
 	data = bytes.TrimSpace(data)
+	if text, ok := textDelta(data); ok {
+		s.res.Chunks++
+		s.res.AddText(text)
+		return openai.ChunkContent
+	}
 	if len(data) == 0 || data[0] != '{' || !gjson.ValidBytes(data) || !shallow(data) {
 		return openai.ChunkOther
 	}
@@ -160,4 +165,79 @@ func (s *Stream) blockDelta(ev gjson.Result) openai.Chunk {
 		return openai.ChunkContent
 	}
 	return openai.ChunkOther
+}
+
+// The usual event of a stream, in the form Anthropic writes it: a text
+// delta of block N.
+const (
+	textDeltaHead = `{"type":"content_block_delta","index":`
+	textDeltaMid  = `,"delta":{"type":"text_delta","text":`
+)
+
+// textDelta reads data when it is exactly a text delta in the form
+// Anthropic writes (textDeltaHead, a block index, textDeltaMid, a JSON
+// string, "}}"): the common event, read in one pass without a parser.
+// ok is false for anything else, which Event then reads in full. text
+// may be a view of data.
+func textDelta(data []byte) (text string, ok bool) {
+	rest, found := bytes.CutPrefix(data, []byte(textDeltaHead))
+	if !found {
+		return "", false
+	}
+	i := 0
+	for i < len(rest) && i < 9 && rest[i] >= '0' && rest[i] <= '9' {
+		i++
+	}
+	if i == 0 || i > 1 && rest[0] == '0' {
+		return "", false
+	}
+	rest, found = bytes.CutPrefix(rest[i:], []byte(textDeltaMid))
+	if !found || len(rest) < 4 || rest[0] != '"' || !bytes.HasSuffix(rest, []byte(`"}}`)) {
+		return "", false
+	}
+	quoted := rest[:len(rest)-2]
+	// The string must end where its closing quote is: no other unescaped
+	// quote inside, and only escapes JSON allows.
+	simple := true
+	for j := 1; j < len(quoted)-1; j++ {
+		switch c := quoted[j]; {
+		case c == '"' || c < 0x20:
+			return "", false
+		case c == '\\':
+			simple = false
+			if j+1 >= len(quoted)-1 {
+				return "", false
+			}
+			j++
+			switch quoted[j] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if j+4 >= len(quoted)-1 || !isHex4(quoted[j+1:j+5]) {
+					return "", false
+				}
+				j += 4
+			default:
+				return "", false
+			}
+		case c >= 0x80:
+			simple = false // gjson checks and keeps UTF-8 as the slow path does
+		}
+	}
+	if simple {
+		return str(quoted[1 : len(quoted)-1]), true // a view: AddText copies it
+	}
+	v := gjson.ParseBytes(quoted)
+	if v.Type != gjson.String || !gjson.ValidBytes(quoted) {
+		return "", false
+	}
+	return v.Str, true
+}
+
+func isHex4(b []byte) bool {
+	for _, c := range b[:4] {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
