@@ -60,24 +60,39 @@ func keysSettings(sub string, stderr io.Writer) (*settings, *option) {
 // parseNamed parses args holding one NAME before, between or after the
 // flags, and returns the name.
 func parseNamed(s *settings, args []string) (string, error) {
-	var name string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		name, args = args[0], args[1:]
+	var flags, names []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			names = append(names, args[i+1:]...)
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			names = append(names, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if f := s.fs.Lookup(name); f != nil && i+1 < len(args) {
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
+				flags = append(flags, args[i+1]) // the flag's value
+				i++
+			}
+		}
 	}
-	if err := s.parse(args); err != nil {
+	if err := s.parse(flags); err != nil {
 		return "", err
 	}
-	rest := s.fs.Args()
-	if name == "" && len(rest) > 0 {
-		name, rest = rest[0], rest[1:]
-	}
 	switch {
-	case name == "":
+	case len(names) == 0:
 		return "", fmt.Errorf("%s: give the key's name", s.fs.Name())
-	case len(rest) > 0:
-		return "", fmt.Errorf("%s: unexpected arguments %q (flags go before or right after the name)", s.fs.Name(), rest)
+	case len(names) > 1:
+		return "", fmt.Errorf("%s: one name, not %q", s.fs.Name(), names)
 	}
-	return name, nil
+	return names[0], nil
 }
 
 // openKeyStore opens --db as a KeyStore: a new store only when create.
