@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -291,4 +292,51 @@ func TestKeysAcrossGateways(t *testing.T) {
 		}
 	}
 	t.Logf("the other gateway refused the revoked key %v after the revocation", time.Since(revoked))
+}
+
+// TestKeysCountAsClientAuthentication: serve on a non-loopback address
+// with the admin token and a provider key of its own refuses to run with
+// /v1 open, and runs once the store holds a key.
+func TestKeysCountAsClientAuthentication(t *testing.T) {
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(t.TempDir(), "c.db")
+	start := func() (exited bool, stderr string) {
+		cmd := exec.Command(bin, "serve", "--addr", "0.0.0.0:0", "--db", db, "--admin-token", testAdminToken,
+			"--upstream", "http://127.0.0.1:9/v1") // never reached
+		cmd.Dir = t.TempDir()
+		cmd.Env = append(os.Environ(), "OPENAI_API_KEY=sk-server-0123456789", "OPENAI_BASE_URL=")
+		var out, errb syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case err := <-done:
+				return err != nil, errb.String()
+			case <-deadline:
+				_ = cmd.Process.Kill()
+				t.Fatal("serve neither exited nor listened")
+			case <-time.After(50 * time.Millisecond):
+				if strings.Contains(out.String(), "listening on") {
+					_ = cmd.Process.Kill()
+					<-done
+					return false, errb.String()
+				}
+			}
+		}
+	}
+	if exited, stderr := start(); !exited || !strings.Contains(stderr, "--client-keys") {
+		t.Fatalf("without keys: exited %t, stderr %q", exited, stderr)
+	}
+	createKey(t, db, "alice")
+	if exited, stderr := start(); exited {
+		t.Errorf("with a stored key: refused: %s", stderr)
+	}
 }
