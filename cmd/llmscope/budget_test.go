@@ -138,8 +138,19 @@ func worstCase(body string) float64 {
 func TestBudgetThreeGatewaysPostgres(t *testing.T) {
 	const limit = 0.10
 	url := newPostgresDB(t)
+	var hookMu sync.Mutex
+	var alerts []map[string]any
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var a map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&a)
+		hookMu.Lock()
+		alerts = append(alerts, a)
+		hookMu.Unlock()
+	}))
+	t.Cleanup(hook.Close)
 	args, up := budgetSetup(t, `budgets:
   - {name: user-daily, kind: user, period: day, limit_usd: 0.10, soft: 0.5}
+budget_webhook: `+hook.URL+`
 `)
 	var bases []string
 	for range 3 {
@@ -230,6 +241,13 @@ func TestBudgetThreeGatewaysPostgres(t *testing.T) {
 	if spent > limit+bound+1e-9 {
 		t.Errorf("recorded spend $%.6f exceeds the limit $%.2f plus the bound $%.6f", spent, limit, bound)
 	}
+	// The soft share (50%) was crossed once, by one of the gateways.
+	eventually(t, "the soft alert", 10*time.Second, func() bool { hookMu.Lock(); defer hookMu.Unlock(); return len(alerts) > 0 })
+	hookMu.Lock()
+	if len(alerts) != 1 || alerts[0]["budget"] != "user-daily" || alerts[0]["subject"] != "runaway" || alerts[0]["spent_usd"].(float64) < limit/2 {
+		t.Errorf("soft alerts: %v", alerts)
+	}
+	hookMu.Unlock()
 	// Another user has a budget of its own.
 	if o, err := postChat(bases[1], "other-user", chatBody("pricey", 1000, true)); err != nil || o.status != 200 {
 		t.Errorf("another user: %+v %v", o, err)
@@ -393,6 +411,19 @@ rate_limits:
 	if refused != 3 || up.n.Load() != 1 {
 		t.Errorf("%d refusals recorded, upstream saw %d requests", refused, up.n.Load())
 	}
+	// The metrics count them, and show the spend against the limit.
+	eventually(t, "budget metrics", 20*time.Second, func() bool {
+		r, err := http.Get(base + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		m := string(b)
+		return strings.Contains(m, `llmscope_budget_refused_total{budget="one-call"} 3`) &&
+			strings.Contains(m, `llmscope_budget_limit_usd{budget="one-call",subject="user:go-client"} 0.009`) &&
+			strings.Contains(m, `llmscope_budget_spent_usd{budget="one-call",subject="user:go-client"} 0.00`)
+	})
 }
 
 // The Python openai package, with its default retries, raises
