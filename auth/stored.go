@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"llmscope"
@@ -47,10 +48,11 @@ type StoreKeys struct {
 	mu      sync.RWMutex
 	version int64  // the KeysVersion the cache is of
 	gen     uint64 // bumped when the cache is dropped
-	any     bool   // the store holds at least one key, revoked included
 	known   map[[32]byte]*storedKey
 	unknown map[[32]byte]struct{}
 	failing bool // the last poll failed (guarded by mu)
+
+	any atomic.Bool // the store holds at least one key, revoked included
 }
 
 // storedKey is a cached key: what the context carries, and whether it is
@@ -132,7 +134,8 @@ func (s *StoreKeys) Refresh(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if v != s.version {
-		s.version, s.any = v, len(keys) > 0
+		s.version = v
+		s.any.Store(len(keys) > 0)
 		s.gen++
 		clear(s.known)
 		clear(s.unknown)
@@ -146,9 +149,7 @@ func (s *StoreKeys) Any() bool {
 	if s == nil {
 		return false
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.any
+	return s.any.Load()
 }
 
 // Lookup returns the key whose secret hashes to hash, if it may be used

@@ -52,9 +52,48 @@ type keyRequest struct {
 	Expires string          `json:"expires"`
 }
 
+// KeyJSON is a stored key as /api/keys and `keys list --json` show it:
+// every field present (null times when unset), never a secret or hash.
+type KeyJSON struct {
+	Name      string     `json:"name"`
+	User      string     `json:"user"`
+	Team      string     `json:"team"`
+	Models    []string   `json:"models"` // [] allows every model
+	Expires   *time.Time `json:"expires"`
+	Revoked   bool       `json:"revoked"`
+	Created   time.Time  `json:"created"`
+	RevokedAt *time.Time `json:"revoked_at"`
+	RotatedAt *time.Time `json:"rotated_at"`
+}
+
+// KeyView returns k as KeyJSON.
+func KeyView(k budget.StoredKey) KeyJSON {
+	opt := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		return &t
+	}
+	models := k.Models
+	if models == nil {
+		models = []string{}
+	}
+	return KeyJSON{Name: k.Name, User: k.User, Team: k.Team, Models: models, Expires: opt(k.Expires),
+		Revoked: k.Revoked || !k.RevokedAt.IsZero(), Created: k.Created, RevokedAt: opt(k.RevokedAt), RotatedAt: opt(k.Rotated)}
+}
+
+// KeyViews returns keys as KeyJSON, never nil.
+func KeyViews(keys []budget.StoredKey) []KeyJSON {
+	out := make([]KeyJSON, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, KeyView(k))
+	}
+	return out
+}
+
 // keyWithSecret is a key as the answer that made its secret shows it.
 type keyWithSecret struct {
-	budget.StoredKey
+	KeyJSON
 	Secret string `json:"secret"`
 }
 
@@ -67,7 +106,7 @@ func (k *keysAPI) list(w http.ResponseWriter, r *http.Request) {
 		k.fail(w, "list keys", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
+	writeJSON(w, http.StatusOK, map[string]any{"keys": KeyViews(keys)})
 }
 
 func (k *keysAPI) create(w http.ResponseWriter, r *http.Request) {
@@ -105,7 +144,7 @@ func (k *keysAPI) create(w http.ResponseWriter, r *http.Request) {
 		stored = budget.StoredKey{Key: key, Created: now}
 	}
 	k.h.log.Info("client key created", "key", stored.String())
-	writeJSON(w, http.StatusCreated, keyWithSecret{stored, secret})
+	writeJSON(w, http.StatusCreated, keyWithSecret{KeyView(stored), secret})
 }
 
 func (k *keysAPI) revoke(w http.ResponseWriter, r *http.Request) {
@@ -121,7 +160,7 @@ func (k *keysAPI) revoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	k.h.log.Info("client key revoked", "key", stored.String())
-	writeJSON(w, http.StatusOK, stored)
+	writeJSON(w, http.StatusOK, KeyView(stored))
 }
 
 func (k *keysAPI) rotate(w http.ResponseWriter, r *http.Request) {
@@ -138,7 +177,7 @@ func (k *keysAPI) rotate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	k.h.log.Info("client key rotated", "key", stored.String())
-	writeJSON(w, http.StatusOK, keyWithSecret{stored, secret})
+	writeJSON(w, http.StatusOK, keyWithSecret{KeyView(stored), secret})
 }
 
 // didChange runs the changed hook; its failure only delays the change

@@ -155,7 +155,7 @@ func runKeysCreate(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 func runKeysList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	s, db := keysSettings("list", stderr)
-	asJSON := s.boolean("json", "", false, "print a JSON array of keys")
+	asJSON := s.boolean("json", "", false, "print a JSON array of keys, as GET /api/keys does")
 	if err := s.parse(args); err != nil {
 		return err
 	}
@@ -178,7 +178,7 @@ func runKeysList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(keys)
+		return enc.Encode(web.KeyViews(keys))
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tUSER\tTEAM\tMODELS\tEXPIRES\tSTATE\tCREATED")

@@ -136,7 +136,7 @@ func TestKeysCommand(t *testing.T) {
 		t.Fatalf("keys list --json: exit %d %q %q", code, out, errs)
 	}
 	a, b := keys[0], keys[1]
-	if a["name"] != "alice" || a["user"] != "al" || a["team"] != "red" || a["revoked"] != nil ||
+	if a["name"] != "alice" || a["user"] != "al" || a["team"] != "red" || a["revoked"] != false || a["revoked_at"] != nil ||
 		!strings.HasPrefix(a["expires"].(string), "2100-01-01") || len(a["models"].([]any)) != 2 || a["created"] == nil {
 		t.Errorf("alice listed as %v", a)
 	}
