@@ -31,8 +31,15 @@ func NewSecret() (string, error) {
 }
 
 // HashSecret returns the SHA-256 of secret, what stores keep and look
-// keys up by.
-func HashSecret(secret string) [32]byte { return sha256.Sum256([]byte(secret)) }
+// keys up by. A secret of up to 128 bytes is hashed without allocating.
+func HashSecret(secret string) [32]byte {
+	var buf [128]byte
+	if len(secret) <= len(buf) {
+		n := copy(buf[:], secret)
+		return sha256.Sum256(buf[:n])
+	}
+	return sha256.Sum256([]byte(secret))
+}
 
 // maxOwner bounds a key's user and team, which become recorded labels.
 const maxOwner = 256
