@@ -53,6 +53,9 @@ type StoreKeys struct {
 	failing bool // the last poll failed (guarded by mu)
 
 	any atomic.Bool // the store holds at least one key, revoked included
+
+	flightMu sync.Mutex
+	flights  map[[32]byte]*flight // reads under way, by hash
 }
 
 // storedKey is a cached key: what the context carries, and whether it is
@@ -181,10 +184,53 @@ func (s *StoreKeys) Lookup(ctx context.Context, hash [32]byte, now time.Time) (*
 	return e.key, nil
 }
 
-// load reads hash's key from the store and caches the answer, unless the
-// cache was dropped (gen changed) meanwhile: the answer may predate the
-// change. A nil entry means unknown.
+// load reads hash's key from the store, once for all the requests that
+// miss it at the same time, and caches the answer unless the cache was
+// dropped (gen changed) meanwhile: the answer may predate the change. A
+// nil entry means unknown.
 func (s *StoreKeys) load(ctx context.Context, hash [32]byte, gen uint64) (*storedKey, error) {
+	s.flightMu.Lock()
+	f, follower := s.flights[hash]
+	follower = follower && f.gen == gen // a read begun before the cache was dropped may be stale
+	if !follower {
+		f = &flight{gen: gen, done: make(chan struct{})}
+		if s.flights == nil {
+			s.flights = map[[32]byte]*flight{}
+		}
+		s.flights[hash] = f
+	}
+	s.flightMu.Unlock()
+	if follower {
+		select {
+		case <-f.done:
+			return f.e, f.err
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", errStoreKeys, ctx.Err())
+		}
+	}
+	// The read is shared: one request giving up must not fail the others.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	f.e, f.err = s.read(rctx, hash, gen)
+	cancel()
+	s.flightMu.Lock()
+	if s.flights[hash] == f {
+		delete(s.flights, hash)
+	}
+	s.flightMu.Unlock()
+	close(f.done)
+	return f.e, f.err
+}
+
+// flight is one KeyByHash read that concurrent misses of a hash share.
+type flight struct {
+	gen  uint64        // the cache generation it began in
+	done chan struct{} // closed when e and err are set
+	e    *storedKey
+	err  error
+}
+
+// read is load's KeyByHash and caching.
+func (s *StoreKeys) read(ctx context.Context, hash [32]byte, gen uint64) (*storedKey, error) {
 	sk, err := s.ks.KeyByHash(ctx, hash)
 	var e *storedKey
 	switch {

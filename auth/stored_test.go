@@ -22,12 +22,16 @@ type countingStore struct {
 	*sqlite.Store
 	byHash atomic.Int64
 	down   atomic.Bool
+	hold   chan struct{} // when set, KeyByHash waits for it to close
 }
 
 var errDown = errors.New("store down")
 
 func (c *countingStore) KeyByHash(ctx context.Context, h [32]byte) (budget.StoredKey, error) {
 	c.byHash.Add(1)
+	if c.hold != nil {
+		<-c.hold
+	}
 	if c.down.Load() {
 		return budget.StoredKey{}, errDown
 	}
@@ -133,6 +137,39 @@ func TestStoreKeysCacheDroppedOnVersionChange(t *testing.T) {
 	}
 	if k, err := sk.Lookup(ctx, HashSecret(bob2), now); err != nil || k.Name != "bob" {
 		t.Errorf("new secret after rotation: %+v, %v", k, err)
+	}
+}
+
+// TestStoreKeysOneReadForConcurrentMisses: requests missing one key at
+// the same time share one store read.
+func TestStoreKeysOneReadForConcurrentMisses(t *testing.T) {
+	ctx := t.Context()
+	ks := newKeyStore(t)
+	secret := mustCreate(t, ks, budget.Key{Name: "alice"})
+	sk, err := NewStoreKeys(ctx, ks, StoreKeysConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks.hold = make(chan struct{})
+	errs := make(chan error, 20)
+	for range 20 {
+		go func() {
+			_, err := sk.Lookup(ctx, HashSecret(secret), time.Now())
+			errs <- err
+		}()
+	}
+	for ks.byHash.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // let the others miss too; fewer only weakens the test
+	close(ks.hold)
+	for range 20 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := ks.byHash.Load(); n != 1 {
+		t.Errorf("20 concurrent misses read the store %d times, want 1", n)
 	}
 }
 
