@@ -64,7 +64,8 @@ type Config struct {
 	// sessions end with it.
 	SessionSecret []byte
 	// OnReject, when set, is called once per refused request with the
-	// reason: host, origin, unauthorized, overloaded or login_throttled.
+	// reason: host, origin, path, unauthorized, key_store (the key store
+	// could not be read), overloaded or login_throttled.
 	OnReject func(reason string)
 }
 
