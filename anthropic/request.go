@@ -54,7 +54,7 @@ func Operation(method, path string) (op, allowed string) {
 // report usage, so there is nothing to inject.
 func ParseRequest(body []byte) openai.Request {
 	var r openai.Request
-	if len(body) == 0 || !gjson.ValidBytes(body) || !shallow(body) {
+	if len(body) == 0 || !gjson.ValidBytes(body) || !openai.Shallow(body) {
 		return r
 	}
 	root := gjson.Parse(str(body))
@@ -115,7 +115,7 @@ func ParseRequest(body []byte) openai.Request {
 // when it has none or the array is longer than max (a cut array would not
 // be JSON).
 func CaptureInput(body []byte, max int) (input, tools string) {
-	if !gjson.ValidBytes(body) || !shallow(body) {
+	if !gjson.ValidBytes(body) || !openai.Shallow(body) {
 		return "", ""
 	}
 	res := gjson.GetMany(str(body), "messages", "system", "tools")
@@ -194,33 +194,6 @@ func integer(v gjson.Result) *int64 {
 	}
 	i := int64(v.Num)
 	return &i
-}
-
-// shallow reports whether b nests at most openai.MaxDepth deep, so gjson's
-// recursion stays bounded whatever a body holds.
-func shallow(b []byte) bool {
-	depth, inStr, esc := 0, false, false
-	for _, c := range b {
-		switch {
-		case esc:
-			esc = false
-		case inStr:
-			if c == '\\' {
-				esc = true
-			} else if c == '"' {
-				inStr = false
-			}
-		case c == '"':
-			inStr = true
-		case c == '{' || c == '[':
-			if depth++; depth > openai.MaxDepth {
-				return false
-			}
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return true
 }
 
 // str views b as a string without copying: every value kept from what it

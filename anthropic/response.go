@@ -16,7 +16,7 @@ import (
 // tool calls in the Chat Completions shape, usage and service tier. A body
 // that is not JSON leaves res unchanged.
 func ReadBody(res *openai.Response, body []byte) {
-	if !gjson.ValidBytes(body) || !shallow(body) {
+	if !gjson.ValidBytes(body) || !openai.Shallow(body) {
 		return
 	}
 	root := gjson.Parse(str(body))

@@ -74,7 +74,7 @@ func (s *Stream) Event(data []byte) openai.Chunk {
 		s.res.AddText(text)
 		return openai.ChunkContent
 	}
-	if len(data) == 0 || data[0] != '{' || !gjson.ValidBytes(data) || !shallow(data) {
+	if len(data) == 0 || data[0] != '{' || !gjson.ValidBytes(data) || !openai.Shallow(data) {
 		return openai.ChunkOther
 	}
 	ev := gjson.Parse(str(data))

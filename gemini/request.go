@@ -127,7 +127,7 @@ func ParseRequest(path string, body []byte) openai.Request {
 	r.Model = model
 	r.Stream = method == MethodStreamGenerate
 	r.IncludeUsage = r.Stream
-	if len(body) == 0 || !gjson.ValidBytes(body) || !shallow(body) {
+	if len(body) == 0 || !gjson.ValidBytes(body) || !openai.Shallow(body) {
 		return r
 	}
 	root := gjson.ParseBytes(body)
@@ -366,7 +366,7 @@ type toolCall struct {
 // is longer than max (a cut array would not be JSON). A
 // :countTokens body's generateContentRequest is read like a request.
 func CaptureInput(body []byte, max int) (input, tools string) {
-	if !gjson.ValidBytes(body) || !shallow(body) {
+	if !gjson.ValidBytes(body) || !openai.Shallow(body) {
 		return "", ""
 	}
 	root := gjson.ParseBytes(body)
@@ -457,31 +457,4 @@ func readContent(c gjson.Result, msgs *[]message) message {
 	})
 	m.Content = text.String()
 	return m
-}
-
-// shallow reports whether b nests at most openai.MaxDepth deep, so gjson's
-// recursion stays bounded whatever a body holds.
-func shallow(b []byte) bool {
-	depth, inStr, esc := 0, false, false
-	for _, c := range b {
-		switch {
-		case esc:
-			esc = false
-		case inStr:
-			if c == '\\' {
-				esc = true
-			} else if c == '"' {
-				inStr = false
-			}
-		case c == '"':
-			inStr = true
-		case c == '{' || c == '[':
-			if depth++; depth > openai.MaxDepth {
-				return false
-			}
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return true
 }

@@ -23,7 +23,7 @@ import (
 // and usageMetadata as usage (see readUsage). A body that is not JSON
 // leaves res unchanged.
 func ReadBody(res *openai.Response, body []byte) {
-	if !gjson.ValidBytes(body) || !shallow(body) {
+	if !gjson.ValidBytes(body) || !openai.Shallow(body) {
 		return
 	}
 	root := gjson.ParseBytes(body)

@@ -40,7 +40,7 @@ func NewEvents(textLimit int) openai.Events {
 // as a chunk.
 func (s *Stream) Event(data []byte) openai.Chunk {
 	data = bytes.TrimSpace(data)
-	if len(data) == 0 || data[0] != '{' || !gjson.ValidBytes(data) || !shallow(data) {
+	if len(data) == 0 || data[0] != '{' || !gjson.ValidBytes(data) || !openai.Shallow(data) {
 		return openai.ChunkOther
 	}
 	s.res.Chunks++

@@ -108,7 +108,12 @@ func scanObject(b []byte, ms []member) (_ []member, ok bool) {
 	return ms, skipWS(b, i+1) == len(b)
 }
 
-// shallow reports whether b nests at most MaxDepth deep (strings aside).
+// Shallow reports whether b nests at most MaxDepth deep (strings aside), so
+// that a recursive parser (gjson) stays bounded whatever b holds. The wire
+// packages of other providers check bodies and events with it.
+func Shallow(b []byte) bool { return shallow(b) }
+
+// shallow is Shallow.
 func shallow(b []byte) bool {
 	depth, inStr, esc := 0, false, false
 	for _, c := range b {
