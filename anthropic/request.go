@@ -153,23 +153,45 @@ func WriteError(w http.ResponseWriter, status int, typ, code, message string) {
 
 // errorType maps llmscope's error type and code to Anthropic's error types.
 func errorType(status int, typ, code string) string {
-	switch {
-	case code == "overloaded" || status == 529:
+	if code == "overloaded" {
 		return "overloaded_error"
-	case status == http.StatusRequestEntityTooLarge:
-		return "request_too_large"
+	}
+	if typ == "invalid_request_error" && status >= 500 {
+		return "invalid_request_error"
+	}
+	return ErrorTypeOf(status)
+}
+
+// StatusOverloaded is Anthropic's 529 "overloaded_error".
+const StatusOverloaded = 529
+
+// ErrorTypeOf returns Anthropic's error type for an HTTP status, as its
+// errors documentation lists them: invalid_request_error (400 and other
+// 4xx), authentication_error (401), billing_error (402), permission_error
+// (403), not_found_error (404), request_too_large (413), rate_limit_error
+// (429), timeout_error (504), overloaded_error (529), api_error (other 5xx).
+func ErrorTypeOf(status int) string {
+	switch {
 	case status == http.StatusUnauthorized:
 		return "authentication_error"
+	case status == http.StatusPaymentRequired:
+		return "billing_error"
 	case status == http.StatusForbidden:
 		return "permission_error"
 	case status == http.StatusNotFound:
 		return "not_found_error"
+	case status == http.StatusRequestEntityTooLarge:
+		return "request_too_large"
 	case status == http.StatusTooManyRequests:
 		return "rate_limit_error"
-	case typ == "invalid_request_error" || status >= 400 && status < 500:
-		return "invalid_request_error"
+	case status == http.StatusGatewayTimeout:
+		return "timeout_error"
+	case status == StatusOverloaded:
+		return "overloaded_error"
+	case status >= 500:
+		return "api_error"
 	}
-	return "api_error"
+	return "invalid_request_error"
 }
 
 // float returns v's value when it is a finite number, else nil.

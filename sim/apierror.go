@@ -3,6 +3,9 @@ package sim
 import (
 	"net/http"
 	"strconv"
+
+	"llmscope/anthropic"
+	"llmscope/gemini"
 )
 
 // api names the wire format of a route: it decides the shape of the route's
@@ -19,33 +22,6 @@ const (
 // status=529 injects it on any route.
 const StatusOverloaded = 529
 
-// anthropicErrorType returns Anthropic's error type for status, as its
-// errors documentation lists them.
-func anthropicErrorType(status int) string {
-	switch {
-	case status == http.StatusUnauthorized:
-		return "authentication_error"
-	case status == http.StatusPaymentRequired:
-		return "billing_error"
-	case status == http.StatusForbidden:
-		return "permission_error"
-	case status == http.StatusNotFound:
-		return "not_found_error"
-	case status == http.StatusRequestEntityTooLarge:
-		return "request_too_large"
-	case status == http.StatusTooManyRequests:
-		return "rate_limit_error"
-	case status == http.StatusGatewayTimeout:
-		return "timeout_error"
-	case status == StatusOverloaded:
-		return "overloaded_error"
-	case status >= 500:
-		return "api_error"
-	default:
-		return "invalid_request_error"
-	}
-}
-
 // anthropicError answers status with Anthropic's error body
 // {"type":"error","error":{"type":…,"message":…},"request_id":…}; a 429
 // carries retry-after: 1.
@@ -53,7 +29,7 @@ func (x *exchange) anthropicError(status int, msg string) {
 	b := x.s.getBuf()
 	defer x.s.putBuf(b)
 	*b = append(*b, `{"type":"error","error":{"type":"`...)
-	*b = append(*b, anthropicErrorType(status)...)
+	*b = append(*b, anthropic.ErrorTypeOf(status)...)
 	*b = append(*b, `","message":`...)
 	*b = appendString(*b, msg)
 	*b = append(*b, `},"request_id":"`...)
@@ -75,39 +51,6 @@ func (x *exchange) errorRequestID() string {
 	return "req_011" + base62ID(h.sum()^saltReq, 21)
 }
 
-// geminiStatus returns the google.rpc status name Gemini's errors carry for
-// an HTTP status.
-func geminiStatus(status int) string {
-	switch status {
-	case http.StatusBadRequest:
-		return "INVALID_ARGUMENT"
-	case http.StatusUnauthorized:
-		return "UNAUTHENTICATED"
-	case http.StatusForbidden:
-		return "PERMISSION_DENIED"
-	case http.StatusNotFound:
-		return "NOT_FOUND"
-	case http.StatusConflict:
-		return "ABORTED"
-	case http.StatusTooManyRequests:
-		return "RESOURCE_EXHAUSTED"
-	case 499:
-		return "CANCELLED"
-	case http.StatusNotImplemented:
-		return "UNIMPLEMENTED"
-	case http.StatusServiceUnavailable:
-		return "UNAVAILABLE"
-	case http.StatusGatewayTimeout:
-		return "DEADLINE_EXCEEDED"
-	}
-	switch {
-	case status >= 500:
-		return "INTERNAL"
-	default:
-		return "FAILED_PRECONDITION"
-	}
-}
-
 // geminiError answers status with Gemini's error body
 // {"error":{"code":…,"message":…,"status":…}}; a 429 also carries a
 // google.rpc.RetryInfo detail of 1s.
@@ -119,7 +62,7 @@ func (x *exchange) geminiError(status int, msg string) {
 	*b = append(*b, `,"message":`...)
 	*b = appendString(*b, msg)
 	*b = append(*b, `,"status":"`...)
-	*b = append(*b, geminiStatus(status)...)
+	*b = append(*b, gemini.Status(status)...)
 	*b = append(*b, '"')
 	if status == http.StatusTooManyRequests {
 		*b = append(*b, `,"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"1s"}]`...)
