@@ -110,6 +110,26 @@
     }
     if (!s.groups.length) { const tr = document.createElement('tr'); const td = el('td', 'no calls in this window', 'empty'); td.colSpan = 9; tr.append(td); body.append(tr); }
   }
+  // Budgets: shown when the gateway enforces some (GET /api/budgets).
+  let budgetsOff = false;
+  async function refreshBudgets() {
+    if (budgetsOff) return;
+    let b;
+    try { b = await getJSON('/api/budgets'); } catch (_) { budgetsOff = true; return; } // no budgets configured
+    const sec = $('#budgets'), body = $('#budget-table tbody');
+    sec.hidden = !b.budgets.length;
+    body.replaceChildren();
+    for (const x of b.budgets) {
+      const tr = document.createElement('tr');
+      tr.dataset.budget = x.budget; tr.dataset.subject = x.subject;
+      const th = el('th', x.budget); th.scope = 'row'; tr.append(th);
+      const when = (t) => t ? new Date(t).toISOString().replace('T', ' ').slice(0, 16) + ' UTC' : '–';
+      for (const v of [x.kind + ' ' + (x.subject || '(all)'), x.period, usd(x.spent_usd), usd(x.limit_usd),
+        (100 * x.share).toFixed(1) + ' %', x.rate_usd_per_hour ? usd(x.rate_usd_per_hour) : '–', when(x.exhausts_at), when(x.resets_at)]) tr.append(el('td', v));
+      if (x.share >= 1) tr.classList.add('bad');
+      body.append(tr);
+    }
+  }
   function renderModelOptions(s) {
     const want = fModel.value;
     const keys = s.groups.map((g) => g.key).filter(Boolean);
@@ -501,6 +521,7 @@
       renderTiles(s);
       renderModels(s);
       renderProviders(prov);
+      refreshBudgets();
       renderCalls(list.calls);
       renderDatalists(list.calls);
       renderCompareChoices(list.calls);
