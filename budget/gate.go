@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -77,10 +79,20 @@ type GateOptions struct {
 // Only chat, text completion, embeddings and responses calls are checked;
 // other operations (models, other paths) are admitted as they are.
 type Gate struct {
-	o GateOptions
+	o       GateOptions
+	running atomic.Bool // Run flushes pending
+
+	mu      sync.Mutex
+	pending map[CounterKey]int64 // token corrections not yet added to a shared Counter
 }
 
-var _ gateway.Admitter = (*Gate)(nil)
+// flushInterval is how often Run adds the token corrections to a shared
+// Counter.
+const flushInterval = 100 * time.Millisecond
+
+// maxPending bounds the counts with corrections waiting for Run; beyond
+// it Done corrects at once.
+const maxPending = 16384
 
 // NewGate returns a Gate.
 func NewGate(o GateOptions) *Gate {
@@ -93,7 +105,57 @@ func NewGate(o GateOptions) *Gate {
 	if o.Clock == nil {
 		o.Clock = SystemClock{}
 	}
-	return &Gate{o: o}
+	return &Gate{o: o, pending: make(map[CounterKey]int64)}
+}
+
+// Run adds the rate limit token corrections of settled calls to a shared
+// Counter every 100 ms, one round trip per count corrected, until ctx
+// ends, then adds what waits and returns: the corrections of a busy
+// subject cost a round trip per interval, not per call, and none is made
+// on the request path. Without Run, Done corrects at once; an in-memory
+// Counter is always corrected at once.
+func (g *Gate) Run(ctx context.Context) {
+	g.running.Store(true)
+	tick := time.NewTicker(flushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			g.flush(ctx)
+		case <-ctx.Done():
+			g.running.Store(false)
+			g.flush(context.WithoutCancel(ctx))
+			return
+		}
+	}
+}
+
+// flush adds the pending corrections; a failed one is kept for the next.
+func (g *Gate) flush(ctx context.Context) {
+	g.mu.Lock()
+	if len(g.pending) == 0 {
+		g.mu.Unlock()
+		return
+	}
+	batch := g.pending
+	g.pending = make(map[CounterKey]int64, len(batch))
+	g.mu.Unlock()
+	for k, d := range batch {
+		if d == 0 {
+			continue
+		}
+		actx, cancel := context.WithTimeout(ctx, settleTimeout)
+		err := g.o.Limiter.counter.Add(actx, []CounterKey{k}, d)
+		cancel()
+		if err != nil {
+			g.fail(fmt.Errorf("rate limit: settle: %w", err))
+			g.mu.Lock()
+			if len(g.pending) < maxPending {
+				g.pending[k] += d
+			}
+			g.mu.Unlock()
+		}
+	}
 }
 
 // Admit implements gateway.Admitter.
@@ -331,8 +393,26 @@ func (t *gateTicket) Done(c *llmscope.Call) {
 		case c.Usage.Source != llmscope.UsageNone:
 			tokens = c.Usage.InputTokens + c.Usage.OutputTokens
 		}
-		t.g.settleRate(t.rate, tokens)
+		t.g.settleLater(t.rate, tokens)
 	}
+}
+
+// settleLater queues a token correction for Run when it runs, the
+// Counter is shared and the queue has room; else it makes it now.
+func (g *Gate) settleLater(rt RateTicket, tokens int64) {
+	if rt.n > 0 && tokens >= 0 && tokens != rt.tokens && g.running.Load() && g.o.Limiter.mem == nil {
+		d := tokens - rt.tokens
+		g.mu.Lock()
+		if len(g.pending)+rt.n <= maxPending {
+			for _, k := range rt.keys[:rt.n] {
+				g.pending[k] += d
+			}
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+	}
+	g.settleRate(rt, tokens)
 }
 
 func (g *Gate) settleRate(rt RateTicket, tokens int64) {

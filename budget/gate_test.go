@@ -275,3 +275,46 @@ func TestInputTokens(t *testing.T) {
 		t.Errorf("raw body: %d", n)
 	}
 }
+
+// sharedCounter is a MemCounter the Limiter cannot tell from a store's:
+// its token corrections go through Gate.Run.
+type sharedCounter struct{ budget.MemCounter }
+
+// With a shared Counter, token counts are corrected with the recorded
+// usage by Run, in batches off the request path; what waits when Run
+// ends is added before it returns.
+func TestGateRunCorrectsTokens(t *testing.T) {
+	at := time.Date(2026, 3, 1, 12, 0, 10, 0, time.UTC)
+	counter := new(sharedCounter)
+	lim, err := budget.NewLimiter(budget.RateLimits{User: budget.KindRates{Default: budget.Rate{TPM: 1 << 40}}}, counter, fixedClock(at))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := budget.NewGate(budget.GateOptions{Limiter: lim})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { gate.Run(ctx); close(done) }()
+	r := newRig(t, gate, nil)
+	// Let Run start (were it not running yet, Done would correct at once: the same counts).
+	time.Sleep(10 * time.Millisecond)
+	var want int64
+	for i := range 5 {
+		if resp, body := r.post(t, "dave", "gpt-4o-mini", i%2 == 0); resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+	}
+	r.wait(t)
+	for _, c := range r.sink.all() {
+		want += c.Usage.InputTokens + c.Usage.OutputTokens
+	}
+	cancel()
+	<-done
+	key := budget.CounterKey{Subject: budget.Subject{Kind: budget.KindUser, Name: "dave"}, Unit: budget.Tokens, Window: at.Unix() - 10}
+	vals := make([]int64, 1)
+	if _, err := counter.Take(context.Background(), []budget.CounterOp{{Key: key, Limit: 1 << 50}}, vals); err != nil {
+		t.Fatal(err)
+	}
+	if vals[0] != want || want == 0 {
+		t.Errorf("token count %d, recorded usage %d", vals[0], want)
+	}
+}

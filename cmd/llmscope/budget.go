@@ -188,8 +188,9 @@ func newBudgets(ctx context.Context, o *serveOptions, store llmscope.Store, pric
 			}
 		},
 	})
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); enf.Run(ctx) }()
+	go func() { defer wg.Done(); gate.Run(ctx) }()
 	go func() { defer wg.Done(); budgetJanitor(ctx, enf, store, clock, bm, onError) }()
 	log.Info("budgets and rate limits on", "budgets", names, "ledger", fmt.Sprintf("%T", ledger), "shared_counter", counter != nil)
 	return &budgets{gate: gate, stop: func() { cancel(); wg.Wait() }}, nil

@@ -526,3 +526,78 @@ func TestBudgetConfigErrors(t *testing.T) {
 		t.Errorf("serve with a bad budget: %v\n%s", err, out)
 	}
 }
+
+// TestBudgetThroughputThreeGateways measures calls/s through 3 serve
+// processes on one Postgres (each with its in-process simulator, 32
+// clients, 16 users, non-streamed chat, 5 s per mode) without budgets and
+// with a user and an experiment budget and user rate limits in requests
+// and tokens (none refusing): the shared ledger's leases and the shared
+// counter's round trips per request, each alone and both. A measurement for BENCHMARKS.md, run
+// with LLMSCOPE_BUDGET_BENCH=1; it fails only if calls fail.
+func TestBudgetThroughputThreeGateways(t *testing.T) {
+	if os.Getenv("LLMSCOPE_BUDGET_BENCH") != "1" {
+		t.Skip("a measurement: set LLMSCOPE_BUDGET_BENCH=1")
+	}
+	const budgets = `budgets:
+  - {name: user-day, kind: user, period: day, limit_usd: 1000000}
+  - {name: exp-month, kind: experiment, period: month, limit_usd: 1000000}
+`
+	const rates = `rate_limits:
+  user: {default: {rpm: 1000000000, tpm: 1000000000000}}
+`
+	for _, mode := range []struct{ name, config string }{{"off", ""}, {"budgets", budgets}, {"rpm", "rate_limits:\n  user: {default: {rpm: 1000000000}}\n"}, {"rates", rates}, {"both", budgets + rates}} {
+		t.Run(mode.name, func(t *testing.T) {
+			url := newPostgresDB(t)
+			var args []string
+			if mode.config != "" {
+				cfg := filepath.Join(t.TempDir(), "llmscope.yaml")
+				if err := os.WriteFile(cfg, []byte(mode.config), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				args = []string{"--config", cfg}
+			}
+			var bases []string
+			for range 3 {
+				_, base, _, _ := startServe(t, append([]string{"--db", url}, args...)...)
+				bases = append(bases, base)
+			}
+			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			var calls, failed atomic.Int64
+			const clients = 32
+			run := func(d time.Duration) {
+				deadline := time.Now().Add(d)
+				var wg sync.WaitGroup
+				for c := range clients {
+					wg.Go(func() {
+						for i := 0; time.Now().Before(deadline); i++ {
+							req, _ := http.NewRequest(http.MethodPost, bases[(c+i)%3]+"/v1/chat/completions", strings.NewReader(chatBody("gpt-4o-mini", i, false)))
+							req.Header.Set("Content-Type", "application/json")
+							req.Header.Set("X-Llmscope-User", fmt.Sprintf("user-%d", c%16))
+							resp, err := hc.Do(req)
+							if err != nil {
+								failed.Add(1)
+								continue
+							}
+							_, _ = io.Copy(io.Discard, resp.Body)
+							resp.Body.Close()
+							if resp.StatusCode != 200 {
+								failed.Add(1)
+								continue
+							}
+							calls.Add(1)
+						}
+					})
+				}
+				wg.Wait()
+			}
+			run(time.Second) // warm: connections, leases
+			calls.Store(0)
+			start := time.Now()
+			run(5 * time.Second)
+			t.Logf("%s: %.0f calls/s at 3 gateways on Postgres", mode.name, float64(calls.Load())/time.Since(start).Seconds())
+			if failed.Load() > 0 {
+				t.Errorf("%d calls failed", failed.Load())
+			}
+		})
+	}
+}
