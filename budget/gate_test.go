@@ -318,3 +318,39 @@ func TestGateRunCorrectsTokens(t *testing.T) {
 		t.Errorf("token count %d, recorded usage %d", vals[0], want)
 	}
 }
+
+// A client key limited to some models gets 403 model_not_allowed for
+// another, never forwarded; an allowed model passes.
+func TestGateKeyModels(t *testing.T) {
+	gate := budget.NewGate(budget.GateOptions{KeyOf: func(ctx context.Context) (*budget.Key, bool) {
+		k, ok := llmscope.ClientKeyFrom(ctx)
+		if !ok {
+			return nil, false
+		}
+		return &budget.Key{Name: k.Name, Models: k.Models}, true
+	}})
+	r := newRig(t, gate, nil)
+	inner := r.gw
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		ctx := llmscope.WithClientKey(req.Context(), &llmscope.ClientKey{Name: "k1", Models: []string{"gpt-4o*"}})
+		inner.ServeHTTP(w, req.WithContext(ctx))
+	}))
+	t.Cleanup(srv.Close)
+	r.url = srv.URL
+	resp, body := r.post(t, "erin", "claude-sonnet-4-5", false)
+	if resp.StatusCode != 403 || !strings.Contains(string(body), `"model_not_allowed"`) {
+		t.Errorf("disallowed model: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := r.post(t, "erin", "gpt-4o-mini", true); resp.StatusCode != 200 {
+		t.Errorf("allowed model: %d %s", resp.StatusCode, body)
+	}
+	if n := r.upstream.Load(); n != 1 {
+		t.Errorf("upstream saw %d requests, want 1", n)
+	}
+	r.wait(t)
+	for _, c := range r.sink.all() {
+		if c.RequestModel == "claude-sonnet-4-5" && (c.Status != 403 || c.ErrorType != "model_not_allowed") {
+			t.Errorf("refused call recorded as %d %q", c.Status, c.ErrorType)
+		}
+	}
+}

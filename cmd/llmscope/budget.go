@@ -113,8 +113,9 @@ type budgets struct {
 	stop func() // ends the syncs (after a last one) and the janitor
 }
 
-// newBudgets builds serve's budget gate from the config file's sections,
-// or returns nil when it has no budgets and no rate limits. The store is
+// newBudgets builds serve's budget gate from the config file's sections;
+// without budgets and rate limits the gate only refuses (403) a model a
+// client key may not call. The store is
 // the Ledger when it is one (budgets survive restarts and are shared by
 // the gateways on one Postgres); rate limit counts live in the store when
 // it is shared (Postgres), else in memory (one gateway: exact without a
@@ -123,8 +124,11 @@ type budgets struct {
 // updates; stop ends them.
 func newBudgets(ctx context.Context, o *serveOptions, store llmscope.Store, prices *pricing.Table, m *prom.Metrics, logger *slog.Logger) (*budgets, error) {
 	cfg, webhook, ok, err := budgetConfig(o.budgetSecs)
-	if err != nil || !ok {
+	if err != nil {
 		return nil, err
+	}
+	if !ok { // only the client keys' models are checked
+		return &budgets{gate: budget.NewGate(budget.GateOptions{KeyOf: clientKeyOf}), stop: func() {}}, nil
 	}
 	clock, err := budgetClock()
 	if err != nil {
@@ -178,7 +182,7 @@ func newBudgets(ctx context.Context, o *serveOptions, store llmscope.Store, pric
 	}
 	var unpricedWarned sync.Map
 	gate := budget.NewGate(budget.GateOptions{
-		Enforcer: enf, Limiter: lim, Prices: prices, Clock: clock, OnError: onError,
+		Enforcer: enf, Limiter: lim, Prices: prices, Clock: clock, OnError: onError, KeyOf: clientKeyOf,
 		OnRefused:     bm.Refused,
 		OnRateLimited: func(k budget.Kind, u budget.Unit) { bm.RateLimited(string(k), string(u)) },
 		OnUnpriced: func(model string) {
@@ -194,6 +198,17 @@ func newBudgets(ctx context.Context, o *serveOptions, store llmscope.Store, pric
 	go func() { defer wg.Done(); budgetJanitor(ctx, enf, store, clock, bm, onError) }()
 	log.Info("budgets and rate limits on", "budgets", names, "ledger", fmt.Sprintf("%T", ledger), "shared_counter", counter != nil)
 	return &budgets{gate: gate, stop: func() { cancel(); wg.Wait() }}, nil
+}
+
+// clientKeyOf returns the client key that authenticated the request of
+// ctx when it limits its models or expires (revoked keys never get this
+// far: package auth refuses them).
+func clientKeyOf(ctx context.Context) (*budget.Key, bool) {
+	k, ok := llmscope.ClientKeyFrom(ctx)
+	if !ok || len(k.Models) == 0 && k.Expires.IsZero() {
+		return nil, false
+	}
+	return &budget.Key{Name: k.Name, User: k.User, Team: k.Team, Models: k.Models, Expires: k.Expires}, true
 }
 
 func unpricedCount(m *sync.Map) (n int) {
