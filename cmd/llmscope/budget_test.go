@@ -601,3 +601,46 @@ func TestBudgetThroughputThreeGateways(t *testing.T) {
 		})
 	}
 }
+
+// A stored client key names the call's key and team: a key budget and a
+// team budget hold for it, a model its key may not call gets 403, and
+// openai-go sees the budget refusal once per call.
+func TestBudgetStoredKey(t *testing.T) {
+	args, up := budgetSetup(t, `budgets:
+  - {name: per-key, kind: key, period: day, limit_usd: 0.009}
+  - {name: team-search, kind: team, subject: search, period: month, limit_usd: 1}
+`)
+	db := filepath.Join(t.TempDir(), "keys.db")
+	secret, errs, code := runCmd(t, "", "keys", "create", "alice", "--db", db, "--user", "alice@example.com", "--team", "search", "--models", "pricey,gpt-4o*")
+	if code != 0 {
+		t.Fatalf("keys create: %d %s", code, errs)
+	}
+	secret = strings.TrimSpace(secret)
+	_, base, _, _ := startServe(t, append(args, "--db", db)...)
+	client := openai.NewClient(oaoption.WithBaseURL(base+"/v1"), oaoption.WithAPIKey(secret))
+	ctx := context.Background()
+	ask := func(model string) error {
+		_, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: model, MaxTokens: openai.Int(16),
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hello")}})
+		return err
+	}
+	if err := ask("pricey"); err != nil {
+		t.Fatal(err)
+	}
+	var apiErr *openai.Error
+	if err := ask("pricey"); !errors.As(err, &apiErr) || apiErr.StatusCode != 429 || apiErr.Type != "budget_exceeded" || !strings.Contains(apiErr.Message, `"per-key"`) {
+		t.Errorf("second call: %v", err)
+	}
+	if err := ask("claude-sonnet-4-5"); !errors.As(err, &apiErr) || apiErr.StatusCode != 403 || apiErr.Code != "model_not_allowed" {
+		t.Errorf("a model the key may not call: %v", err)
+	}
+	calls := budgetCalls(t, base, 3) // no retries
+	for _, c := range calls {
+		if c.Key != "alice" || c.Team != "search" || c.User != "alice@example.com" {
+			t.Errorf("call recorded for key %q team %q user %q", c.Key, c.Team, c.User)
+		}
+	}
+	if up.n.Load() != 1 {
+		t.Errorf("upstream saw %d requests, want 1", up.n.Load())
+	}
+}
