@@ -144,7 +144,10 @@ func newBudgets(ctx context.Context, o *serveOptions, store llmscope.Store, pric
 		names[i] = b.Name
 	}
 	bm.Budgets(names)
-	ctx, cancel := context.WithCancel(ctx)
+	// Not serve's context, which ends before the requests in flight do:
+	// their spend is committed by the last sync, which stop runs after
+	// the gateway drained.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	alerts := startWebhook(ctx, &wg, webhook, log)
 	var ledger budget.Ledger = new(budget.MemLedger)

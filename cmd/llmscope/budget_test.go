@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"llmscope"
 	"llmscope/budget"
 	"llmscope/sim"
+	"llmscope/sqlite"
 )
 
 // Price of the test model "pricey", USD per 1M tokens: a few calls cross
@@ -642,5 +644,66 @@ func TestBudgetStoredKey(t *testing.T) {
 	}
 	if up.n.Load() != 1 {
 		t.Errorf("upstream saw %d requests, want 1", up.n.Load())
+	}
+}
+
+// SIGTERM while calls are in flight: serve finishes them, and their spend
+// is in the store's ledger when it exits (the budgets' last sync runs
+// after the gateway drained), nothing held.
+func TestBudgetSpendCommittedAtShutdown(t *testing.T) {
+	args, _ := budgetSetup(t, `budgets:
+  - {name: month, kind: user, period: month, limit_usd: 10}
+`)
+	db := filepath.Join(t.TempDir(), "spend.db")
+	cmd, base, _, stderr := startServe(t, append(args, "--db", db)...)
+	var wg sync.WaitGroup
+	outs := make([]outcome, 4)
+	for i := range outs {
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(chatBody("pricey", i, i%2 == 0)))
+			req.Header.Set("X-Llmscope-User", "late")
+			req.Header.Set("X-Sim-Fault", "delay=1500ms")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			outs[i] = outcome{status: resp.StatusCode, body: string(b)}
+		})
+	}
+	time.Sleep(500 * time.Millisecond) // the requests are in flight, waiting for the upstream
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("serve: %v\n%s", err, stderr.String())
+	}
+	for i, o := range outs {
+		if o.status != 200 {
+			t.Fatalf("call %d: %d %s", i, o.status, o.body)
+		}
+	}
+	store, err := sqlite.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	calls, err := store.List(context.Background(), llmscope.Filter{Limit: 100})
+	if err != nil || len(calls) != 4 {
+		t.Fatalf("%d calls stored (%v)", len(calls), err)
+	}
+	var spent float64
+	for _, c := range calls {
+		spent += c.Cost.TotalUSD
+	}
+	tot, err := store.Totals(context.Background(), budget.KeyFor(&budget.Budget{Name: "month", Period: budget.Month}, "late", time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := tot.Spent.USD() - spent; d < -1e-8 || d > 1e-7 || tot.Held != 0 {
+		t.Errorf("ledger: spent $%.9f held %d; recorded $%.9f", tot.Spent.USD(), tot.Held, spent)
 	}
 }
