@@ -354,3 +354,37 @@ func TestGateKeyModels(t *testing.T) {
 		}
 	}
 }
+
+// A request whose estimated tokens alone exceed a token limit gets 429
+// type "tokens" with x-should-retry: false (waiting cannot help); one that
+// fits passes, its estimate counted.
+func TestGateTokensTooLarge(t *testing.T) {
+	clock := fixedClock(time.Date(2026, 3, 1, 12, 0, 10, 0, time.UTC))
+	lim, err := budget.NewLimiter(budget.RateLimits{Model: budget.KindRates{Names: map[string]budget.Rate{"gpt-4o-mini": {TPM: 40}}}}, nil, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var limited []string
+	gate := budget.NewGate(budget.GateOptions{Limiter: lim, DefaultMaxOutput: 100, OnRateLimited: func(k budget.Kind, u budget.Unit) {
+		limited = append(limited, string(k)+"/"+string(u))
+	}})
+	r := newRig(t, gate, nil)
+	// max_tokens 16 + the prompt's tokens fit in 40.
+	if resp, body := r.post(t, "fay", "gpt-4o-mini", false); resp.StatusCode != 200 || resp.Header.Get("x-ratelimit-limit-tokens") != "40" {
+		t.Fatalf("%d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	// Without max_tokens the default of 100 output tokens is over 40.
+	req, _ := http.NewRequest(http.MethodPost, r.url+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("x-should-retry") != "false" || !strings.Contains(string(body), `"type":"tokens"`) {
+		t.Errorf("too large: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	if len(limited) != 1 || limited[0] != "model/tokens" || r.upstream.Load() != 1 {
+		t.Errorf("limited %v, upstream %d", limited, r.upstream.Load())
+	}
+}
