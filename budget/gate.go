@@ -1,6 +1,7 @@
 package budget
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -288,20 +289,20 @@ func InputTokens(op, model string, body []byte) int64 {
 		return 0
 	}
 	n := openai.EstimateInputTokens(op, model, body)
-	if !gjson.ValidBytes(body) {
-		return int64(len(body))/3 + 1
-	}
-	root := gjson.ParseBytes(body)
-	if sys := root.Get("system"); sys.Exists() { // Anthropic
-		n += int64(tokenizer.Count(model, plainText(sys))) + 3
-	}
-	if contents := root.Get("contents"); contents.IsArray() { // Gemini
-		contents.ForEach(func(_, m gjson.Result) bool {
-			n += 3 + int64(tokenizer.Count(model, plainText(m.Get("parts"))))
-			return true
-		})
-		if si := root.Get("systemInstruction"); si.Exists() {
-			n += 3 + int64(tokenizer.Count(model, plainText(si.Get("parts"))))
+	anthropicSystem, gemini := bytes.Contains(body, []byte(`"system":`)), bytes.Contains(body, []byte(`"contents":`))
+	if (anthropicSystem || gemini) && gjson.ValidBytes(body) { // a second parse only for these shapes
+		root := gjson.ParseBytes(body)
+		if sys := root.Get("system"); sys.Exists() { // Anthropic
+			n += int64(tokenizer.Count(model, plainText(sys))) + 3
+		}
+		if contents := root.Get("contents"); contents.IsArray() { // Gemini
+			contents.ForEach(func(_, m gjson.Result) bool {
+				n += 3 + int64(tokenizer.Count(model, plainText(m.Get("parts"))))
+				return true
+			})
+			if si := root.Get("systemInstruction"); si.Exists() {
+				n += 3 + int64(tokenizer.Count(model, plainText(si.Get("parts"))))
+			}
 		}
 	}
 	if n == 0 {
