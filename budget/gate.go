@@ -131,7 +131,9 @@ func (g *Gate) Run(ctx context.Context) {
 	}
 }
 
-// flush adds the pending corrections; a failed one is kept for the next.
+// flush adds the pending corrections. At the first failure it keeps that
+// one and the rest for the next flush (up to maxPending counts), so a
+// store outage costs one timeout per interval.
 func (g *Gate) flush(ctx context.Context) {
 	g.mu.Lock()
 	if len(g.pending) == 0 {
@@ -141,21 +143,25 @@ func (g *Gate) flush(ctx context.Context) {
 	batch := g.pending
 	g.pending = make(map[CounterKey]int64, len(batch))
 	g.mu.Unlock()
+	var failed error
 	for k, d := range batch {
 		if d == 0 {
 			continue
 		}
-		actx, cancel := context.WithTimeout(ctx, settleTimeout)
-		err := g.o.Limiter.counter.Add(actx, []CounterKey{k}, d)
-		cancel()
-		if err != nil {
-			g.fail(fmt.Errorf("rate limit: settle: %w", err))
-			g.mu.Lock()
-			if len(g.pending) < maxPending {
-				g.pending[k] += d
+		if failed == nil {
+			actx, cancel := context.WithTimeout(ctx, settleTimeout)
+			failed = g.o.Limiter.counter.Add(actx, []CounterKey{k}, d)
+			cancel()
+			if failed == nil {
+				continue
 			}
-			g.mu.Unlock()
+			g.fail(fmt.Errorf("rate limit: settle: %w", failed))
 		}
+		g.mu.Lock()
+		if _, ok := g.pending[k]; ok || len(g.pending) < maxPending {
+			g.pending[k] += d
+		}
+		g.mu.Unlock()
 	}
 }
 

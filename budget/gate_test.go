@@ -82,7 +82,13 @@ func newRig(t *testing.T, gate *budget.Gate, prices *pricing.Table) *rig {
 // post sends a chat request as user and returns the answer, its body read.
 func (r *rig) post(t *testing.T, user, model string, stream bool) (*http.Response, []byte) {
 	t.Helper()
-	body := `{"model":"` + model + `","max_tokens":16,"stream":` + strconv.FormatBool(stream) + `,"messages":[{"role":"user","content":"count to ten"}]}`
+	return r.postMax(t, user, model, stream, 16)
+}
+
+// postMax is post with max_tokens maxTokens.
+func (r *rig) postMax(t *testing.T, user, model string, stream bool, maxTokens int) (*http.Response, []byte) {
+	t.Helper()
+	body := `{"model":"` + model + `","max_tokens":` + strconv.Itoa(maxTokens) + `,"stream":` + strconv.FormatBool(stream) + `,"messages":[{"role":"user","content":"count to ten"}]}`
 	req, _ := http.NewRequest(http.MethodPost, r.url+"/v1/chat/completions", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Llmscope-User", user)
@@ -299,7 +305,7 @@ func TestGateRunCorrectsTokens(t *testing.T) {
 	time.Sleep(10 * time.Millisecond)
 	var want int64
 	for i := range 5 {
-		if resp, body := r.post(t, "dave", "gpt-4o-mini", i%2 == 0); resp.StatusCode != 200 {
+		if resp, body := r.postMax(t, "dave", "gpt-4o-mini", i%2 == 0, 2000); resp.StatusCode != 200 {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
 	}
@@ -316,6 +322,9 @@ func TestGateRunCorrectsTokens(t *testing.T) {
 	}
 	if vals[0] != want || want == 0 {
 		t.Errorf("token count %d, recorded usage %d", vals[0], want)
+	}
+	if est := int64(5 * 2000); want >= est {
+		t.Errorf("usage %d not below the estimates (%d): nothing was corrected", want, est)
 	}
 }
 
@@ -386,5 +395,62 @@ func TestGateTokensTooLarge(t *testing.T) {
 	}
 	if len(limited) != 1 || limited[0] != "model/tokens" || r.upstream.Load() != 1 {
 		t.Errorf("limited %v, upstream %d", limited, r.upstream.Load())
+	}
+}
+
+// flakyCounter fails its first Adds, as a store that is down.
+type flakyCounter struct {
+	budget.MemCounter
+	fails atomic.Int64
+}
+
+func (f *flakyCounter) Add(ctx context.Context, keys []budget.CounterKey, n int64) error {
+	if f.fails.Add(-1) >= 0 {
+		return io.ErrUnexpectedEOF
+	}
+	return f.MemCounter.Add(ctx, keys, n)
+}
+
+// Token corrections that fail are kept and added by a later flush.
+func TestGateRunKeepsFailedCorrections(t *testing.T) {
+	at := time.Date(2026, 3, 1, 12, 0, 10, 0, time.UTC)
+	counter := new(flakyCounter)
+	counter.fails.Store(3)
+	lim, err := budget.NewLimiter(budget.RateLimits{User: budget.KindRates{Default: budget.Rate{TPM: 1 << 40}}}, counter, fixedClock(at))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errs atomic.Int64
+	gate := budget.NewGate(budget.GateOptions{Limiter: lim, OnError: func(error) { errs.Add(1) }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { gate.Run(ctx); close(done) }()
+	r := newRig(t, gate, nil)
+	time.Sleep(10 * time.Millisecond) // let Run start
+	if resp, body := r.postMax(t, "gus", "gpt-4o-mini", false, 2000); resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	r.wait(t)
+	calls := r.sink.all()
+	want := calls[0].Usage.InputTokens + calls[0].Usage.OutputTokens
+	key := budget.CounterKey{Subject: budget.Subject{Kind: budget.KindUser, Name: "gus"}, Unit: budget.Tokens, Window: at.Unix() - 10}
+	vals := make([]int64, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := counter.Take(context.Background(), []budget.CounterOp{{Key: key, Limit: 1 << 50}}, vals); err != nil {
+			t.Fatal(err)
+		}
+		if vals[0] == want || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if vals[0] != want {
+		t.Errorf("token count %d, recorded usage %d", vals[0], want)
+	}
+	if errs.Load() == 0 {
+		t.Error("the failed corrections were not reported")
 	}
 }
