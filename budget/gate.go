@@ -215,7 +215,7 @@ func (g *Gate) Admit(ctx context.Context, a *gateway.Admission, h http.Header) (
 				g.fail(err)
 			case ref != nil:
 				if t.limited {
-					g.settleRate(t.rate, 0)
+					g.settleLater(t.rate, 0) // the request stays counted; its tokens do not
 				}
 				if g.o.OnRefused != nil {
 					g.o.OnRefused(ref.Budget)
