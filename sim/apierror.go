@@ -5,7 +5,6 @@ import (
 	"strconv"
 
 	"llmscope/anthropic"
-	"llmscope/gemini"
 )
 
 // api names the wire format of a route: it decides the shape of the route's
@@ -62,7 +61,7 @@ func (x *exchange) geminiError(status int, msg string) {
 	*b = append(*b, `,"message":`...)
 	*b = appendString(*b, msg)
 	*b = append(*b, `,"status":"`...)
-	*b = append(*b, gemini.Status(status)...)
+	*b = append(*b, geminiStatus(status)...)
 	*b = append(*b, '"')
 	if status == http.StatusTooManyRequests {
 		*b = append(*b, `,"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"1s"}]`...)
@@ -79,4 +78,36 @@ func base62ID(seed uint64, n int) string {
 		b[i] = base62[r.intn(len(base62))]
 	}
 	return string(b)
+}
+
+// geminiStatus returns the google.rpc status name Gemini's errors carry for
+// an HTTP status. (Package gemini has the same mapping, gemini.Status; its
+// tests run against this simulator, so the simulator cannot import it.)
+func geminiStatus(status int) string {
+	switch status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		return "INVALID_ARGUMENT"
+	case http.StatusUnauthorized:
+		return "UNAUTHENTICATED"
+	case http.StatusForbidden:
+		return "PERMISSION_DENIED"
+	case http.StatusNotFound:
+		return "NOT_FOUND"
+	case http.StatusConflict:
+		return "ABORTED"
+	case http.StatusTooManyRequests:
+		return "RESOURCE_EXHAUSTED"
+	case 499:
+		return "CANCELLED"
+	case http.StatusNotImplemented:
+		return "UNIMPLEMENTED"
+	case http.StatusServiceUnavailable:
+		return "UNAVAILABLE"
+	case http.StatusGatewayTimeout:
+		return "DEADLINE_EXCEEDED"
+	}
+	if status >= 500 {
+		return "INTERNAL"
+	}
+	return "FAILED_PRECONDITION"
 }
