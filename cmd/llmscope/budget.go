@@ -16,6 +16,7 @@ import (
 
 	"llmscope"
 	"llmscope/budget"
+	"llmscope/budget/gate"
 	"llmscope/pricing"
 	"llmscope/prom"
 )
@@ -109,7 +110,7 @@ func budgetClock() (budget.Clock, error) {
 
 // budgets is what serve runs for budgets and rate limits.
 type budgets struct {
-	gate *budget.Gate
+	gate *gate.Gate
 	stop func() // ends the syncs (after a last one) and the janitor
 }
 
@@ -128,7 +129,7 @@ func newBudgets(ctx context.Context, o *serveOptions, store llmscope.Store, pric
 		return nil, err
 	}
 	if !ok { // only the client keys' models are checked
-		return &budgets{gate: budget.NewGate(budget.GateOptions{KeyOf: clientKeyOf}), stop: func() {}}, nil
+		return &budgets{gate: gate.New(gate.Options{KeyOf: clientKeyOf}), stop: func() {}}, nil
 	}
 	clock, err := budgetClock()
 	if err != nil {
@@ -184,7 +185,7 @@ func newBudgets(ctx context.Context, o *serveOptions, store llmscope.Store, pric
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	var unpricedWarned sync.Map
-	gate := budget.NewGate(budget.GateOptions{
+	gate := gate.New(gate.Options{
 		Enforcer: enf, Limiter: lim, Prices: prices, Clock: clock, OnError: onError, KeyOf: clientKeyOf,
 		OnRefused:     bm.Refused,
 		OnRateLimited: func(k budget.Kind, u budget.Unit) { bm.RateLimited(string(k), string(u)) },

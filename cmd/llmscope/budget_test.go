@@ -25,6 +25,7 @@ import (
 
 	"llmscope"
 	"llmscope/budget"
+	"llmscope/budget/gate"
 	"llmscope/sim"
 	"llmscope/sqlite"
 )
@@ -128,7 +129,7 @@ func budgetCalls(t *testing.T, base string, n int) []*llmscope.Call {
 // tokenizer's count of its body plus its 16 output tokens at pricey's
 // rates.
 func worstCase(body string) float64 {
-	in := budget.InputTokens(llmscope.OpChat, "pricey", []byte(body))
+	in := gate.InputTokens(llmscope.OpChat, "pricey", []byte(body))
 	return budget.WorstCase(in, 16, budget.InputOutputPrice{Input: priceyIn, Output: priceyOut})
 }
 

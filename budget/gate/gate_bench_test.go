@@ -1,4 +1,4 @@
-package budget_test
+package gate_test
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 
 	"llmscope"
 	"llmscope/budget"
+	"llmscope/budget/gate"
 	"llmscope/gateway"
 	"llmscope/pricing"
 	"llmscope/sim"
@@ -94,7 +95,7 @@ func BenchmarkGateHandler(b *testing.B) {
 				b.Fatal(err)
 			}
 			prices := pricing.Default()
-			gate := budget.NewGate(budget.GateOptions{Enforcer: enf, Limiter: lim, Prices: prices})
+			gate := gate.New(gate.Options{Enforcer: enf, Limiter: lim, Prices: prices})
 			mk := func(admit gateway.Admitter) *gateway.Gateway {
 				gw, err := gateway.New(gateway.Config{Upstream: "http://upstream.invalid/v1", Transport: up, Pricer: prices, Sink: discardSink{}, Admit: admit})
 				if err != nil {

@@ -1,4 +1,4 @@
-package budget_test
+package gate_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"llmscope"
 	"llmscope/budget"
+	"llmscope/budget/gate"
 	"llmscope/gateway"
 	"llmscope/openai"
 	"llmscope/pricing"
@@ -59,7 +60,7 @@ type rig struct {
 	gw       *gateway.Gateway
 }
 
-func newRig(t *testing.T, gate *budget.Gate, prices *pricing.Table) *rig {
+func newRig(t *testing.T, gate *gate.Gate, prices *pricing.Table) *rig {
 	t.Helper()
 	r := &rig{sink: &collect{}}
 	s := sim.New(sim.Config{})
@@ -126,7 +127,7 @@ func TestGateBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	var refused atomic.Int64
-	gate := budget.NewGate(budget.GateOptions{Enforcer: enf, Prices: prices, OnRefused: func(string) { refused.Add(1) }})
+	gate := gate.New(gate.Options{Enforcer: enf, Prices: prices, OnRefused: func(string) { refused.Add(1) }})
 	r := newRig(t, gate, prices)
 	admitted := 0
 	var refusal []byte
@@ -200,7 +201,7 @@ func TestGateRateLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	var limited atomic.Int64
-	gate := budget.NewGate(budget.GateOptions{Limiter: lim, OnRateLimited: func(k budget.Kind, u budget.Unit) {
+	gate := gate.New(gate.Options{Limiter: lim, OnRateLimited: func(k budget.Kind, u budget.Unit) {
 		if k == budget.KindUser && u == budget.Requests {
 			limited.Add(1)
 		}
@@ -247,7 +248,7 @@ func TestGateUnpriced(t *testing.T) {
 		t.Fatal(err)
 	}
 	var unpriced []string
-	gate := budget.NewGate(budget.GateOptions{Enforcer: enf, Prices: pricey(t), OnUnpriced: func(m string) { unpriced = append(unpriced, m) }})
+	gate := gate.New(gate.Options{Enforcer: enf, Prices: pricey(t), OnUnpriced: func(m string) { unpriced = append(unpriced, m) }})
 	r := newRig(t, gate, nil)
 	if resp, body := r.post(t, "carol", "no-such-model", false); resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, body)
@@ -265,19 +266,19 @@ func TestGateUnpriced(t *testing.T) {
 // third of their bytes.
 func TestInputTokens(t *testing.T) {
 	chat := []byte(`{"model":"gpt-4o","messages":[{"role":"user","content":"hello there, how are you"}]}`)
-	if got, want := budget.InputTokens(llmscope.OpChat, "gpt-4o", chat), openai.EstimateInputTokens(llmscope.OpChat, "gpt-4o", chat); got != want || got == 0 {
+	if got, want := gate.InputTokens(llmscope.OpChat, "gpt-4o", chat), openai.EstimateInputTokens(llmscope.OpChat, "gpt-4o", chat); got != want || got == 0 {
 		t.Errorf("chat: %d, want %d", got, want)
 	}
 	anth := []byte(`{"model":"claude","system":"you are a careful assistant who answers briefly","messages":[{"role":"user","content":"hi"}]}`)
 	noSys := []byte(`{"model":"claude","messages":[{"role":"user","content":"hi"}]}`)
-	if a, b := budget.InputTokens(llmscope.OpChat, "claude", anth), budget.InputTokens(llmscope.OpChat, "claude", noSys); a <= b+5 {
+	if a, b := gate.InputTokens(llmscope.OpChat, "claude", anth), gate.InputTokens(llmscope.OpChat, "claude", noSys); a <= b+5 {
 		t.Errorf("anthropic system not counted: %d vs %d", a, b)
 	}
 	gem := []byte(`{"contents":[{"role":"user","parts":[{"text":"tell me a long story about a dragon and a knight"}]}],"systemInstruction":{"parts":[{"text":"be brief"}]}}`)
-	if n := budget.InputTokens(llmscope.OpChat, "gemini-2.5-flash", gem); n < 12 || n > 40 {
+	if n := gate.InputTokens(llmscope.OpChat, "gemini-2.5-flash", gem); n < 12 || n > 40 {
 		t.Errorf("gemini: %d tokens", n)
 	}
-	if n := budget.InputTokens(llmscope.OpChat, "x", []byte("not json at all")); n != 6 {
+	if n := gate.InputTokens(llmscope.OpChat, "x", []byte("not json at all")); n != 6 {
 		t.Errorf("raw body: %d", n)
 	}
 }
@@ -296,7 +297,7 @@ func TestGateRunCorrectsTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gate := budget.NewGate(budget.GateOptions{Limiter: lim})
+	gate := gate.New(gate.Options{Limiter: lim})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { gate.Run(ctx); close(done) }()
@@ -331,7 +332,7 @@ func TestGateRunCorrectsTokens(t *testing.T) {
 // A client key limited to some models gets 403 model_not_allowed for
 // another, never forwarded; an allowed model passes.
 func TestGateKeyModels(t *testing.T) {
-	gate := budget.NewGate(budget.GateOptions{KeyOf: func(ctx context.Context) (*budget.Key, bool) {
+	gate := gate.New(gate.Options{KeyOf: func(ctx context.Context) (*budget.Key, bool) {
 		k, ok := llmscope.ClientKeyFrom(ctx)
 		if !ok {
 			return nil, false
@@ -374,7 +375,7 @@ func TestGateTokensTooLarge(t *testing.T) {
 		t.Fatal(err)
 	}
 	var limited []string
-	gate := budget.NewGate(budget.GateOptions{Limiter: lim, DefaultMaxOutput: 100, OnRateLimited: func(k budget.Kind, u budget.Unit) {
+	gate := gate.New(gate.Options{Limiter: lim, DefaultMaxOutput: 100, OnRateLimited: func(k budget.Kind, u budget.Unit) {
 		limited = append(limited, string(k)+"/"+string(u))
 	}})
 	r := newRig(t, gate, nil)
@@ -421,7 +422,7 @@ func TestGateRunKeepsFailedCorrections(t *testing.T) {
 		t.Fatal(err)
 	}
 	var errs atomic.Int64
-	gate := budget.NewGate(budget.GateOptions{Limiter: lim, OnError: func(error) { errs.Add(1) }})
+	gate := gate.New(gate.Options{Limiter: lim, OnError: func(error) { errs.Add(1) }})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { gate.Run(ctx); close(done) }()
@@ -454,3 +455,8 @@ func TestGateRunKeepsFailedCorrections(t *testing.T) {
 		t.Error("the failed corrections were not reported")
 	}
 }
+
+// fixedClock is a budget.Clock that stays at one time.
+type fixedClock time.Time
+
+func (c fixedClock) Now() time.Time { return time.Time(c) }

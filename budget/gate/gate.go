@@ -1,13 +1,18 @@
-package budget
+// Package gate is the gateway's admission (gateway.Admitter) built from
+// package budget: a client key's models, the rate limits of the key, user
+// and model, and the budgets of the key, user, team and experiment, each
+// request's worst case priced with package pricing and counted with
+// package tokenizer. It is kept apart from budget so that the stores,
+// which implement budget's Ledger and Counter, do not depend on the
+// gateway.
+package gate
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -16,6 +21,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"llmscope"
+	"llmscope/budget"
 	"llmscope/gateway"
 	"llmscope/openai"
 	"llmscope/pricing"
@@ -24,18 +30,18 @@ import (
 
 // DefaultMaxOutput is the output tokens a call's worst case counts when
 // the request sets no max_tokens / max_completion_tokens /
-// max_output_tokens (GateOptions.DefaultMaxOutput 0).
+// max_output_tokens (Options.DefaultMaxOutput 0).
 const DefaultMaxOutput = 4096
 
 // settleTimeout bounds a ticket's settling round trip to a shared Counter.
 const settleTimeout = 2 * time.Second
 
-// GateOptions configure a Gate. Every field is optional.
-type GateOptions struct {
+// Options configure a Gate. Every field is optional.
+type Options struct {
 	// Enforcer checks budgets (nil: none).
-	Enforcer *Enforcer
+	Enforcer *budget.Enforcer
 	// Limiter checks rate limits (nil: none).
-	Limiter *Limiter
+	Limiter *budget.Limiter
 	// Prices prices a call's worst case (nil: pricing.Default()). A model
 	// it does not know is admitted without a budget reservation (its rate
 	// limits still count) and reported to OnUnpriced.
@@ -47,13 +53,13 @@ type GateOptions struct {
 	// KeyOf returns the client key that authenticated a request, when one
 	// did: its revocation, expiry and models are checked (Allowed). nil:
 	// keys are not checked here (package auth refuses unknown ones).
-	KeyOf func(ctx context.Context) (*Key, bool)
-	Clock Clock // nil: SystemClock
+	KeyOf func(ctx context.Context) (*budget.Key, bool)
+	Clock budget.Clock // nil: SystemClock
 	// OnRefused is called with the budget of each budget refusal.
 	OnRefused func(budget string)
 	// OnRateLimited is called with the subject kind and unit of each rate
 	// limit refusal.
-	OnRateLimited func(kind Kind, unit Unit)
+	OnRateLimited func(kind budget.Kind, unit budget.Unit)
 	// OnUnpriced is called with the model of each call admitted without a
 	// budget reservation for lack of a price.
 	OnUnpriced func(model string)
@@ -64,7 +70,7 @@ type GateOptions struct {
 }
 
 // Gate is the gateway's Admitter built from an Enforcer and a Limiter: per
-// request it checks the client key (GateOptions.KeyOf), takes the rate
+// request it checks the client key (Options.KeyOf), takes the rate
 // limits of the key, user and model (x-ratelimit-* headers on every answer)
 // and reserves the worst-case cost against the budgets of the key, user,
 // team and experiment; the ticket settles both with the recorded call.
@@ -80,11 +86,11 @@ type GateOptions struct {
 // Only chat, text completion, embeddings and responses calls are checked;
 // other operations (models, other paths) are admitted as they are.
 type Gate struct {
-	o       GateOptions
+	o       Options
 	running atomic.Bool // Run flushes pending
 
 	mu      sync.Mutex
-	pending map[CounterKey]int64 // token corrections not yet added to a shared Counter
+	pending map[budget.CounterKey]int64 // token corrections not yet added to a shared Counter
 }
 
 // flushInterval is how often Run adds the token corrections to a shared
@@ -95,8 +101,8 @@ const flushInterval = 100 * time.Millisecond
 // it Done corrects at once.
 const maxPending = 16384
 
-// NewGate returns a Gate.
-func NewGate(o GateOptions) *Gate {
+// New returns a Gate.
+func New(o Options) *Gate {
 	if o.Prices == nil {
 		o.Prices = pricing.Default()
 	}
@@ -104,9 +110,9 @@ func NewGate(o GateOptions) *Gate {
 		o.DefaultMaxOutput = DefaultMaxOutput
 	}
 	if o.Clock == nil {
-		o.Clock = SystemClock{}
+		o.Clock = budget.SystemClock{}
 	}
-	return &Gate{o: o, pending: make(map[CounterKey]int64)}
+	return &Gate{o: o, pending: make(map[budget.CounterKey]int64)}
 }
 
 // Run adds the rate limit token corrections of settled calls to a shared
@@ -141,7 +147,7 @@ func (g *Gate) flush(ctx context.Context) {
 		return
 	}
 	batch := g.pending
-	g.pending = make(map[CounterKey]int64, len(batch))
+	g.pending = make(map[budget.CounterKey]int64, len(batch))
 	g.mu.Unlock()
 	var failed error
 	for k, d := range batch {
@@ -150,7 +156,7 @@ func (g *Gate) flush(ctx context.Context) {
 		}
 		if failed == nil {
 			actx, cancel := context.WithTimeout(ctx, settleTimeout)
-			failed = g.o.Limiter.counter.Add(actx, []CounterKey{k}, d)
+			failed = g.o.Limiter.AddTokens(actx, []budget.CounterKey{k}, d)
 			cancel()
 			if failed == nil {
 				continue
@@ -177,8 +183,8 @@ func (g *Gate) Admit(ctx context.Context, a *gateway.Admission, h http.Header) (
 	}
 	if g.o.KeyOf != nil {
 		if k, ok := g.o.KeyOf(ctx); ok {
-			if err := Allowed(k, c.RequestModel, g.o.Clock.Now()); err != nil {
-				if errors.Is(err, ErrModelNotAllowed) {
+			if err := budget.Allowed(k, c.RequestModel, g.o.Clock.Now()); err != nil {
+				if errors.Is(err, budget.ErrModelNotAllowed) {
 					return nil, &gateway.Refusal{Status: http.StatusForbidden, Type: "invalid_request_error", Code: "model_not_allowed", Message: err.Error()}
 				}
 				return nil, &gateway.Refusal{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key", Message: err.Error()}
@@ -192,7 +198,7 @@ func (g *Gate) Admit(ctx context.Context, a *gateway.Admission, h http.Header) (
 	out := g.maxOutput(c)
 	t := &gateTicket{g: g}
 	if g.o.Limiter != nil {
-		rt, st, ref, err := g.o.Limiter.Take(ctx, RateSubjects{Key: keyName, User: c.User, Model: c.RequestModel}, input+out)
+		rt, st, ref, err := g.o.Limiter.Take(ctx, budget.RateSubjects{Key: keyName, User: c.User, Model: c.RequestModel}, input+out)
 		switch {
 		case err != nil:
 			g.fail(err)
@@ -208,8 +214,8 @@ func (g *Gate) Admit(ctx context.Context, a *gateway.Admission, h http.Header) (
 	}
 	if g.o.Enforcer != nil {
 		if p, ok := g.o.Prices.LookupProvider(c.Provider, c.RequestModel); ok {
-			worst := WorstCase(input, out, highest(p))
-			res, ref, err := g.o.Enforcer.Reserve(ctx, Subjects{Key: keyName, User: c.User, Team: c.Team, Experiment: c.Experiment}, worst)
+			worst := budget.WorstCase(input, out, highest(p))
+			res, ref, err := g.o.Enforcer.Reserve(ctx, budget.Subjects{Key: keyName, User: c.User, Team: c.Team, Experiment: c.Experiment}, worst)
 			switch {
 			case err != nil:
 				g.fail(err)
@@ -262,8 +268,8 @@ func (g *Gate) maxOutput(c *llmscope.Call) int64 {
 // highest returns p's highest input and output rates, so that a worst
 // case at them bounds the call's cost whatever tier, context length or
 // cache writes it ends up billed at.
-func highest(p *pricing.Price) InputOutputPrice {
-	io := InputOutputPrice{Input: p.Input, Output: p.Output}
+func highest(p *pricing.Price) budget.InputOutputPrice {
+	io := budget.InputOutputPrice{Input: p.Input, Output: p.Output}
 	up := func(in, out *float64) {
 		if in != nil {
 			io.Input = max(io.Input, *in)
@@ -339,7 +345,7 @@ func plainText(v gjson.Result) string {
 // rate limit shape (type "requests" or "tokens", code
 // "rate_limit_exceeded") with the x-ratelimit-* headers and Retry-After;
 // a request too large to ever pass also says x-should-retry: false.
-func rateRefusal(ref *RateRefusal, st RateStatus) *gateway.Refusal {
+func rateRefusal(ref *budget.RateRefusal, st budget.RateStatus) *gateway.Refusal {
 	h := make(http.Header, 8)
 	st.Set(h)
 	h.Set("Retry-After", strconv.FormatInt(ref.RetryAfterSeconds(), 10))
@@ -354,7 +360,7 @@ func rateRefusal(ref *RateRefusal, st RateStatus) *gateway.Refusal {
 // period's end (none for a total budget) and x-should-retry: false, so
 // the openai clients do not retry what cannot pass before the period
 // ends. The rate limit headers already set on h stay.
-func budgetRefusal(ref *Refusal, now time.Time, h http.Header) *gateway.Refusal {
+func budgetRefusal(ref *budget.Refusal, now time.Time, h http.Header) *gateway.Refusal {
 	rh := make(http.Header, 2)
 	if d := ref.RetryAfter(now); d > 0 {
 		rh.Set("Retry-After", strconv.FormatInt(int64(d/time.Second), 10))
@@ -366,9 +372,9 @@ func budgetRefusal(ref *Refusal, now time.Time, h http.Header) *gateway.Refusal 
 // gateTicket is an admitted request's reservation and rate ticket.
 type gateTicket struct {
 	g       *Gate
-	res     *Reservation
-	rate    RateTicket
-	status  RateStatus
+	res     *budget.Reservation
+	rate    budget.RateTicket
+	status  budget.RateStatus
 	limited bool // rate and status are set
 }
 
@@ -392,7 +398,7 @@ func (t *gateTicket) Done(c *llmscope.Call) {
 		case c.Cost != nil:
 			t.g.o.Enforcer.Settle(t.res, c.Cost.TotalUSD)
 		default:
-			t.g.o.Enforcer.Settle(t.res, UnknownCost)
+			t.g.o.Enforcer.Settle(t.res, budget.UnknownCost)
 		}
 	}
 	if t.limited {
@@ -409,12 +415,11 @@ func (t *gateTicket) Done(c *llmscope.Call) {
 
 // settleLater queues a token correction for Run when it runs, the
 // Counter is shared and the queue has room; else it makes it now.
-func (g *Gate) settleLater(rt RateTicket, tokens int64) {
-	if rt.n > 0 && tokens >= 0 && tokens != rt.tokens && g.running.Load() && g.o.Limiter.mem == nil {
-		d := tokens - rt.tokens
+func (g *Gate) settleLater(rt budget.RateTicket, tokens int64) {
+	if keys, d, ok := rt.Correction(tokens); ok && g.running.Load() && g.o.Limiter.Shared() {
 		g.mu.Lock()
-		if len(g.pending)+rt.n <= maxPending {
-			for _, k := range rt.keys[:rt.n] {
+		if len(g.pending)+len(keys) <= maxPending {
+			for _, k := range keys {
 				g.pending[k] += d
 			}
 			g.mu.Unlock()
@@ -425,51 +430,10 @@ func (g *Gate) settleLater(rt RateTicket, tokens int64) {
 	g.settleRate(rt, tokens)
 }
 
-func (g *Gate) settleRate(rt RateTicket, tokens int64) {
+func (g *Gate) settleRate(rt budget.RateTicket, tokens int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 	defer cancel()
 	if err := g.o.Limiter.Settle(ctx, rt, tokens); err != nil {
 		g.fail(err)
 	}
-}
-
-// Spend is one budget's settled spend for one subject in the current
-// period.
-type Spend struct {
-	Budget   string
-	Subject  Subject
-	SpentUSD float64 // Ledger Totals.Spent: committed by every gateway
-	LimitUSD float64
-}
-
-// Spends returns the spend, in the period containing the Enforcer's now,
-// of at most max of the (budget, subject) pairs this Enforcer has
-// accounted, sorted by budget and subject name: one Ledger.Totals round
-// trip each. It is for gauges and dashboards, never the request path.
-func (e *Enforcer) Spends(ctx context.Context, max int) ([]Spend, error) {
-	e.mu.RLock()
-	keys := make([]acctKey, 0, len(e.accounts))
-	for k := range e.accounts {
-		keys = append(keys, k)
-	}
-	e.mu.RUnlock()
-	slices.SortFunc(keys, func(a, b acctKey) int {
-		if c := cmp.Compare(a.rule.b.Name, b.rule.b.Name); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.subject, b.subject)
-	})
-	if len(keys) > max {
-		keys = keys[:max]
-	}
-	now := e.clock.Now()
-	out := make([]Spend, 0, len(keys))
-	for _, k := range keys {
-		tot, err := e.ledger.Totals(ctx, KeyFor(&k.rule.b, k.subject, now))
-		if err != nil {
-			return out, fmt.Errorf("budget %q: totals: %w", k.rule.b.Name, err)
-		}
-		out = append(out, Spend{Budget: k.rule.b.Name, Subject: Subject{k.rule.kind, k.subject}, SpentUSD: tot.Spent.USD(), LimitUSD: k.rule.b.LimitUSD})
-	}
-	return out, nil
 }
