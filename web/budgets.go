@@ -13,7 +13,7 @@ type Budget struct {
 	Kind        string    `json:"kind"`    // key, user, team or experiment
 	Subject     string    `json:"subject"` // the key, user, team or experiment
 	Period      string    `json:"period"`  // day, week, month or total
-	PeriodStart time.Time `json:"period_start"`
+	PeriodStart time.Time `json:"period_start"` // zero for a total budget
 	ResetsAt    time.Time `json:"resets_at"` // zero for a total budget (null in JSON)
 	LimitUSD    float64   `json:"limit_usd"`
 	SpentUSD    float64   `json:"spent_usd"` // settled by every gateway
@@ -62,8 +62,8 @@ func exhaustion(b Budget, now time.Time) budgetJSON {
 		j.Share = b.SpentUSD / b.LimitUSD
 	}
 	elapsed := now.Sub(b.PeriodStart)
-	if elapsed <= 0 || b.SpentUSD <= 0 {
-		return j
+	if b.PeriodStart.IsZero() || elapsed <= 0 || b.SpentUSD <= 0 {
+		return j // a total budget has no period to average over
 	}
 	j.RateUSDHour = b.SpentUSD / elapsed.Hours()
 	left := b.LimitUSD - b.SpentUSD

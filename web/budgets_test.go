@@ -17,8 +17,8 @@ func TestBudgetsAPI(t *testing.T) {
 		{Budget: "team-day", Kind: "team", Subject: "search", Period: "day", PeriodStart: start, ResetsAt: start.Add(24 * time.Hour), LimitUSD: 4, SpentUSD: 1},
 		// $1 of $100 in 2 h: would run out after the reset: no exhaustion.
 		{Budget: "key-day", Kind: "key", Subject: "ci", Period: "day", PeriodStart: start, ResetsAt: start.Add(24 * time.Hour), LimitUSD: 100, SpentUSD: 1},
-		// A total budget has no reset; spent beyond it: out now.
-		{Budget: "all", Kind: "experiment", Subject: "e", Period: "total", PeriodStart: start, LimitUSD: 1, SpentUSD: 1.5},
+		// A total budget has no period and no reset: no rate, no projection.
+		{Budget: "all", Kind: "experiment", Subject: "e", Period: "total", LimitUSD: 1, SpentUSD: 1.5},
 	}
 	var fail bool
 	h := New(nil, nil, nil)
@@ -50,7 +50,7 @@ func TestBudgetsAPI(t *testing.T) {
 	if got.Budgets[1].ExhaustsAt != nil {
 		t.Errorf("key-day runs out after its reset, yet exhausts_at = %v", got.Budgets[1].ExhaustsAt)
 	}
-	if c := got.Budgets[2]; c.ResetsAt != nil || c.ExhaustsAt == nil || c.Share != 1.5 {
+	if c := got.Budgets[2]; c.ResetsAt != nil || c.ExhaustsAt != nil || c.Rate != 0 || c.Share != 1.5 {
 		t.Errorf("total budget over its limit: %+v", c)
 	}
 	fail = true

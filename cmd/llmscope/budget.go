@@ -19,6 +19,7 @@ import (
 	"llmscope/budget/gate"
 	"llmscope/pricing"
 	"llmscope/prom"
+	"llmscope/web"
 )
 
 // clockOffsetEnv names the test aid that shifts the clock budgets and rate
@@ -110,8 +111,9 @@ func budgetClock() (budget.Clock, error) {
 
 // budgets is what serve runs for budgets and rate limits.
 type budgets struct {
-	gate *gate.Gate
-	stop func() // ends the syncs (after a last one) and the janitor
+	gate   *gate.Gate
+	stop   func() // ends the syncs (after a last one) and the janitor
+	spends func(context.Context) ([]web.Budget, error) // for /api/budgets; nil without budgets
 }
 
 // newBudgets builds serve's budget gate from the config file's sections;
@@ -201,7 +203,7 @@ func newBudgets(ctx context.Context, o *serveOptions, store llmscope.Store, pric
 	go func() { defer wg.Done(); gate.Run(ctx) }()
 	go func() { defer wg.Done(); budgetJanitor(ctx, enf, store, clock, bm, onError) }()
 	log.Info("budgets and rate limits on", "budgets", names, "ledger", fmt.Sprintf("%T", ledger), "shared_counter", counter != nil)
-	return &budgets{gate: gate, stop: func() { cancel(); wg.Wait() }}, nil
+	return &budgets{gate: gate, stop: func() { cancel(); wg.Wait() }, spends: budgetSpends(enf, cfg.Budgets, clock)}, nil
 }
 
 // clientKeyOf returns the client key that authenticated the request of
@@ -313,4 +315,35 @@ func webhookErr(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+// maxDashboardBudgets bounds the (budget, subject) pairs /api/budgets lists.
+const maxDashboardBudgets = 500
+
+// budgetSpends returns what /api/budgets shows: the spend of every budget
+// and subject enf has accounted, in the current period, with the period's
+// bounds.
+func budgetSpends(enf *budget.Enforcer, defs []budget.Budget, clock budget.Clock) func(context.Context) ([]web.Budget, error) {
+	byName := make(map[string]budget.Budget, len(defs))
+	for _, b := range defs {
+		byName[b.Name] = b
+	}
+	return func(ctx context.Context) ([]web.Budget, error) {
+		spends, err := enf.Spends(ctx, maxDashboardBudgets)
+		if err != nil {
+			return nil, err
+		}
+		now := clock.Now()
+		out := make([]web.Budget, 0, len(spends))
+		for _, s := range spends {
+			def := byName[s.Budget]
+			start, end := def.Period.Bounds(now)
+			if def.Period == budget.Total {
+				start = time.Time{} // no period: no rate to project
+			}
+			out = append(out, web.Budget{Budget: s.Budget, Kind: string(s.Subject.Kind), Subject: s.Subject.Name,
+				Period: string(def.Period), PeriodStart: start, ResetsAt: end, LimitUSD: s.LimitUSD, SpentUSD: s.SpentUSD})
+		}
+		return out, nil
+	}
 }

@@ -427,6 +427,29 @@ rate_limits:
 			strings.Contains(m, `llmscope_budget_limit_usd{budget="one-call",subject="user:go-client"} 0.009`) &&
 			strings.Contains(m, `llmscope_budget_spent_usd{budget="one-call",subject="user:go-client"} 0.00`)
 	})
+	// The dashboard's /api/budgets shows the spend against the limit.
+	var got struct {
+		Budgets []struct {
+			Budget, Kind, Subject, Period string
+			LimitUSD                      float64 `json:"limit_usd"`
+			SpentUSD                      float64 `json:"spent_usd"`
+			Share                         float64
+			ResetsAt                      *time.Time `json:"resets_at"`
+		}
+	}
+	eventually(t, "/api/budgets", 20*time.Second, func() bool {
+		r, err := http.Get(base + "/api/budgets")
+		if err != nil {
+			return false
+		}
+		defer r.Body.Close()
+		return r.StatusCode == 200 && json.NewDecoder(r.Body).Decode(&got) == nil && len(got.Budgets) == 1 && got.Budgets[0].SpentUSD > 0
+	})
+	b := got.Budgets[0]
+	if b.Budget != "one-call" || b.Kind != "user" || b.Subject != "go-client" || b.Period != "month" || b.LimitUSD != 0.009 ||
+		b.Share != b.SpentUSD/b.LimitUSD || b.ResetsAt == nil || b.ResetsAt.Day() != 1 {
+		t.Errorf("/api/budgets: %+v", got.Budgets)
+	}
 }
 
 // The Python openai package, with its default retries, raises

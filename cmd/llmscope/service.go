@@ -260,10 +260,11 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 		return svc, err
 	}
 	var admit gateway.Admitter
+	var spends func(context.Context) ([]web.Budget, error)
 	if bud, err := newBudgets(ctx, o, svc.store, prices, svc.metrics, logger); err != nil {
 		return svc, err
 	} else if bud != nil {
-		admit, svc.stopBudgets = bud.gate, bud.stop
+		admit, svc.stopBudgets, spends = bud.gate, bud.stop, bud.spends
 	}
 	svc.gw, err = gateway.New(gateway.Config{
 		Admit:                 admit,
@@ -346,6 +347,9 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 	wh := web.New(svc.store, health, logger.With("component", "web"))
 	if sk := guardCfg.StoredKeys; sk != nil { // /api/keys; a change holds on this gateway at once
 		wh.MountKeys(sk.Store(), sk.Refresh)
+	}
+	if spends != nil { // the dashboard's budgets
+		wh.MountBudgets(spends)
 	}
 	mux.Handle("/", wh)
 	if o.pprof.val == "true" {
