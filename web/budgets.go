@@ -10,11 +10,11 @@ import (
 // /api/budgets shows it.
 type Budget struct {
 	Budget      string    `json:"budget"`
-	Kind        string    `json:"kind"`    // key, user, team or experiment
-	Subject     string    `json:"subject"` // the key, user, team or experiment
-	Period      string    `json:"period"`  // day, week, month or total
+	Kind        string    `json:"kind"`         // key, user, team or experiment
+	Subject     string    `json:"subject"`      // the key, user, team or experiment
+	Period      string    `json:"period"`       // day, week, month or total
 	PeriodStart time.Time `json:"period_start"` // zero for a total budget
-	ResetsAt    time.Time `json:"resets_at"` // zero for a total budget (null in JSON)
+	ResetsAt    time.Time `json:"resets_at"`    // zero for a total budget (null in JSON)
 	LimitUSD    float64   `json:"limit_usd"`
 	SpentUSD    float64   `json:"spent_usd"` // settled by every gateway
 }

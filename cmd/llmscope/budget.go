@@ -112,7 +112,7 @@ func budgetClock() (budget.Clock, error) {
 // budgets is what serve runs for budgets and rate limits.
 type budgets struct {
 	gate   *gate.Gate
-	stop   func() // ends the syncs (after a last one) and the janitor
+	stop   func()                                      // ends the syncs (after a last one) and the janitor
 	spends func(context.Context) ([]web.Budget, error) // for /api/budgets; nil without budgets
 }
 
