@@ -398,6 +398,8 @@ func attributes(c *llmscope.Call, opts Options) []*commonpb.KeyValue {
 	}
 	a.strIf("llmscope.error_code", c.ErrorCode)
 	a.boolean("llmscope.stream", c.Stream)
+	a.strIf("llmscope.key", c.Key)
+	a.strIf("llmscope.team", c.Team)
 	a.strIf("llmscope.upstream", c.Upstream)
 	if c.Attempts > 0 {
 		a.int("llmscope.attempts", int64(c.Attempts))

@@ -397,7 +397,7 @@ func TestTraceHexAgrees(t *testing.T) {
 func TestTrySpans(t *testing.T) {
 	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 	c := &llmscope.Call{ID: "0190b9a4-0000-7000-8000-000000000001", Start: t0, DurationMS: 900, Operation: llmscope.OpChat,
-		Provider: "openai", Status: 200, Upstream: "b", Attempts: 2,
+		Provider: "openai", Status: 200, Upstream: "b", Attempts: 2, Key: "ci-bot", Team: "search", User: "ann",
 		Tries: []llmscope.Try{
 			{Upstream: "a", Start: t0, DurationMS: 300, Status: 429, Outcome: "status", Retried: true},
 			{Upstream: "b", Start: t0.Add(300 * time.Millisecond), DurationMS: 100, Status: 200, Outcome: "ok"},
@@ -409,6 +409,9 @@ func TestTrySpans(t *testing.T) {
 	root := spans[0]
 	if got := attrMap(root)["llmscope.upstream"].GetStringValue(); got != "b" {
 		t.Errorf("root llmscope.upstream = %q, want b", got)
+	}
+	if got := attrMap(root)["llmscope.key"].GetStringValue() + "/" + attrMap(root)["llmscope.team"].GetStringValue(); got != "ci-bot/search" {
+		t.Errorf("root llmscope.key/team = %q", got)
 	}
 	if got := attrMap(root)["llmscope.attempts"].GetIntValue(); got != 2 {
 		t.Errorf("root llmscope.attempts = %d, want 2", got)
