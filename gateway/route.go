@@ -246,6 +246,13 @@ func (g *Gateway) attemptRequest(r *http.Request, x *exchange, d *route.Deployme
 		}
 	}
 	if model != x.req.Model && dAPI != route.APIGemini && x.req.Valid && model != "" {
+		// The renamed body is a copy, charged to the body budget like the
+		// original until the call ends.
+		n := int64(len(body) + len(model) + 16)
+		if !g.budget.reserve(n) {
+			return nil, errOverloaded
+		}
+		x.rt.held += n
 		b, err := sjson.SetBytes(bytes.Clone(body), "model", model)
 		if err != nil {
 			return nil, err
@@ -316,6 +323,8 @@ func (g *Gateway) finishPlan(x *exchange) {
 		cancel()
 	}
 	x.rt.cancels = nil
+	g.budget.release(x.rt.held)
+	x.rt.held = 0
 }
 
 // routing is the routing state of one request.
@@ -323,4 +332,5 @@ type routing struct {
 	plan    *route.Plan
 	pending bool                 // the last attempt's answer is being relayed, not yet reported
 	cancels []context.CancelFunc // the attempts' contexts, ended with the call
+	held    int64                // bytes of renamed bodies charged to the body budget
 }
