@@ -200,10 +200,14 @@ func (s *Store) dropDays(ctx context.Context, before time.Time) (int64, error) {
 			conn.Conn().Close(context.WithoutCancel(ctx)) // the lock ends with the session
 		}
 	}()
+	dropped, err := dropOrphans(ctx, conn.Conn())
+	if err != nil {
+		return 0, err
+	}
 	rows, err := conn.Query(ctx, `SELECT c.relname, i.inhdetachpending FROM pg_inherits i
 	JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'calls'::regclass ORDER BY c.relname`)
 	if err != nil {
-		return 0, fmt.Errorf("list partitions: %w", err)
+		return dropped, fmt.Errorf("list partitions: %w", err)
 	}
 	type part struct {
 		Name    string
@@ -211,10 +215,9 @@ func (s *Store) dropDays(ctx context.Context, before time.Time) (int64, error) {
 	}
 	parts, err := pgx.CollectRows(rows, pgx.RowToStructByPos[part])
 	if err != nil {
-		return 0, fmt.Errorf("list partitions: %w", err)
+		return dropped, fmt.Errorf("list partitions: %w", err)
 	}
 	cut := schema.Nanos(before)
-	var dropped int64
 	for _, p := range parts {
 		day, ok := partitionDay(p.Name)
 		if !ok {
@@ -259,4 +262,36 @@ func isUndefinedTable(err error) bool {
 		}
 	}
 	return false
+}
+
+// dropOrphans drops the tables of days that were detached from calls but
+// not dropped (the connection broke between the two): they were on their
+// way out, and a table of that name would keep the day's partition from
+// being made again. It returns the calls they held.
+func dropOrphans(ctx context.Context, conn *pgx.Conn) (int64, error) {
+	rows, err := conn.Query(ctx, `SELECT c.relname FROM pg_class c
+	WHERE c.relkind = 'r' AND NOT c.relispartition AND c.relname LIKE 'calls\_p%'
+	AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())`)
+	if err != nil {
+		return 0, fmt.Errorf("list detached days: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, fmt.Errorf("list detached days: %w", err)
+	}
+	var dropped int64
+	for _, name := range names {
+		if _, ok := partitionDay(name); !ok {
+			continue
+		}
+		var n int64
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM `+name).Scan(&n); err != nil {
+			return dropped, fmt.Errorf("read detached day %s: %w", name, err)
+		}
+		if _, err := conn.Exec(ctx, `DROP TABLE IF EXISTS `+name); err != nil {
+			return dropped, fmt.Errorf("drop detached day %s: %w", name, err)
+		}
+		dropped += n
+	}
+	return dropped, nil
 }

@@ -242,3 +242,30 @@ func TestMigrationPartitionsStoredCalls(t *testing.T) {
 		t.Errorf("a new call got seq %d after %d: the sequence did not continue", last.Seq, was[len(was)-1].Seq)
 	}
 }
+
+// A day detached but not dropped (the connection broke in between) is
+// dropped by the next DropBefore, and the day can be written again.
+func TestDropBeforeFinishesADetachedDay(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	old := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -20)
+	calls := callsOnDays(4, old)
+	if err := s.Write(ctx, calls); err != nil {
+		t.Fatal(err)
+	}
+	name := partitionName(dayOf(old.UnixNano()))
+	if _, err := s.pool.Exec(ctx, `ALTER TABLE calls DETACH PARTITION `+name); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DropBefore(ctx, time.Now().AddDate(0, 0, -10))
+	if err != nil || n != 4 {
+		t.Fatalf("DropBefore = %d, %v; want the detached day's 4 calls", n, err)
+	}
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, name).Scan(&exists); err != nil || exists {
+		t.Fatalf("table %s still exists (%v)", name, err)
+	}
+	if err := s.Write(ctx, callsOnDays(1, old)); err != nil {
+		t.Fatalf("writing the day again: %v", err)
+	}
+}
