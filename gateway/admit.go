@@ -56,7 +56,7 @@ type Refusal struct {
 // admit asks Config.Admit about x's request; false means it was refused,
 // answered and recorded.
 func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, x *exchange) bool {
-	t, ref := g.cfg.Admit.Admit(r.Context(), &Admission{Call: x.call, Body: x.body.buf}, w.Header())
+	t, ref := g.cfg.Admit.Admit(r.Context(), &Admission{Call: x.call, Body: x.sent}, w.Header())
 	if ref != nil {
 		h := w.Header()
 		for k, vs := range ref.Header {

@@ -119,7 +119,10 @@ func (openaiAPI) WriteError(w http.ResponseWriter, status int, typ, code, msg st
 func (openaiAPI) Target(base string, r *http.Request) string {
 	return withQuery(base+strings.TrimPrefix(r.URL.EscapedPath(), "/v1"), r)
 }
-func (openaiAPI) SetKey(up *http.Request, key string) { up.Header.Set("Authorization", "Bearer "+key) }
+func (openaiAPI) SetKey(up *http.Request, key string) {
+	clearCredentials(up.Header)
+	up.Header.Set("Authorization", "Bearer "+key)
+}
 
 func readOpenAIBody(res *openai.Response, op string, body []byte, whole bool) {
 	if whole {

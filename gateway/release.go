@@ -140,7 +140,11 @@ func (g *Gateway) freeBody(x *exchange) {
 	if x.released {
 		return // the transport frees it
 	}
-	x.body.free(g.budget, x.upBody == nil || x.upBody.closed.Load())
+	sent := x.upBody == nil || x.upBody.closed.Load()
+	if x.rt != nil {
+		sent = sent && x.rt.sent() // a routed call sent its body once per attempt
+	}
+	x.body.free(g.budget, sent)
 	if x.extra > 0 {
 		g.budget.release(x.extra)
 	}

@@ -81,12 +81,23 @@ func (g *Gateway) routeRequest(w http.ResponseWriter, r *http.Request, x *exchan
 		p0 := time.Now()
 		up, err := g.attemptRequest(r, x, d)
 		if err != nil {
+			// The gateway's own failure, not the deployment's: answered
+			// at once, never counted against the deployment.
+			plan.Close()
+			if errors.Is(err, errOverloaded) {
+				w.Header().Set("Retry-After", "1")
+				g.fail(w, x, http.StatusServiceUnavailable, "server_error", "overloaded",
+					"llmscope is holding too many request bodies; retry shortly")
+				return nil, true
+			}
 			g.log.Warn("build upstream request", "call_id", x.call.ID, "upstream", d.Name, "err", redact(err))
-			plan.Report(route.Outcome{Err: err})
-			lastErr = err
-			continue
+			g.fail(w, x, http.StatusInternalServerError, "server_error", "bad_request", "the request could not be forwarded")
+			return nil, true
 		}
 		x.overhead += time.Since(p0)
+		if x.upBody != nil {
+			x.rt.bodies = append(x.rt.bodies, x.upBody)
+		}
 		var attempt context.CancelFunc
 		up, attempt, timedOut, resp, err = g.send(up, d.Timeout)
 		if attempt != nil {
@@ -106,9 +117,12 @@ func (g *Gateway) routeRequest(w http.ResponseWriter, r *http.Request, x *exchan
 			}
 		}
 		if !plan.Report(o) {
-			if o.Err != nil && resp != nil {
-				resp.Body.Close()
-				resp, lastErr = nil, o.Err
+			if o.Err != nil {
+				if resp != nil {
+					resp.Body.Close()
+					resp = nil
+				}
+				lastErr = o.Err
 			}
 			break
 		}
@@ -128,7 +142,7 @@ func (g *Gateway) routeRequest(w http.ResponseWriter, r *http.Request, x *exchan
 	case r.Context().Err() != nil:
 		x.call.ErrorType, x.call.Status = llmscope.ErrTypeCancelled, 499
 		g.finish(x)
-	case timedOut || isTimeout(lastErr):
+	case timedOut || isTimeout(lastErr): // the last attempt's
 		g.log.Warn("every upstream of the route timed out", "call_id", x.call.ID, "route", plan.Route(), "err", redact(lastErr))
 		g.fail(w, x, http.StatusGatewayTimeout, "upstream_error", llmscope.ErrTypeTimeout, "upstream timed out")
 	default:
@@ -240,6 +254,9 @@ func (g *Gateway) attemptRequest(r *http.Request, x *exchange, d *route.Deployme
 		if d.Model == "" && dep != "" && x.req.Model == "" {
 			model = dep // an Azure client names its model by the deployment
 		}
+	case dAPI == route.APIGemini && d.Model != "" && x.req.Model != "":
+		// Gemini names the model in the path: /v1beta/models/{model}:method.
+		path = strings.Replace(path, "/models/"+x.req.Model+":", "/models/"+d.Model+":", 1)
 	case dAPI == route.APIAzure && d.Model != "":
 		if dep, _, ok := azureRest(r.URL.Path); ok && dep != "" {
 			path = strings.Replace(path, "/deployments/"+dep+"/", "/deployments/"+d.Model+"/", 1)
@@ -260,7 +277,7 @@ func (g *Gateway) attemptRequest(r *http.Request, x *exchange, d *route.Deployme
 		body = b
 	}
 	var target string
-	if dAPI == reqAPI && dAPI != route.APIAzure {
+	if dAPI == reqAPI && dAPI != route.APIAzure && path == r.URL.EscapedPath() {
 		target = api.Target(base, r)
 	} else {
 		target = base + path
@@ -333,4 +350,16 @@ type routing struct {
 	pending bool                 // the last attempt's answer is being relayed, not yet reported
 	cancels []context.CancelFunc // the attempts' contexts, ended with the call
 	held    int64                // bytes of renamed bodies charged to the body budget
+	bodies  []*sentBody          // every attempt's body, as handed to the transport
+}
+
+// sent reports whether the transport is done with every attempt's body,
+// so that the request body's buffer may be reused.
+func (rt *routing) sent() bool {
+	for _, b := range rt.bodies {
+		if !b.closed.Load() {
+			return false
+		}
+	}
+	return true
 }

@@ -2,7 +2,10 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,5 +45,47 @@ func TestRouteRenamesModel(t *testing.T) {
 	}
 	if n := gw.BufferedBytes(); n != 0 {
 		t.Errorf("%d bytes of bodies still charged after the call", n)
+	}
+}
+
+// A Gemini deployment's model replaces the model in the path; the client's
+// ?key= never reaches the deployment.
+func TestRouteRenamesGeminiModel(t *testing.T) {
+	var mu sync.Mutex
+	var gotURL, gotKey string
+	s := sim.New(sim.Config{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		gotURL, gotKey = r.URL.String(), r.Header.Get("X-Goog-Api-Key")
+		mu.Unlock()
+		s.ServeHTTP(w, r)
+	}))
+	t.Cleanup(up.Close)
+	rt, err := route.New(route.Config{Routes: []route.RouteConfig{{Name: "g", Match: "alias-*", Deployments: []route.DeploymentConfig{
+		{Name: "gem", API: route.APIGemini, URL: up.URL, KeyEnv: "K", Model: "gemini-2.5-flash"},
+	}}}}, route.Options{Getenv: func(string) string { return "deployment-key" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := newSink()
+	gw, err := gateway.New(gateway.Config{Upstream: up.URL + "/v1", Router: rt, Sink: sink,
+		Upstreams: []gateway.ProviderUpstream{{API: gateway.Gemini(), URL: up.URL}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	status, _, body := post(t, srv.URL+"/v1beta/models/alias-fast:generateContent?key=client-secret",
+		`{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`, nil)
+	if status != 200 {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if gotURL != "/v1beta/models/gemini-2.5-flash:generateContent" || gotKey != "deployment-key" {
+		t.Errorf("deployment got %q with key %q", gotURL, gotKey)
+	}
+	if c := sink.one(t); c.Upstream != "gem" || c.RequestModel != "alias-fast" {
+		t.Errorf("recorded upstream %q model %q", c.Upstream, c.RequestModel)
 	}
 }

@@ -174,22 +174,19 @@ func (g *Gate) flush(ctx context.Context) {
 // Admit implements gateway.Admitter.
 func (g *Gate) Admit(ctx context.Context, a *gateway.Admission, h http.Header) (gateway.Ticket, *gateway.Refusal) {
 	c := a.Call
-	if !openai.Estimable(c.Operation) {
-		return nil, nil
-	}
 	keyName := c.Key
 	if name, ok := llmscope.ClientFrom(ctx); ok && name != "" {
 		keyName = name
 	}
 	if g.o.KeyOf != nil {
 		if k, ok := g.o.KeyOf(ctx); ok {
-			if err := budget.Allowed(k, c.RequestModel, g.o.Clock.Now()); err != nil {
-				if errors.Is(err, budget.ErrModelNotAllowed) {
-					return nil, &gateway.Refusal{Status: http.StatusForbidden, Type: "invalid_request_error", Code: "model_not_allowed", Message: err.Error()}
-				}
-				return nil, &gateway.Refusal{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key", Message: err.Error()}
+			if ref := checkKey(k, c, g.o.Clock.Now()); ref != nil {
+				return nil, ref
 			}
 		}
+	}
+	if !openai.Estimable(c.Operation) {
+		return nil, nil // no tokens nor cost to count
 	}
 	if g.o.Limiter == nil && g.o.Enforcer == nil {
 		return nil, nil
@@ -436,4 +433,33 @@ func (g *Gate) settleRate(rt budget.RateTicket, tokens int64) {
 	if err := g.o.Limiter.Settle(ctx, rt, tokens); err != nil {
 		g.fail(err)
 	}
+}
+
+// checkKey refuses a request its client key may not make: a revoked or
+// expired key (401), or a model the key may not use (403), on every
+// operation. The models checked are the body's model and, for Azure, the
+// deployment the path names (what Azure routes by). A request naming no
+// model at all (listing models, a file) needs only a valid key.
+func checkKey(k *budget.Key, c *llmscope.Call, now time.Time) *gateway.Refusal {
+	models := make([]string, 0, 2)
+	if c.Deployment != "" {
+		models = append(models, c.Deployment)
+	}
+	if c.RequestModel != "" || len(models) == 0 {
+		models = append(models, c.RequestModel)
+	}
+	if len(models) == 1 && models[0] == "" {
+		kk := *k
+		kk.Models = nil // no model asked for: only revocation and expiry apply
+		k = &kk
+	}
+	for _, m := range models {
+		if err := budget.Allowed(k, m, now); err != nil {
+			if errors.Is(err, budget.ErrModelNotAllowed) {
+				return &gateway.Refusal{Status: http.StatusForbidden, Type: "invalid_request_error", Code: "model_not_allowed", Message: err.Error()}
+			}
+			return &gateway.Refusal{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key", Message: err.Error()}
+		}
+	}
+	return nil
 }

@@ -460,3 +460,33 @@ func TestGateRunKeepsFailedCorrections(t *testing.T) {
 type fixedClock time.Time
 
 func (c fixedClock) Now() time.Time { return time.Time(c) }
+
+// A key's models hold on every operation, and for Azure on the deployment
+// the path names, whatever the body says; a request naming no model needs
+// only a valid key.
+func TestGateKeyModelsEveryOperation(t *testing.T) {
+	g := gate.New(gate.Options{KeyOf: func(ctx context.Context) (*budget.Key, bool) {
+		return &budget.Key{Name: "k1", Models: []string{"gpt-4o-mini"}}, true
+	}})
+	for _, tc := range []struct {
+		op, model, deployment string
+		want                  int // 0: admitted
+	}{
+		{llmscope.OpOther, "dall-e-3", "", 403},         // /v1/images/generations
+		{llmscope.OpOther, "", "", 0},                   // /v1/files
+		{llmscope.OpModels, "", "", 0},                  // GET /v1/models
+		{llmscope.OpChat, "gpt-4o-mini", "gpt-4o", 403}, // Azure: the deployment decides
+		{llmscope.OpChat, "", "gpt-4o-mini", 0},         // Azure without a body model
+		{llmscope.OpChat, "gpt-4o-mini", "gpt-4o-mini", 0},
+	} {
+		c := &llmscope.Call{Operation: tc.op, RequestModel: tc.model, Deployment: tc.deployment}
+		_, ref := g.Admit(context.Background(), &gateway.Admission{Call: c}, http.Header{})
+		got := 0
+		if ref != nil {
+			got = ref.Status
+		}
+		if got != tc.want {
+			t.Errorf("%s model %q deployment %q: refusal %d, want %d", tc.op, tc.model, tc.deployment, got, tc.want)
+		}
+	}
+}
