@@ -117,18 +117,19 @@ func (s *StoreKeys) Run(ctx context.Context) {
 	}
 }
 
-// Refresh reads KeysVersion and, when it differs from the cache's,
-// drops the cache and reads again whether the store holds any key.
+// Refresh reads KeysVersion and, when it is newer than the cache's (it
+// only grows), drops the cache and reads again whether the store holds
+// any key.
 func (s *StoreKeys) Refresh(ctx context.Context) error {
 	v, err := s.ks.KeysVersion(ctx)
 	if err != nil {
 		return fmt.Errorf("client keys: %w", err)
 	}
 	s.mu.RLock()
-	same := v == s.version
+	seen := v <= s.version
 	s.mu.RUnlock()
-	if same {
-		return nil
+	if seen {
+		return nil // an older read, racing a newer one, must not win
 	}
 	keys, err := s.ks.ListKeys(ctx)
 	if err != nil {
@@ -136,7 +137,7 @@ func (s *StoreKeys) Refresh(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if v != s.version {
+	if v > s.version {
 		s.version = v
 		s.any.Store(len(keys) > 0)
 		s.gen++

@@ -54,6 +54,11 @@ func (e *Exporter) rollup(ctx context.Context, expID string, calls []*llmscope.C
 			latest = c.Start
 		}
 	}
+	// Another gateway's clock may run ahead of this one: a minute is over
+	// by the latest call only if it is over by this clock too.
+	if now := time.Now(); latest.After(now) {
+		latest = now
+	}
 	return e.flushRollup(ctx, expID, r, latest.Add(-e.cfg.RollupGrace))
 }
 
@@ -81,9 +86,11 @@ func (e *Exporter) flushRollup(ctx context.Context, expID string, r *rollup, unt
 	last := until.Unix()/60 - 1 // the last minute that ended before until
 	var metrics []Metric
 	logged := r.next
-	for m := r.next; m <= last && m < r.next+rollupScan; {
+	limit := r.next + rollupScan
+	busyHour := int64(-1) // an hour already known to hold calls
+	for m := r.next; m <= last && m < limit; {
 		// An hour without unnamed calls is skipped with one query.
-		if end := min(m+60, last+1); end-m > 1 {
+		if end := min(m+60, last+1); end-m > 1 && m/60 != busyHour {
 			s, err := e.minutes(ctx, r, m, end)
 			if err != nil {
 				return err
@@ -92,6 +99,7 @@ func (e *Exporter) flushRollup(ctx context.Context, expID string, r *rollup, unt
 				m, logged = end, end
 				continue
 			}
+			busyHour = m / 60
 		}
 		s, err := e.minutes(ctx, r, m, m+1)
 		if err != nil {

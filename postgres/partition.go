@@ -92,7 +92,7 @@ func dayBounds(day int64) (lo, hi string) {
 // ensurePartitions creates the partitions of the days of calls, and of the
 // partitionsAhead days after each, that this store does not know to exist.
 func (s *Store) ensurePartitions(ctx context.Context, calls []*llmscope.Call) error {
-	var missing []int64
+	var missing, ahead []int64
 	s.parts.mu.Lock()
 	for _, c := range calls {
 		if c == nil {
@@ -102,20 +102,36 @@ func (s *Store) ensurePartitions(ctx context.Context, calls []*llmscope.Call) er
 		if d < 0 {
 			continue // calls_pbefore1970 always exists
 		}
-		for ahead := range int64(partitionsAhead + 1) {
-			if !s.parts.days[d+ahead] && !containsDay(missing, d+ahead) {
-				missing = append(missing, d+ahead)
+		if !s.parts.days[d] && !containsDay(missing, d) {
+			missing = append(missing, d)
+		}
+		for a := int64(1); a <= partitionsAhead; a++ {
+			if !s.parts.days[d+a] && !containsDay(ahead, d+a) && !containsDay(missing, d+a) {
+				ahead = append(ahead, d+a)
 			}
 		}
 	}
 	s.parts.mu.Unlock()
 	if len(missing) == 0 {
+		// The days written have partitions: the days ahead are made now if
+		// the table can be locked quickly, else on a later write; a write
+		// never waits or fails for them.
+		if len(ahead) > 0 {
+			_ = s.createPartitions(ctx, ahead, "100ms")
+		}
 		return nil
 	}
+	return s.createPartitions(ctx, append(missing, ahead...), "2s")
+}
+
+// createPartitions creates the partitions of days that do not exist yet,
+// under the partition lock, waiting at most lockTimeout (a PostgreSQL
+// interval) for the calls table, and marks them known.
+func (s *Store) createPartitions(ctx context.Context, missing []int64, lockTimeout string) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// Creating a partition locks the calls table: wait for it only
 		// briefly (a long query holds it), and try again on a later write.
-		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '2s'`); err != nil {
+		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '`+lockTimeout+`'`); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(partitionLock)); err != nil {
@@ -200,7 +216,8 @@ func (s *Store) dropDays(ctx context.Context, before time.Time) (int64, error) {
 			conn.Conn().Close(context.WithoutCancel(ctx)) // the lock ends with the session
 		}
 	}()
-	dropped, err := dropOrphans(ctx, conn.Conn())
+	cut := schema.Nanos(before)
+	dropped, err := dropOrphans(ctx, conn.Conn(), cut)
 	if err != nil {
 		return 0, err
 	}
@@ -217,7 +234,6 @@ func (s *Store) dropDays(ctx context.Context, before time.Time) (int64, error) {
 	if err != nil {
 		return dropped, fmt.Errorf("list partitions: %w", err)
 	}
-	cut := schema.Nanos(before)
 	for _, p := range parts {
 		day, ok := partitionDay(p.Name)
 		if !ok {
@@ -265,10 +281,11 @@ func isUndefinedTable(err error) bool {
 }
 
 // dropOrphans drops the tables of days that were detached from calls but
-// not dropped (the connection broke between the two): they were on their
-// way out, and a table of that name would keep the day's partition from
-// being made again. It returns the calls they held.
-func dropOrphans(ctx context.Context, conn *pgx.Conn) (int64, error) {
+// not dropped (the connection broke between the two), under the same rule
+// as a partition: the day ended before cut and every exporter has
+// delivered its calls. A table of that name would keep the day's
+// partition from being made again. It returns the calls they held.
+func dropOrphans(ctx context.Context, conn *pgx.Conn, cut int64) (int64, error) {
 	rows, err := conn.Query(ctx, `SELECT c.relname FROM pg_class c
 	WHERE c.relkind = 'r' AND NOT c.relispartition AND c.relname LIKE 'calls\_p%'
 	AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())`)
@@ -281,12 +298,17 @@ func dropOrphans(ctx context.Context, conn *pgx.Conn) (int64, error) {
 	}
 	var dropped int64
 	for _, name := range names {
-		if _, ok := partitionDay(name); !ok {
+		day, ok := partitionDay(name)
+		if _, hi := dayBounds(day); !ok || hi == "MAXVALUE" || (day+1)*dayNanos > cut {
 			continue
 		}
-		var n int64
-		if err := conn.QueryRow(ctx, `SELECT count(*) FROM `+name).Scan(&n); err != nil {
+		var n, maxSeq, cursor int64
+		if err := conn.QueryRow(ctx, `SELECT count(*), COALESCE(max(seq), 0),
+		(SELECT COALESCE(MIN(seq), 9223372036854775807) FROM export_cursors) FROM `+name).Scan(&n, &maxSeq, &cursor); err != nil {
 			return dropped, fmt.Errorf("read detached day %s: %w", name, err)
+		}
+		if maxSeq > cursor {
+			continue // an exporter has yet to deliver some of its calls
 		}
 		if _, err := conn.Exec(ctx, `DROP TABLE IF EXISTS `+name); err != nil {
 			return dropped, fmt.Errorf("drop detached day %s: %w", name, err)
