@@ -41,7 +41,8 @@ type ExporterConfig struct {
 	// exporting it): unnamed traffic then goes into one rollup run per
 	// experiment, the oldest one tagged llmscope.rollup.shared, whichever
 	// gateway created it, instead of one run per process. Its minutes are
-	// logged only once complete, also at Close.
+	// logged only once complete, by the gateway exporting; Close leaves
+	// the rest to the next one.
 	SharedRollup bool
 	// RunIdle ends a named run (with its summary metrics) after this long
 	// without a call; default 5 minutes.
@@ -514,9 +515,9 @@ func (e *Exporter) Idle(ctx context.Context) error {
 }
 
 // Close ends every open run with its summary and flushes the rollups: its
-// own rollup runs whole minute or not, and ends them; a shared one only up
-// to the minutes that are complete, and leaves it open for the gateway
-// that exports next.
+// own rollup runs whole minute or not, and ends them; a shared one is left
+// as it is, open, to the gateway that exports next (which resumes after
+// the last minute logged).
 func (e *Exporter) Close(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -528,7 +529,9 @@ func (e *Exporter) Close(ctx context.Context) error {
 	}
 	for expID, r := range e.rollups {
 		if e.cfg.SharedRollup {
-			errs = append(errs, e.flushRollup(ctx, expID, r, time.Now().Add(-e.cfg.RollupGrace)))
+			// Close runs after the export lease is released: another
+			// gateway may lead now and log these minutes itself, from the
+			// run's history.
 			continue
 		}
 		errs = append(errs, e.flushRollup(ctx, expID, r, time.Now().Add(time.Hour)))
