@@ -44,6 +44,9 @@ var (
 	chunkPool = sync.Pool{New: func() any { return new([32 << 10]byte) }}
 )
 
+// maxBatch bounds the bytes of stream events relayed in one write.
+const maxBatch = 32 << 10
+
 // maxPooled keeps huge buffers out of the pool so one large request does not
 // pin its memory for the life of the process.
 const maxPooled = 1 << 20
@@ -400,21 +403,25 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, resp *http
 	} else {
 		relay = openai.NewRelay(c.Operation, resp.Body, x.t0, x.injected, g.fin.TextLimit())
 	}
+	// Events that arrived together leave in one write and one flush, as a
+	// byte-copying proxy would send them, except that the first token
+	// leaves at once; each is read (Digest) once the client has it.
+	batch := bufPool.Get().(*bytes.Buffer)
+	defer putBuf(batch)
 	for {
 		out, err := relay.Next()
-		if len(out) > 0 {
-			if _, werr := w.Write(out); werr != nil {
+		batch.Write(out)
+		if batch.Len() > 0 && (relay.Buffered() == 0 || relay.FirstContent() || batch.Len() >= maxBatch || err != nil) {
+			_, werr := w.Write(batch.Bytes())
+			batch.Reset()
+			if werr == nil {
+				werr = rc.Flush()
+			}
+			if werr != nil {
 				c.ErrorType = llmscope.ErrTypeCancelled
 				break
 			}
-			// Flush unless the next event has already arrived: it is
-			// written at once and flushed with this one.
-			if relay.Buffered() == 0 {
-				if ferr := rc.Flush(); ferr != nil {
-					c.ErrorType = llmscope.ErrTypeCancelled
-					break
-				}
-			}
+			relay.Digest()
 		}
 		if err == io.EOF {
 			break

@@ -480,3 +480,62 @@ func firstNonSpace(b []byte) int {
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+var usageKey = []byte(`"usage"`)
+
+// nullUsageCut returns the bounds in raw of what usageCut removes from the
+// usual event of a stream whose include_usage llmscope injected: a single
+// data line holding a JSON object whose only member named usage is
+// ,"usage":null at its top level. It finds it without reading the rest of
+// the event, and returns -1, -1 for any other event. For an event that is
+// valid JSON its bounds are usageCut's.
+func nullUsageCut(raw []byte) (from, to int) {
+	start, end := dataLine(raw)
+	if start < 0 || firstNonSpace(raw[end:]) >= 0 {
+		return -1, -1
+	}
+	p := raw[start:end]
+	i := bytes.Index(p, usageKey)
+	if i < 1 || p[0] != '{' || p[i-1] != ',' || bytes.Contains(p[i+len(usageKey):], usageKey) {
+		return -1, -1
+	}
+	v := i + len(usageKey)
+	if !bytes.HasPrefix(p[v:], []byte(":null")) {
+		return -1, -1
+	}
+	tail := p[v+len(":null"):]
+	if j := firstNonSpace(tail); j < 0 || tail[j] != ',' && tail[j] != '}' || !closesObject(tail) {
+		return -1, -1
+	}
+	return start + i - 1, start + v + len(":null")
+}
+
+// closesObject reports whether tail is what may follow a member at the top
+// level of a JSON object up to its end: more members (not checked), the
+// closing brace, then only white space.
+func closesObject(tail []byte) bool {
+	depth := 0
+	for i := 0; i < len(tail); i++ {
+		switch tail[i] {
+		case '"':
+			for i++; i < len(tail) && tail[i] != '"'; i++ {
+				if tail[i] == '\\' {
+					i++
+				}
+			}
+		case '{', '[':
+			depth++
+		case ']':
+			if depth == 0 {
+				return false
+			}
+			depth--
+		case '}':
+			if depth == 0 {
+				return firstNonSpace(tail[i+1:]) < 0
+			}
+			depth--
+		}
+	}
+	return false
+}

@@ -1,0 +1,112 @@
+package openai
+
+import (
+	"bytes"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"llmscope"
+)
+
+// FuzzRelayDeferred checks that a Relay passing events on before reading
+// them gathers the same facts as a Stream reading each event at once, and
+// passes on the same bytes as the eager cut (usageCut after Event) for
+// every event whose payload is valid JSON, however Digest calls fall. An
+// event that is not JSON may lose a "usage":null it carries; nothing else.
+func FuzzRelayDeferred(f *testing.F) {
+	seedFiles(f, "*.sse")
+	for _, s := range scanSeeds {
+		f.Add([]byte("data: " + s + "\n\ndata: " + s + "\n\n"))
+	}
+	f.Add([]byte("data: " + benchChunk + "\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":3}}\n\ndata: [DONE]\n\n"))
+	f.Add([]byte(`data: {"choices":[{"delta":{"content":"a"}}],"usage":null,"obfuscation":"x}\"y"}` + "\n\n"))
+	f.Add([]byte(`data: {"a":{"b":1,"usage":null}}` + "\n\n" + `data: {"a":1,"usage":null,"usage":{"total_tokens":1}}` + "\n\n"))
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		digestEvery := len(stream) % 5 // 0: only when the relay must
+		for _, op := range []string{llmscope.OpChat, llmscope.OpTextCompletion, llmscope.OpResponses} {
+			for _, injected := range []bool{false, true} {
+				r := NewRelay(op, bytes.NewReader(stream), time.Now(), injected, 64)
+				ref := NewStream(op)
+				ref.SetTextLimit(64)
+				events := NewEventReader(bytes.NewReader(stream))
+				for n := 1; n < 1000; n++ {
+					raw, data, rerr := events.Next()
+					want := raw
+					if len(raw) > 0 && injected {
+						if ref.Event(data) == ChunkUsageOnly {
+							want = nil
+						} else if from, to, _ := usageCut(raw, ref, nil); from >= 0 {
+							want = append(append([]byte(nil), raw[:from]...), raw[to:]...)
+						}
+					} else if len(raw) > 0 {
+						ref.Event(data)
+					}
+					got, err := r.Next()
+					if err != rerr && (err == nil || rerr == nil || err.Error() != rerr.Error()) {
+						t.Fatalf("event %d: error %v, want %v", n, err, rerr)
+					}
+					if !bytes.Equal(got, want) {
+						start, end := dataLine(raw)
+						if start >= 0 && validJSON(raw[start:end]) {
+							t.Fatalf("%s injected=%v event %q: passed on %q, want %q", op, injected, raw, got, want)
+						}
+					}
+					if digestEvery > 0 && n%digestEvery == 0 {
+						r.Digest()
+					}
+					if rerr != nil {
+						break
+					}
+				}
+				if got, want := stateOf(r.Stream), stateOf(ref); !reflect.DeepEqual(got, want) {
+					t.Fatalf("%s injected=%v: facts %+v, eager reading says %+v", op, injected, got, want)
+				}
+				r.Release()
+			}
+		}
+	})
+}
+
+// TestRelayPassesOnBeforeReading shows the order Digest allows: up to the
+// first content event, each event is read as it arrives (FirstContent says
+// when to send it); after it, an event's bytes are out of Next before the
+// event is read, and the content time stays the first content's arrival.
+func TestRelayPassesOnBeforeReading(t *testing.T) {
+	second := strings.Replace(benchChunk, `" harbor"`, `" bay"`, 1)
+	stream := "data: " + benchChunk + "\n\ndata: " + second + "\n\ndata: [DONE]\n\n"
+	start := time.Now()
+	r := NewRelay(llmscope.OpChat, bytes.NewReader([]byte(stream)), start, true, 1<<10)
+	defer r.Release()
+	out, err := r.Next()
+	if err != nil || !bytes.Contains(out, []byte(`" harbor"`)) || bytes.Contains(out, usageKey) {
+		t.Fatalf("first event %q, %v: want the chunk without its usage member", out, err)
+	}
+	arrived := time.Since(start)
+	if !r.FirstContent() || r.Stream.Text() != " harbor" {
+		t.Fatalf("first content event: FirstContent %v, text %q; want it read at once", r.FirstContent(), r.Stream.Text())
+	}
+	time.Sleep(20 * time.Millisecond)
+	out, err = r.Next()
+	if err != nil || !bytes.Contains(out, []byte(`" bay"`)) || bytes.Contains(out, usageKey) {
+		t.Fatalf("second event %q, %v: want the chunk without its usage member", out, err)
+	}
+	if r.FirstContent() || r.Stream.Text() != " harbor" {
+		t.Fatalf("second event: FirstContent %v, text %q; want it passed on unread", r.FirstContent(), r.Stream.Text())
+	}
+	r.Digest()
+	if r.Stream.Text() != " harbor bay" {
+		t.Fatalf("text after Digest %q", r.Stream.Text())
+	}
+	if ttft := r.TTFT(); ttft <= 0 || ttft > arrived {
+		t.Errorf("TTFT %v: want the first content's arrival, at most %v", ttft, arrived)
+	}
+	if out, err := r.Next(); string(out) != "data: [DONE]\n\n" || err != nil {
+		t.Fatalf("last event %q, %v", out, err)
+	}
+	if _, err := r.Next(); err != io.EOF || !r.Finished() {
+		t.Fatalf("end: %v, finished %v", err, r.Finished())
+	}
+}
