@@ -110,3 +110,39 @@ func TestRelayPassesOnBeforeReading(t *testing.T) {
 		t.Fatalf("end: %v, finished %v", err, r.Finished())
 	}
 }
+
+// TestTemplateResumes checks that the chunks after the first content chunk
+// of a chat stream are read from their delta on, with the facts a full read
+// gives, and that a chunk the template does not settle is read in full.
+func TestTemplateResumes(t *testing.T) {
+	head := benchChunk[:strings.Index(benchChunk, `"delta":`)+len(`"delta":`)]
+	s := NewStream(llmscope.OpChat)
+	s.SetTextLimit(1 << 10)
+	if s.Event([]byte(benchChunk)) != ChunkContent || !s.tmpl.learned || string(s.tmpl.prefix) != head {
+		t.Fatalf("first chunk: template %q (learned %v), want %q", s.tmpl.prefix, s.tmpl.learned, head)
+	}
+	for _, c := range []struct {
+		rest    string
+		resumed bool
+		kind    Chunk
+	}{
+		{`{"content":" bay"},"logprobs":null,"finish_reason":null}],"usage":null}`, true, ChunkContent},
+		{`{"content":""},"logprobs":null,"finish_reason":"stop"}],"usage":null,"obfuscation":"q"}`, true, ChunkOther},
+		{`{"content":"x"},"finish_reason":null}],"error":{"type":"t"}}`, false, ChunkOther},
+		{`{"content":"x"}},{"index":1,"delta":{}}],"usage":null}`, false, ChunkContent},
+	} {
+		data := []byte(head + c.rest)
+		probe := NewStream(llmscope.OpChat)
+		probe.tmpl, probe.ID, probe.Model = s.tmpl, s.ID, s.Model
+		_, resumed := probe.resume(data)
+		if resumed != c.resumed {
+			t.Errorf("%s: resumed %v, want %v", c.rest, resumed, c.resumed)
+		}
+		if kind := s.Event(data); kind != c.kind {
+			t.Errorf("%s: kind %v, want %v", c.rest, kind, c.kind)
+		}
+	}
+	if s.Text() != " harbor bayx" || s.FinishReason != "stop" || s.ErrorType != "t" {
+		t.Errorf("facts: text %q, finish %q, error %q", s.Text(), s.FinishReason, s.ErrorType)
+	}
+}

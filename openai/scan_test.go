@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,6 +107,12 @@ func FuzzEventFast(f *testing.F) {
 		f.Add([]byte("data: " + s + "\n\ndata: " + s + "\n\n"))
 		f.Add([]byte("data:  " + s + " \r\ndata: " + s + "\n\nevent: x\ndata:" + s + "\n\n"))
 	}
+	// Streams whose later events start with the first one's bytes up to
+	// the delta (a template) and differ after it.
+	head := benchChunk[:strings.Index(benchChunk, `"delta":`)+len(`"delta":`)]
+	for _, rest := range templateRests {
+		f.Add([]byte("data: " + benchChunk + "\n\ndata: " + head + rest + "\n\ndata: " + benchChunk + "\n\n"))
+	}
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		for _, op := range []string{llmscope.OpChat, llmscope.OpTextCompletion, llmscope.OpResponses} {
 			fast, ref := NewStream(op), NewStream(op)
@@ -138,6 +145,28 @@ func FuzzEventFast(f *testing.F) {
 			}
 		}
 	})
+}
+
+// templateRests are ends of chat chunks after "delta": that a stream's
+// template leaves to resume, each a case it must read as a full read does
+// (or leave to one).
+var templateRests = []string{
+	`{"content":" bay"},"logprobs":null,"finish_reason":null}],"usage":null}`,
+	`{"content":"a\"b\u00e9\n"},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"x}y"}`,
+	`{"content":""},"logprobs":null,"finish_reason":"stop"}],"usage":null}`,
+	`{},"logprobs":null,"finish_reason":"length","finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}`,
+	`{"content":"x"},"finish_reason":null}],"usage":null,"error":{"type":"server_error","message":"boom"}}`,
+	`{"content":"x"},"finish_reason":null}],"error":null,"error":{"type":"t"}}`,
+	`{"content":"x"},"finish_reason":null},{"index":1,"delta":{"content":"y"}}],"usage":null}`,
+	`{"content":"x"},"index":1}],"usage":null}`,
+	`{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":null}],"usage":null}`,
+	`{"refusal":"no"},"finish_reason":null}],"model":"other","id":"x","usage":null}`,
+	`{"content":"x","content":"y"},"delta":{"content":"z"}}],"choices":[],"usage":null}`,
+	`{"content":"x"}}],"usage":null} `,
+	`{"content":"x"}}],"usage":null}}`,
+	`{"content":"x"}]],"usage":null}`,
+	`{"content":"x\u12"}}],"usage":null}`,
+	`{"content":"x"}}],"usage":nul}`,
 }
 
 // stripUsageReference is StripUsage with gjson finding the member.

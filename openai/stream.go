@@ -33,6 +33,7 @@ type Stream struct {
 	scanned bool
 	data    []byte
 	off     int
+	tmpl    template // see resume.go
 }
 
 // Finished reports whether the stream's end marker arrived: data: [DONE], or
@@ -63,6 +64,11 @@ func (s *Stream) Event(data []byte) Chunk {
 	// The usual event is a small JSON object: one pass validates it and
 	// finds its members, and only the members read are looked at again.
 	if len(data) < shallowSize && data[0] == '{' {
+		if s.op == llmscope.OpChat && s.matchesTemplate(data) {
+			if kind, ok := s.resume(data); ok {
+				return kind
+			}
+		}
 		ms, ok := scanObject(data, s.ms[:0])
 		s.ms = ms
 		if ok {
@@ -71,7 +77,11 @@ func (s *Stream) Event(data []byte) Chunk {
 			if s.op == llmscope.OpResponses {
 				return s.responsesMembers(data, ms)
 			}
-			return s.chatMembers(data, ms)
+			kind := s.chatMembers(data, ms)
+			if s.op == llmscope.OpChat && kind == ChunkContent {
+				s.learnTemplate(data, ms)
+			}
+			return kind
 		}
 	}
 	return s.eventGJSON(data)
