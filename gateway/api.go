@@ -33,7 +33,8 @@ type API interface {
 	// ParseRequest reads (Azure's deployment).
 	Describe(r *http.Request, c *llmscope.Call)
 	// Capture returns what the request asks the model about and its
-	// tools, as raw JSON cut to max bytes (tools "" rather than cut).
+	// tools, as raw JSON cut to max bytes (tools "" rather than cut). It
+	// is called only for a body ParseRequest found Valid.
 	Capture(body []byte, max int) (input, tools string)
 	// InjectsUsage reports whether streaming chat and text completion
 	// requests may be asked for usage (OpenAI's stream_options), with the
@@ -106,7 +107,7 @@ func (openaiAPI) ParseRequest(_ *http.Request, body []byte) openai.Request {
 }
 func (openaiAPI) Describe(*http.Request, *llmscope.Call) {}
 func (openaiAPI) Capture(body []byte, max int) (string, string) {
-	return openai.CaptureInput(body, max), openai.CaptureTools(body, max)
+	return openai.Capture(body, max)
 }
 func (openaiAPI) InjectsUsage() bool { return true }
 func (openaiAPI) ReadBody(res *openai.Response, op string, body []byte, whole bool) {
@@ -215,7 +216,7 @@ func (azureAPI) Describe(r *http.Request, c *llmscope.Call) {
 	}
 }
 func (azureAPI) Capture(body []byte, max int) (string, string) {
-	return openai.CaptureInput(body, max), openai.CaptureTools(body, max)
+	return openai.Capture(body, max)
 }
 func (azureAPI) InjectsUsage() bool { return true }
 func (azureAPI) ReadBody(res *openai.Response, op string, body []byte, whole bool) {

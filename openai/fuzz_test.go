@@ -118,3 +118,29 @@ func FuzzStream(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCapture checks that Capture, reading a valid body's members once,
+// captures what gjson's lookups capture, and that CaptureInput and
+// CaptureTools refuse what is not JSON.
+func FuzzCapture(f *testing.F) {
+	seedFiles(f, "*.request.json")
+	f.Add([]byte(`{"input":[{"role":"user","content":"hi"}],"instructions":"be brief","tools":[{"type":"function"}]}`))
+	f.Add([]byte(` {"prompt":"x","messages":null,"messages":[1],"tools":[],"tools":[2]} `))
+	f.Add([]byte(`{"m\u0065ssages":"esc","instructions":1,"input":"y","tools":{}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, max := range []int{0, 8, 64} {
+			wantIn, wantTools := captureGJSON(body, max)
+			if got := CaptureInput(body, max); got != wantIn {
+				t.Fatalf("CaptureInput(%q, %d) = %q, gjson's way %q", body, max, got, wantIn)
+			}
+			if got := CaptureTools(body, max); got != wantTools {
+				t.Fatalf("CaptureTools(%q, %d) = %q, gjson's way %q", body, max, got, wantTools)
+			}
+			if ParseRequest(body).Valid {
+				if in, tools := Capture(body, max); in != wantIn || tools != wantTools {
+					t.Fatalf("Capture(%q, %d) = %q, %q; gjson's way %q, %q", body, max, in, tools, wantIn, wantTools)
+				}
+			}
+		}
+	})
+}

@@ -367,38 +367,73 @@ func (r *Request) InjectUsage(body []byte) ([]byte, error) {
 	return append(body[:r.brace], includeUsage...), nil
 }
 
-// CaptureInput returns the raw JSON of what a request asks the model about
-// (messages, prompt or input, plus instructions), cut to at most max bytes.
+// CaptureInput returns what the request asks the model about, as raw JSON
+// cut to max bytes: messages, else input (with the instructions when they
+// are a string), else prompt; "" when the body is not valid JSON.
 func CaptureInput(body []byte, max int) string {
 	if !validJSON(body) {
 		return ""
 	}
-	s := str(body)
-	var out string
-	for _, key := range [...]string{"messages", "input", "prompt"} {
-		if v := gjson.Get(s, key); v.Exists() {
-			out = v.Raw
-			break
-		}
-	}
-	if ins := gjson.Get(s, "instructions"); ins.Type == gjson.String && out != "" {
-		out = `{"instructions":` + ins.Raw + `,"input":` + out + `}`
-	}
-	return Truncate(out, max)
+	input, _ := Capture(body, max)
+	return input
 }
 
 // CaptureTools returns the request's tools array as raw JSON, or "" when it
-// has none or the array is longer than max bytes (a cut array would not be
-// JSON).
+// has none, the body is not valid JSON, or the array is longer than max
+// bytes (a cut array would not be JSON).
 func CaptureTools(body []byte, max int) string {
 	if !validJSON(body) {
 		return ""
 	}
-	v := gjson.Get(str(body), "tools")
-	if !v.IsArray() || v.Raw == "[]" || max > 0 && len(v.Raw) > max {
-		return ""
+	_, tools := Capture(body, max)
+	return tools
+}
+
+// Capture returns what CaptureInput and CaptureTools return for body, a
+// request body already known to be valid JSON (ParseRequest said Valid):
+// it reads the body's top-level members once and validates nothing. The
+// first member of each name counts, as gjson's Get finds it.
+func Capture(body []byte, max int) (input, tools string) {
+	i := skipWS(body, 0)
+	if i == len(body) || body[i] != '{' {
+		return "", ""
 	}
-	return strings.Clone(v.Raw)
+	obj := body[i:]
+	var scratch [16]member
+	ms, _ := members(obj, scratch[:0])
+	var in [3][]byte // messages, input, prompt
+	var ins, tl []byte
+	for k := range ms {
+		v := obj[ms[k].v0:ms[k].v1]
+		switch ms[k].name(obj) {
+		case "messages":
+			in[0] = first(in[0], v)
+		case "input":
+			in[1] = first(in[1], v)
+		case "prompt":
+			in[2] = first(in[2], v)
+		case "instructions":
+			ins = first(ins, v)
+		case "tools":
+			tl = first(tl, v)
+		}
+	}
+	var out []byte
+	for _, v := range in {
+		if v != nil {
+			out = v
+			break
+		}
+	}
+	if len(ins) > 0 && ins[0] == '"' && len(out) > 0 {
+		input = Truncate(`{"instructions":`+string(ins)+`,"input":`+string(out)+`}`, max)
+	} else {
+		input = Truncate(str(out), max)
+	}
+	if isArray(tl) && string(tl) != "[]" && (max <= 0 || len(tl) <= max) {
+		tools = string(tl)
+	}
+	return input, tools
 }
 
 // Truncate cuts s to at most max bytes without splitting a UTF-8 sequence.

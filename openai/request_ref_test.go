@@ -86,3 +86,27 @@ func parseRequestGJSON(body []byte) Request {
 	})
 	return r
 }
+
+// captureGJSON is CaptureInput and CaptureTools as they were with gjson
+// alone: the reference Capture is tested against.
+func captureGJSON(body []byte, max int) (input, tools string) {
+	if !validJSON(body) {
+		return "", ""
+	}
+	s := str(body)
+	var out string
+	for _, key := range [...]string{"messages", "input", "prompt"} {
+		if v := gjson.Get(s, key); v.Exists() {
+			out = v.Raw
+			break
+		}
+	}
+	if ins := gjson.Get(s, "instructions"); ins.Type == gjson.String && out != "" {
+		out = `{"instructions":` + ins.Raw + `,"input":` + out + `}`
+	}
+	input = Truncate(out, max)
+	if v := gjson.Get(s, "tools"); v.IsArray() && v.Raw != "[]" && (max <= 0 || len(v.Raw) <= max) {
+		tools = strings.Clone(v.Raw)
+	}
+	return input, tools
+}

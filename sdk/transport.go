@@ -85,8 +85,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		pr = openai.ParseRequest(body)
 		c.RequestModel, c.Stream, c.Params = pr.Model, pr.Stream, pr.Params
 		if cfg.Capture && pr.Valid {
-			c.Input = openai.CaptureInput(body, cfg.CaptureMaxBytes)
-			c.Tools = openai.CaptureTools(body, cfg.CaptureMaxBytes)
+			c.Input, c.Tools = openai.Capture(body, cfg.CaptureMaxBytes)
 		}
 		if pr.Stream && !pr.IncludeUsage && !cfg.DisableUsageInjection && (op == llmscope.OpChat || op == llmscope.OpTextCompletion) {
 			if b, err := pr.InjectUsage(body); err == nil {
