@@ -38,9 +38,12 @@ type pending struct {
 	at  time.Duration // when it arrived, from the request
 }
 
-// maxPending bounds the data of the events a relay holds unread; beyond it
-// Next reads them at once.
-const maxPending = 64 << 10
+// maxPending and maxPendingEvents bound the data and the number of the
+// events a relay holds unread; beyond either, Next reads them at once.
+const (
+	maxPending       = 64 << 10
+	maxPendingEvents = 1024
+)
 
 // NewRelay returns a Relay over body for operation op. start is when the
 // request was received; injected says whether llmscope added include_usage.
@@ -87,8 +90,9 @@ const maxPooledEvent = 64 << 10
 func (r *Relay) Release() {
 	e := r.events
 	e.reset(nil)
-	if cap(e.raw) > maxPooledEvent || cap(e.data) > maxPooledEvent || cap(r.out) > maxPooledEvent || cap(r.pend) > maxPooledEvent {
-		e.raw, e.data, r.out, r.pend = nil, nil, nil, nil
+	if cap(e.raw) > maxPooledEvent || cap(e.data) > maxPooledEvent || cap(r.out) > maxPooledEvent || cap(r.pend) > maxPooledEvent ||
+		cap(r.pends) > maxPendingEvents {
+		e.raw, e.data, r.out, r.pend, r.pends = nil, nil, nil, nil, nil
 	}
 	*r = Relay{events: e, out: r.out[:0], ms: r.ms[:0], pend: r.pend[:0], pends: r.pends[:0]}
 	relayPool.Put(r)
@@ -144,7 +148,7 @@ func (r *Relay) Next() (out []byte, err error) {
 			out = r.cut(raw)
 		}
 	}
-	if err != nil || len(r.pend) > maxPending {
+	if len(r.pend) > maxPending || len(r.pends) >= maxPendingEvents {
 		r.digest()
 	}
 	r.work += time.Since(now)

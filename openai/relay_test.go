@@ -146,3 +146,42 @@ func TestTemplateResumes(t *testing.T) {
 		t.Errorf("facts: text %q, finish %q, error %q", s.Text(), s.FinishReason, s.ErrorType)
 	}
 }
+
+// TestRelayHidesEscapedUsageChunk: after the first token, an injected
+// stream's usage-only chunk whose usage key is spelled with an escape is
+// still dropped, not passed on with its "usage":null cut.
+func TestRelayHidesEscapedUsageChunk(t *testing.T) {
+	stream := "data: " + benchChunk + "\n\n" +
+		`data: {"id":"a","us\u0061ge":{"prompt_tokens":3,"completion_tokens":2},"choices":[],"usage":null}` + "\n\n"
+	r := NewRelay(llmscope.OpChat, strings.NewReader(stream), time.Now(), true, 1<<10)
+	defer r.Release()
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := r.Next(); len(out) != 0 {
+		t.Errorf("usage-only chunk passed on: %q", out)
+	}
+	if u := r.Response().Usage; u.InputTokens != 3 || u.OutputTokens != 2 {
+		t.Errorf("usage %+v, want 3 in and 2 out", u)
+	}
+}
+
+// TestRelayBoundsPendingEvents: events without data (comments, pings) do not
+// pile up unread in a relay nobody digests (the SDK transport's), and a
+// relay given back to the pool does not keep a large list.
+func TestRelayBoundsPendingEvents(t *testing.T) {
+	stream := "data: " + benchChunk + "\n\n" + strings.Repeat(":\n\n", 20_000)
+	r := NewRelay(llmscope.OpChat, strings.NewReader(stream), time.Now(), false, 1<<10)
+	most := 0
+	for {
+		_, err := r.Next()
+		most = max(most, len(r.pends))
+		if err != nil {
+			break
+		}
+	}
+	if most > maxPendingEvents {
+		t.Errorf("%d events held unread, want at most %d", most, maxPendingEvents)
+	}
+	r.Release()
+}

@@ -20,16 +20,18 @@ import (
 // template is what a stream's template says of the members it holds.
 type template struct {
 	prefix  []byte // the event's bytes up to the delta's value
-	usage   bool   // a top-level usage member comes before choices
+	usage   bool   // a top-level usage member (not an object) comes before choices
 	finish  bool   // the choice has a finish_reason member before delta
 	index   bool   // the choice has an index member before delta
+	first   bool   // that index says the first choice (its text is kept)
 	learned bool   // prefix holds a template
 }
 
 // learnTemplate makes data, a chat chunk just read in full with top-level
 // members ms, the stream's template, when it has the shape of one: no
-// error member, one choice that is an object with an object delta, and the
-// stream's id and model known.
+// error member, no usage object before choices (a full read reads it again
+// each time, and another event may have changed it), one choice that is an
+// object with an object delta, and the stream's id and model known.
 func (s *Stream) learnTemplate(data []byte, ms []member) {
 	s.tmpl.learned = false
 	if s.ID == "" || s.Model == "" {
@@ -42,7 +44,12 @@ func (s *Stream) learnTemplate(data []byte, ms []member) {
 		case "error":
 			return
 		case "usage":
-			t.usage = t.usage || choices < 0
+			if choices < 0 {
+				if isObject(data[ms[i].v0:ms[i].v1]) && !t.usage {
+					return
+				}
+				t.usage = true
+			}
 		case "choices":
 			if choices < 0 {
 				choices = i
@@ -70,7 +77,10 @@ func (s *Stream) learnTemplate(data []byte, ms []member) {
 		case "finish_reason":
 			t.finish = true
 		case "index":
-			t.index = true
+			if !t.index {
+				v := c[e+cms[i].v0 : e+cms[i].v1]
+				t.index, t.first = true, isFirstChoice(v)
+			}
 		}
 		if delta >= 0 {
 			break
@@ -149,11 +159,17 @@ func (s *Stream) resume(data []byte) (kind Chunk, ok bool) {
 	kind = ChunkOther
 	if t := s.deltaMembers(delta, &kind); t != "" {
 		kind = ChunkContent
-		if index == nil || string(index) == "0" || gjson.Parse(str(index)).Int() == 0 {
+		if s.tmpl.index && s.tmpl.first || !s.tmpl.index && (index == nil || isFirstChoice(index)) {
 			s.addText(t)
 		}
 	}
 	return kind, true
+}
+
+// isFirstChoice reports whether a choice's index value v says the first
+// choice, as choiceMembers reads it.
+func isFirstChoice(v []byte) bool {
+	return string(v) == "0" || gjson.Parse(str(v)).Int() == 0
 }
 
 // restMembers validates the members that follow a member of an object, from

@@ -113,6 +113,14 @@ func FuzzEventFast(f *testing.F) {
 	for _, rest := range templateRests {
 		f.Add([]byte("data: " + benchChunk + "\n\ndata: " + head + rest + "\n\ndata: " + benchChunk + "\n\n"))
 	}
+	// Templates whose head decides: a second choice's index, a usage
+	// object another event changes.
+	a := `{"id":"a","model":"m","choices":[{"index":0,"delta":{"content":"A"},"finish_reason":null}]}`
+	b := `{"id":"a","model":"m","choices":[{"index":1,"delta":{"content":"B"},"finish_reason":null}]}`
+	f.Add([]byte("data: " + a + "\n\ndata: " + b + "\n\ndata: " + b + "\n\ndata: " + a + "\n\n"))
+	c := `{"id":"a","model":"m","usage":{"prompt_tokens":1,"completion_tokens":1},"choices":[{"delta":{"content":"A"}}]}`
+	u := `{"id":"a","model":"m","usage":{"prompt_tokens":7,"completion_tokens":7},"choices":[]}`
+	f.Add([]byte("data: " + c + "\n\ndata: " + u + "\n\ndata: " + c + "\n\n"))
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		for _, op := range []string{llmscope.OpChat, llmscope.OpTextCompletion, llmscope.OpResponses} {
 			fast, ref := NewStream(op), NewStream(op)

@@ -202,7 +202,7 @@ func (s *Stream) choiceMembers(c []byte, kind *Chunk) int {
 	}
 	if t != "" {
 		*kind = ChunkContent
-		if index == nil || string(index) == "0" || gjson.Parse(str(index)).Int() == 0 {
+		if index == nil || isFirstChoice(index) {
 			s.addText(t)
 		}
 	}
@@ -505,6 +505,9 @@ func nullUsageCut(raw []byte) (from, to int) {
 		return -1, -1
 	}
 	p := raw[start:end]
+	if bytes.Contains(p, []byte(`\u`)) {
+		return -1, -1 // a key spelled with escapes may be another usage
+	}
 	i := bytes.Index(p, usageKey)
 	if i < 1 || p[0] != '{' || p[i-1] != ',' || bytes.Contains(p[i+len(usageKey):], usageKey) {
 		return -1, -1
