@@ -118,6 +118,12 @@ func CaptureInput(body []byte, max int) (input, tools string) {
 	if !gjson.ValidBytes(body) || !openai.Shallow(body) {
 		return "", ""
 	}
+	return Capture(body, max)
+}
+
+// Capture is CaptureInput for a body already known to be valid JSON
+// (ParseRequest said Valid): it validates nothing again.
+func Capture(body []byte, max int) (input, tools string) {
 	res := gjson.GetMany(str(body), "messages", "system", "tools")
 	msgs, sys, tl := res[0], res[1], res[2]
 	if msgs.Exists() {

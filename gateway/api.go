@@ -149,7 +149,7 @@ func (anthropicAPI) ParseRequest(_ *http.Request, body []byte) openai.Request {
 }
 func (anthropicAPI) Describe(*http.Request, *llmscope.Call) {}
 func (anthropicAPI) Capture(body []byte, max int) (string, string) {
-	return anthropic.CaptureInput(body, max)
+	return anthropic.Capture(body, max)
 }
 func (anthropicAPI) InjectsUsage() bool { return false }
 func (anthropicAPI) ReadBody(res *openai.Response, _ string, body []byte, whole bool) {

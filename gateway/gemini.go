@@ -57,7 +57,7 @@ func (geminiAPI) ParseRequest(r *http.Request, body []byte) openai.Request {
 }
 func (geminiAPI) Describe(*http.Request, *llmscope.Call) {}
 func (geminiAPI) Capture(body []byte, max int) (string, string) {
-	return gemini.CaptureInput(body, max)
+	return gemini.Capture(body, max)
 }
 func (geminiAPI) InjectsUsage() bool { return false }
 func (geminiAPI) ReadBody(res *openai.Response, _ string, body []byte, whole bool) {

@@ -369,6 +369,12 @@ func CaptureInput(body []byte, max int) (input, tools string) {
 	if !gjson.ValidBytes(body) || !openai.Shallow(body) {
 		return "", ""
 	}
+	return Capture(body, max)
+}
+
+// Capture is CaptureInput for a body already known to be valid JSON
+// (ParseRequest said Valid): it validates nothing again.
+func Capture(body []byte, max int) (input, tools string) {
 	root := gjson.ParseBytes(body)
 	if !root.IsObject() {
 		return "", ""
@@ -388,7 +394,7 @@ func CaptureInput(body []byte, max int) (input, tools string) {
 		return true
 	})
 	if !contents.Exists() && inner.IsObject() {
-		return CaptureInput([]byte(inner.Raw), max)
+		return Capture([]byte(inner.Raw), max)
 	}
 	var msgs []message
 	if sys.IsObject() {
