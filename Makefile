@@ -59,7 +59,7 @@ tail: build
 # Short fuzzing of every parser (FUZZTIME per target).
 FUZZTIME ?= 20s
 fuzz:
-	for f in FuzzParseRequest FuzzReadBody FuzzStream; do \
+	for f in FuzzParseRequest FuzzReadBody FuzzStream FuzzScanObject FuzzReadBodyFast FuzzEventFast FuzzRelayDeferred FuzzCapture; do \
 		$(GO) test ./openai/ -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
 	for f in FuzzEncodeMatchesOracle FuzzSplitMatchesRegexp; do \
 		$(GO) test ./tokenizer/ -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
