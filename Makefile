@@ -69,6 +69,8 @@ fuzz:
 		$(GO) test ./anthropic/ -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
 	for f in FuzzGeminiEvents FuzzGeminiBody; do \
 		$(GO) test ./gemini/ -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
+	for f in FuzzRedact FuzzFindKeys; do \
+		$(GO) test . -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
 	$(GO) test ./route/ -run '^$$' -fuzz '^FuzzRetryAfter$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./sim/ -run '^$$' -fuzz '^FuzzProviderBodies$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./auth/ -run '^$$' -fuzz '^FuzzWrap$$' -fuzztime $(FUZZTIME)

@@ -100,9 +100,12 @@ type match struct {
 }
 
 // find appends the matches of the built-in kinds in s to ms, and those of
-// the user patterns when user is set.
+// the user patterns when user is set. API keys come first, then e-mail
+// addresses, then bearer tokens: where two kinds match from the same byte,
+// apply keeps the first.
 func (r *Redactor) find(s string, ms []match, user bool) []match {
 	if r.builtin {
+		ms = findKeys(s, ms)
 		for _, f := range finders {
 			for i := 0; ; {
 				j := strings.Index(s[i:], f.needle)
@@ -139,13 +142,70 @@ type finder struct {
 	at     func(s string, i int) (start, end, next int)
 }
 
-// finders' needles start with bytes rare in prose: "k-" rather than "sk-".
+// finders' needles start with bytes rare in prose. The API keys whose
+// prefixes start with common letters ("sk-", "ghp_", "xoxb-") are found by
+// findKeys instead.
 var finders = [...]finder{
-	{"k-", 1, RedactedAPIKey, keyAt}, {"AIza", 0, RedactedAPIKey, keyAt},
-	{"AKIA", 0, RedactedAPIKey, keyAt}, {"ASIA", 0, RedactedAPIKey, keyAt},
-	{"gh", 0, RedactedAPIKey, keyAt}, {"github_pat_", 0, RedactedAPIKey, keyAt},
-	{"xox", 0, RedactedAPIKey, keyAt}, {"@", 0, RedactedEmail, emailAt},
+	{"@", 0, RedactedEmail, emailAt},
 	{"Bearer ", 0, RedactedBearer, bearerAt}, {"bearer ", 0, RedactedBearer, bearerAt},
+}
+
+// findKeys appends the API keys of s to ms. It looks where a key prefix's
+// rarest byte is: the '-' of "sk-" and "xoxb-", the '_' of "ghp_" and
+// "github_pat_", the 'A' of "AIza", "AKIA" and "ASIA". Each family has
+// its own scan position (next, as finders have): a key refused for its
+// unbounded body hides no key of its family inside that body, yet may hide
+// one of another family.
+func findKeys(s string, ms []match) []match {
+	var sk, xox, gh, ghPat, aws int // each family's scan position
+	try := func(p int, pos *int) {
+		if p < *pos {
+			return
+		}
+		a, e, next := keyAt(s, p)
+		if a < e {
+			ms = append(ms, match{a, e, RedactedAPIKey})
+		}
+		*pos = max(p+1, next)
+	}
+	for j := 0; ; j++ {
+		k := strings.IndexByte(s[j:], '-')
+		if k < 0 {
+			break
+		}
+		j += k
+		if j >= 2 && s[j-2] == 's' && s[j-1] == 'k' {
+			try(j-2, &sk)
+		}
+		if j >= 4 && s[j-4:j-1] == "xox" {
+			try(j-4, &xox)
+		}
+	}
+	for j := 0; ; j++ {
+		k := strings.IndexByte(s[j:], '_')
+		if k < 0 {
+			break
+		}
+		j += k
+		if j >= 3 && s[j-3] == 'g' && s[j-2] == 'h' {
+			try(j-3, &gh)
+		}
+		if j >= 6 && s[j-6:j] == "github" {
+			try(j-6, &gh)
+			try(j-6, &ghPat)
+		}
+	}
+	for j := 0; ; j++ {
+		k := strings.IndexByte(s[j:], 'A')
+		if k < 0 {
+			break
+		}
+		j += k
+		if j+4 <= len(s) && (s[j+1:j+4] == "Iza" || s[j+1:j+4] == "KIA" || s[j+1:j+4] == "SIA") {
+			try(j, &aws)
+		}
+	}
+	return ms
 }
 
 // Character classes, a bit each.

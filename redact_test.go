@@ -205,6 +205,19 @@ func TestRedactCall(t *testing.T) {
 
 // cleanPrompt returns a realistic chat request of about n bytes with
 // nothing to redact: prose, code, numbers, dates, near misses.
+// prose returns n bytes of plain English-like words, as the load harness's
+// long prompts hold.
+func prose(n int) string {
+	words := strings.Fields(`the quick brown fox jumps over a lazy dog while seven engineers measure
+	latency of every request through an observability gateway and count tokens cost errors`)
+	var b strings.Builder
+	for i := 0; b.Len() < n; i++ {
+		b.WriteString(words[(i*7+i/len(words))%len(words)])
+		b.WriteByte(' ')
+	}
+	return b.String()[:n]
+}
+
 func cleanPrompt(n int) string {
 	paras := []string{
 		"You are a helpful assistant. Answer thoroughly, although briefly, and think through the light and the night of each step.",
@@ -245,6 +258,7 @@ func BenchmarkRedact(b *testing.B) {
 	r := newRedactor(b, true)
 	for _, bc := range []struct{ name, s string }{
 		{"clean-50KB", cleanPrompt(50 << 10)},
+		{"prose-50KB", prose(50 << 10)},
 		{"secrets-50KB", secretPrompt(50 << 10)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
