@@ -427,7 +427,7 @@ type canned struct {
 	body   []byte
 }
 
-func newCannedUpstream(b *testing.B, bodies ...string) *cannedUpstream {
+func newCannedUpstream(b testing.TB, bodies ...string) *cannedUpstream {
 	up := httptest.NewServer(sim.New(sim.Config{}))
 	defer up.Close()
 	c := &cannedUpstream{answers: map[string]canned{}}
@@ -447,6 +447,9 @@ func newCannedUpstream(b *testing.B, bodies ...string) *cannedUpstream {
 }
 
 func (c *cannedUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
+	// A RoundTripper closes the request body, as http.Transport does: the
+	// gateway frees a body's buffer when its transport has closed it.
+	defer r.Body.Close()
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return nil, err
