@@ -379,13 +379,32 @@ func benchCalls(n int, rng *rand.Rand) []*llmscope.Call {
 // a 5 ms commit wait, 200 one at the default 100 ms, 256 a full batch. The
 // recorder writes with a deadline, as here. cpu-µs/call is the process's
 // CPU time (user and system) per call: the wall time also holds the
-// checkpoints' fsyncs, which cost the request path nothing.
+// checkpoints' fsyncs, which cost the request path nothing. The captured
+// cases are calls with capture on and a 50 KB prompt (over 2,000 such calls
+// stored first): what SQLite costs per stored byte.
 func BenchmarkWrite(b *testing.B) {
-	for _, batch := range []int{16, 200, 256} {
-		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+	for _, bc := range []struct{ batch, text int }{{16, 0}, {200, 0}, {256, 0}, {16, 50 << 10}, {64, 50 << 10}, {256, 50 << 10}} {
+		batch := bc.batch
+		name := fmt.Sprintf("batch=%d", batch)
+		if bc.text > 0 {
+			name += fmt.Sprintf("/captured=%dKB", bc.text>>10)
+		}
+		b.Run(name, func(b *testing.B) {
 			s := openTemp(b)
 			calls := benchCalls(batch*64, rand.New(rand.NewPCG(1, 1)))
-			for range 50_000 / len(calls) {
+			if bc.text > 0 {
+				calls = calls[:batch*4] // 50,000 such calls would be 2.5 GB
+				text := strings.Repeat("the quick brown fox jumps over the lazy dog ", bc.text/44+1)[:bc.text]
+				for _, c := range calls {
+					c.Input = text
+					c.Output = text[:1000]
+				}
+			}
+			prefill := 50_000
+			if bc.text > 0 {
+				prefill = 2_000
+			}
+			for range prefill / len(calls) {
 				for _, c := range calls {
 					c.ID = llmscope.NewID()
 				}
