@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -34,6 +35,7 @@ type Store struct {
 	writer *sql.DB   // one connection; transactions begin IMMEDIATE
 	reader *sql.DB   // read-only pool
 	insert *sql.Stmt // prepared on writer
+	busy   atomic.Pointer[func() bool]
 }
 
 var _ llmscope.Store = (*Store)(nil)
@@ -110,6 +112,13 @@ func dsn(abs string, params url.Values) string {
 	return "file:" + u.EscapedPath() + "?" + params.Encode()
 }
 
+// PauseWhile makes Write pause between its inserts, every writeSlice of
+// work, while busy reports true: a gateway passes "requests are in
+// flight", so that its requests do not wait for a whole batch. Without it
+// (or while busy is false) a batch runs without pauses. It may be called
+// at any time; busy must be cheap and safe for concurrent use.
+func (s *Store) PauseWhile(busy func() bool) { s.busy.Store(&busy) }
+
 // Path returns the path the store was opened with.
 func (s *Store) Path() string { return s.path }
 
@@ -130,6 +139,23 @@ func (s *Store) Close() error {
 	}
 	return nil
 }
+
+// While the process is busy (see PauseWhile), a batch's inserts run in
+// slices of writeSlice with a writePause between them. The driver runs
+// SQLite as Go code that never blocks, so without a pause a batch of
+// hundreds of calls would hold its P for milliseconds; on a gateway with
+// one P (one core), requests whose answers arrived meanwhile would wait
+// that long. Sleeping parks the writer, and the scheduler then runs the
+// goroutines the network has made ready. The pause outlasts a pass of the
+// scheduler, so the writer's timer has not fired before the network is
+// polled; with nothing to run, the runtime may round it up to a
+// millisecond, which is why an idle process does not pause.
+const (
+	writeSlice = 100 * time.Microsecond
+	writePause = 20 * time.Microsecond
+)
+
+var pause = time.Sleep // replaced by tests
 
 // columns lists the calls table's data columns, in the order of insertSQL's
 // placeholders, callArgs and scanCall.
@@ -165,6 +191,7 @@ func (s *Store) Write(ctx context.Context, calls []*llmscope.Call) error {
 	ctx = context.WithoutCancel(ctx)
 	stmt := tx.StmtContext(ctx, s.insert)
 	args := make([]any, numColumns)
+	busy, ran := s.busy.Load(), time.Now()
 	for _, c := range calls {
 		if c == nil {
 			continue
@@ -174,6 +201,10 @@ func (s *Store) Write(ctx context.Context, calls []*llmscope.Call) error {
 		}
 		if _, err := stmt.ExecContext(ctx, args...); err != nil {
 			return writeError(fmt.Errorf("sqlite: write batch: call %q: %w", c.ID, err), c.ID)
+		}
+		if busy != nil && time.Since(ran) >= writeSlice && (*busy)() {
+			pause(writePause)
+			ran = time.Now()
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"testing/fstest"
@@ -457,5 +458,48 @@ func BenchmarkStats100k(b *testing.B) {
 		if st.Totals.Calls != int64(len(calls)) {
 			b.Fatalf("Stats counted %d calls", st.Totals.Calls)
 		}
+	}
+}
+
+// TestWritePausesWhileBusy: while the process is busy, a batch that runs
+// longer than writeSlice parks the writer between inserts (so that, with
+// one P, requests do not wait for the whole batch); while it is not, the
+// batch runs through. Either way every call is committed.
+func TestWritePausesWhileBusy(t *testing.T) {
+	s := openTemp(t)
+	var pauses int
+	pause = func(d time.Duration) {
+		pauses++
+		time.Sleep(d)
+	}
+	t.Cleanup(func() { pause = time.Sleep })
+	var busy atomic.Bool
+	s.PauseWhile(busy.Load)
+	stored := 0
+	for _, b := range []bool{false, true, false} {
+		busy.Store(b)
+		pauses = 0
+		calls := benchCalls(500, rand.New(rand.NewPCG(2, 2)))
+		start := time.Now()
+		if err := s.Write(context.Background(), calls); err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(start)
+		stored += len(calls)
+		// 500 inserts take milliseconds: far more than one slice of 100 µs.
+		if b && took > 2*writeSlice && pauses == 0 {
+			t.Errorf("busy: a batch of %d calls ran %v without a pause", len(calls), took)
+		}
+		if !b && pauses > 0 {
+			t.Errorf("idle: a batch of %d calls paused %d times", len(calls), pauses)
+		}
+		var n int
+		if err := s.reader.QueryRow(`SELECT count(*) FROM calls`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != stored {
+			t.Errorf("busy %v: %d calls stored, want %d", b, n, stored)
+		}
+		t.Logf("busy %v: %d calls in %v with %d pauses", b, len(calls), took, pauses)
 	}
 }

@@ -300,6 +300,10 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 	if svc.guard, err = auth.New(guardCfg); err != nil {
 		return svc, err
 	}
+	if p, ok := svc.store.(interface{ PauseWhile(func() bool) }); ok {
+		// The SQLite writer's batches give way to requests in flight.
+		p.PauseWhile(func() bool { return svc.guard.Inflight() > 0 })
+	}
 	svc.metrics.Registry().MustRegister(rejected,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "llmscope_inflight_requests", Help: "Requests being handled.",
