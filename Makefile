@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # flags as .goreleaser.yaml and scripts/build-matrix.sh.
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build serve demo test test-deps bench bench-tokenizer loadtest tail fuzz vet
+.PHONY: build serve demo test test-deps bench bench-tokenizer loadtest tail tail-pinned fuzz vet
 
 build:
 	@echo "building $(BIN) $(VERSION): the first build compiles about 400 packages (about 50 s on 2 cores); later ones take a second or two" >&2
@@ -55,6 +55,12 @@ loadtest: build
 TAIL_SCENARIOS ?= direct,gateway,reverseproxy
 tail: build
 	./$(BIN) bench --scenarios $(TAIL_SCENARIOS) --rate 0 --concurrency 16 --duration 2s --warmup 500ms --settle-limit 3s
+
+# The same with the load client and the simulator on CPU 0 and the gateway
+# and the proxy on CPU 1 (one P each): the gateway's own tail, apart from
+# the CPU it takes from the client (scripts/tail-pinned.sh; needs taskset).
+tail-pinned: build
+	./scripts/tail-pinned.sh --scenarios $(TAIL_SCENARIOS) --rate 0 --concurrency 16 --duration 2s --warmup 500ms --settle-limit 3s
 
 # Short fuzzing of every parser (FUZZTIME per target).
 FUZZTIME ?= 20s
