@@ -15,6 +15,12 @@ import (
 type RecorderConfig struct {
 	QueueSize   int           // calls waiting for the store; default 10000
 	BatchSize   int           // calls per transaction at most; default 256
+	// BatchBytes bounds the captured text (Input, Output, Tools,
+	// ToolCalls) of a transaction: a batch ends with the call that reaches
+	// it, and the next starts at once. Default 1 MiB. A store's commit
+	// writes its batch in one go, so this bounds how long the writer runs
+	// without a pause when calls carry long prompts.
+	BatchBytes int
 	BatchWait   time.Duration // how long a partial batch waits for more; default 5ms
 	RetryMax    time.Duration // longest pause between retries of a failed write; default 5s
 	Logger      *slog.Logger  // default: discard
@@ -41,8 +47,9 @@ type Recorder struct {
 	mu      sync.RWMutex // guards closed against Record
 	closed  bool
 
-	dropped atomic.Int64
-	written atomic.Int64
+	dropped     atomic.Int64
+	written     atomic.Int64
+	queuedBytes atomic.Int64 // textBytes of the calls in queue
 	health  atomic.Pointer[writeFailure] // nil after a successful write
 }
 
@@ -69,6 +76,9 @@ func NewRecorder(store Writer, cfg RecorderConfig) *Recorder {
 	}
 	if cfg.BatchWait <= 0 {
 		cfg.BatchWait = 5 * time.Millisecond
+	}
+	if cfg.BatchBytes <= 0 {
+		cfg.BatchBytes = 1 << 20
 	}
 	if cfg.RetryMax <= 0 {
 		cfg.RetryMax = 5 * time.Second
@@ -101,10 +111,14 @@ func (r *Recorder) Record(c *Call) {
 	}
 	select {
 	case r.queue <- c:
+		var queued int64
+		if n := c.textBytes(); n > 0 {
+			queued = r.queuedBytes.Add(int64(n))
+		}
 		// The writer lets a batch gather in the queue rather than taking
 		// calls one by one (which would wake it for each): say when a
 		// full batch is waiting.
-		if len(r.queue) >= r.cfg.BatchSize-1 {
+		if len(r.queue) >= r.cfg.BatchSize-1 || queued >= int64(r.cfg.BatchBytes) {
 			select {
 			case r.full <- struct{}{}:
 			default:
@@ -164,17 +178,18 @@ func (r *Recorder) run() {
 	batch := make([]*Call, 0, r.cfg.BatchSize)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	more := false // the last batch ended at BatchBytes with calls left
 	for {
 		batch = batch[:0]
 		select {
 		case c := <-r.queue:
-			batch = append(batch, c)
+			batch = append(batch, r.took(c))
 		case <-r.closing:
 			// Drain what is left; Record no longer adds to the queue.
 			for len(r.queue) > 0 {
 				batch = batch[:0]
 				for len(batch) < r.cfg.BatchSize && len(r.queue) > 0 {
-					batch = append(batch, <-r.queue)
+					batch = append(batch, r.took(<-r.queue))
 				}
 				r.write(batch, true)
 			}
@@ -184,12 +199,13 @@ func (r *Recorder) run() {
 		// BatchWait passes, then take them. Record does not wake this
 		// goroutine for each call meanwhile, only when a batch is full.
 		need := r.cfg.BatchSize - 1
-		if len(r.queue) < need {
+		size := batch[0].textBytes()
+		if !more && len(r.queue) < need && int64(size)+r.queuedBytes.Load() < int64(r.cfg.BatchBytes) {
 			select {
 			case <-r.full: // left from an earlier batch
 			default:
 			}
-			if len(r.queue) < need {
+			if len(r.queue) < need && int64(size)+r.queuedBytes.Load() < int64(r.cfg.BatchBytes) {
 				timer.Reset(r.cfg.BatchWait)
 				select {
 				case <-timer.C:
@@ -199,14 +215,33 @@ func (r *Recorder) run() {
 				timer.Stop()
 			}
 		}
-		for len(batch) < r.cfg.BatchSize && len(r.queue) > 0 {
-			batch = append(batch, <-r.queue) // only this goroutine receives
+		for len(batch) < r.cfg.BatchSize && len(r.queue) > 0 && size < r.cfg.BatchBytes {
+			c := r.took(<-r.queue) // only this goroutine receives
+			batch = append(batch, c)
+			size += c.textBytes()
 		}
+		more = size >= r.cfg.BatchBytes && len(r.queue) > 0
 		r.write(batch, false)
 		if r.cfg.OnQueueSize != nil {
 			r.cfg.OnQueueSize(len(r.queue))
 		}
 	}
+}
+
+// took accounts for c leaving the queue and returns it.
+func (r *Recorder) took(c *Call) *Call {
+	if n := c.textBytes(); n > 0 {
+		r.queuedBytes.Add(-int64(n))
+	}
+	return c
+}
+
+// textBytes is the size of the captured text c carries.
+func (c *Call) textBytes() int {
+	if c == nil {
+		return 0
+	}
+	return len(c.Input) + len(c.Output) + len(c.Tools) + len(c.ToolCalls)
 }
 
 // write commits batch, retrying with backoff until it succeeds: while the
@@ -263,7 +298,7 @@ func (r *Recorder) write(batch []*Call, closing bool) {
 			// take what waits in the queue too, so a lone call is tried
 			// beside others, then write them one by one.
 			for len(batch) < r.cfg.BatchSize && len(r.queue) > 0 {
-				batch = append(batch, <-r.queue)
+				batch = append(batch, r.took(<-r.queue))
 			}
 			if len(batch) == 1 {
 				if c := batch[0]; !refused[c] {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -510,5 +511,74 @@ func TestWriteErrorReason(t *testing.T) {
 	}
 	if !errors.Is(we, syscall.EBUSY) || we.Error() != syscall.EBUSY.Error() {
 		t.Errorf("WriteError %q does not wrap its error", we)
+	}
+}
+
+// sizedStore records the captured text of each batch it is given.
+type sizedStore struct {
+	mu      sync.Mutex
+	batches [][]int // textBytes of each call, per batch
+}
+
+func (s *sizedStore) Write(_ context.Context, calls []*llmscope.Call) error {
+	sizes := make([]int, len(calls))
+	for i, c := range calls {
+		sizes[i] = len(c.Input) + len(c.Output)
+	}
+	s.mu.Lock()
+	s.batches = append(s.batches, sizes)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *sizedStore) stored() (calls int, batches [][]int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range s.batches {
+		calls += len(b)
+	}
+	return calls, slices.Clone(s.batches)
+}
+
+// TestRecorderBoundsBatchBytes: calls with long captured texts are written
+// in transactions of about BatchBytes, each ending with the call that
+// reaches it, and without waiting BatchWait for more: a batch over its
+// bytes is full. Only the calls after the last full batch wait.
+func TestRecorderBoundsBatchBytes(t *testing.T) {
+	st := &sizedStore{}
+	const limit = 1 << 20
+	rec := llmscope.NewRecorder(st, llmscope.RecorderConfig{BatchBytes: limit, BatchWait: time.Hour})
+	text := strings.Repeat("x", 300<<10)
+	const n = 20
+	for i := range n {
+		rec.Record(&llmscope.Call{ID: fmt.Sprint(i), Input: text, Output: "ok"})
+	}
+	tail := limit/len(text) + 1 // calls that may wait for company
+	deadline := time.Now().Add(10 * time.Second)
+	calls, _ := st.stored()
+	for ; calls < n-tail && time.Now().Before(deadline); calls, _ = st.stored() {
+		time.Sleep(time.Millisecond)
+	}
+	if calls < n-tail {
+		t.Fatalf("%d of %d calls written in 10 s with BatchWait an hour: a batch over BatchBytes waited", calls, n)
+	}
+	if err := rec.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	calls, batches := st.stored()
+	if calls != n {
+		t.Fatalf("%d of %d calls written after Close", calls, n)
+	}
+	for i, b := range batches {
+		sum := 0
+		for _, s := range b[:len(b)-1] {
+			sum += s
+		}
+		if sum >= limit {
+			t.Errorf("batch %d: %d bytes before its last call, want the batch to end at %d: %v", i, sum, limit, b)
+		}
+	}
+	if len(batches) < n*len(text)/(limit+len(text)) {
+		t.Errorf("%d batches for %d calls of %d bytes", len(batches), n, len(text))
 	}
 }

@@ -106,20 +106,7 @@ type match struct {
 func (r *Redactor) find(s string, ms []match, user bool) []match {
 	if r.builtin {
 		ms = findKeys(s, ms)
-		for _, f := range finders {
-			for i := 0; ; {
-				j := strings.Index(s[i:], f.needle)
-				if j < 0 {
-					break
-				}
-				j += i
-				a, e, next := f.at(s, j-f.off)
-				if a < e {
-					ms = append(ms, match{a, e, f.marker})
-				}
-				i = max(j+1, next)
-			}
-		}
+		ms = scan(s, finders[:], ms)
 		ms = findCards(s, ms)
 	}
 	for i := 0; user && i < len(r.patterns); i++ {
@@ -150,6 +137,25 @@ var finders = [...]finder{
 	{"Bearer ", 0, RedactedBearer, bearerAt}, {"bearer ", 0, RedactedBearer, bearerAt},
 }
 
+// scan appends to ms the matches of each finder in fs, in order.
+func scan(s string, fs []finder, ms []match) []match {
+	for _, f := range fs {
+		for i := 0; ; {
+			j := strings.Index(s[i:], f.needle)
+			if j < 0 {
+				break
+			}
+			j += i
+			a, e, next := f.at(s, j-f.off)
+			if a < e {
+				ms = append(ms, match{a, e, f.marker})
+			}
+			i = max(j+1, next)
+		}
+	}
+	return ms
+}
+
 // findKeys appends the API keys of s to ms. It looks where a key prefix's
 // rarest byte is: the '-' of "sk-" and "xoxb-", the '_' of "ghp_" and
 // "github_pat_", the 'A' of "AIza", "AKIA" and "ASIA". Each family has
@@ -168,25 +174,25 @@ func findKeys(s string, ms []match) []match {
 		}
 		*pos = max(p+1, next)
 	}
-	for j := 0; ; j++ {
-		k := strings.IndexByte(s[j:], '-')
-		if k < 0 {
-			break
+	at := func(c byte, f func(j int)) { // f(j) for each s[j] == c
+		for j := 0; ; j++ {
+			k := strings.IndexByte(s[j:], c)
+			if k < 0 {
+				return
+			}
+			j += k
+			f(j)
 		}
-		j += k
+	}
+	at('-', func(j int) {
 		if j >= 2 && s[j-2] == 's' && s[j-1] == 'k' {
 			try(j-2, &sk)
 		}
 		if j >= 4 && s[j-4:j-1] == "xox" {
 			try(j-4, &xox)
 		}
-	}
-	for j := 0; ; j++ {
-		k := strings.IndexByte(s[j:], '_')
-		if k < 0 {
-			break
-		}
-		j += k
+	})
+	at('_', func(j int) {
 		if j >= 3 && s[j-3] == 'g' && s[j-2] == 'h' {
 			try(j-3, &gh)
 		}
@@ -194,17 +200,12 @@ func findKeys(s string, ms []match) []match {
 			try(j-6, &gh)
 			try(j-6, &ghPat)
 		}
-	}
-	for j := 0; ; j++ {
-		k := strings.IndexByte(s[j:], 'A')
-		if k < 0 {
-			break
-		}
-		j += k
+	})
+	at('A', func(j int) {
 		if j+4 <= len(s) && (s[j+1:j+4] == "Iza" || s[j+1:j+4] == "KIA" || s[j+1:j+4] == "SIA") {
 			try(j, &aws)
 		}
-	}
+	})
 	return ms
 }
 

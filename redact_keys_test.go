@@ -15,24 +15,7 @@ var oldKeyFinders = [...]finder{
 	{"xox", 0, RedactedAPIKey, keyAt},
 }
 
-func oldFindKeys(s string) []match {
-	var ms []match
-	for _, f := range oldKeyFinders {
-		for i := 0; ; {
-			j := strings.Index(s[i:], f.needle)
-			if j < 0 {
-				break
-			}
-			j += i
-			a, e, next := f.at(s, j-f.off)
-			if a < e {
-				ms = append(ms, match{a, e, f.marker})
-			}
-			i = max(j+1, next)
-		}
-	}
-	return ms
-}
+func oldFindKeys(s string) []match { return scan(s, oldKeyFinders[:], nil) }
 
 // sortedUnique orders matches by start, then end, without repeats.
 func sortedUnique(ms []match) []match {
