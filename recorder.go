@@ -13,14 +13,14 @@ import (
 
 // RecorderConfig configures a Recorder. Zero fields take the defaults.
 type RecorderConfig struct {
-	QueueSize   int           // calls waiting for the store; default 10000
-	BatchSize   int           // calls per transaction at most; default 256
+	QueueSize int // calls waiting for the store; default 10000
+	BatchSize int // calls per transaction at most; default 256
 	// BatchBytes bounds the captured text (Input, Output, Tools,
 	// ToolCalls) of a transaction: a batch ends with the call that reaches
 	// it, and the next starts at once. Default 1 MiB. A store's commit
 	// writes its batch in one go, so this bounds how long the writer runs
 	// without a pause when calls carry long prompts.
-	BatchBytes int
+	BatchBytes  int
 	BatchWait   time.Duration // how long a partial batch waits for more; default 5ms
 	RetryMax    time.Duration // longest pause between retries of a failed write; default 5s
 	Logger      *slog.Logger  // default: discard
@@ -49,8 +49,8 @@ type Recorder struct {
 
 	dropped     atomic.Int64
 	written     atomic.Int64
-	queuedBytes atomic.Int64 // textBytes of the calls in queue
-	health  atomic.Pointer[writeFailure] // nil after a successful write
+	queuedBytes atomic.Int64                 // textBytes of the calls in queue
+	health      atomic.Pointer[writeFailure] // nil after a successful write
 }
 
 // Drop reasons passed to RecorderConfig.OnDrop.
