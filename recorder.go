@@ -109,12 +109,15 @@ func (r *Recorder) Record(c *Call) {
 		r.drop(c, DropClosed)
 		return
 	}
+	// The bytes count before the send, so that a writer that receives c at
+	// once never sees them missing.
+	n := int64(c.textBytes())
+	var queued int64
+	if n > 0 {
+		queued = r.queuedBytes.Add(n)
+	}
 	select {
 	case r.queue <- c:
-		var queued int64
-		if n := c.textBytes(); n > 0 {
-			queued = r.queuedBytes.Add(int64(n))
-		}
 		// The writer lets a batch gather in the queue rather than taking
 		// calls one by one (which would wake it for each): say when a
 		// full batch is waiting.
@@ -125,6 +128,9 @@ func (r *Recorder) Record(c *Call) {
 			}
 		}
 	default:
+		if n > 0 {
+			r.queuedBytes.Add(-n)
+		}
 		r.drop(c, DropQueueFull)
 	}
 }
@@ -183,29 +189,28 @@ func (r *Recorder) run() {
 		batch = batch[:0]
 		select {
 		case c := <-r.queue:
-			batch = append(batch, r.took(c))
+			batch = append(batch, c)
 		case <-r.closing:
 			// Drain what is left; Record no longer adds to the queue.
 			for len(r.queue) > 0 {
-				batch = batch[:0]
-				for len(batch) < r.cfg.BatchSize && len(r.queue) > 0 {
-					batch = append(batch, r.took(<-r.queue))
-				}
-				r.write(batch, true)
+				r.write(r.fill(batch[:0]), true)
 			}
 			return
 		}
-		// Group commit: let more calls queue up until a batch is full or
-		// BatchWait passes, then take them. Record does not wake this
-		// goroutine for each call meanwhile, only when a batch is full.
+		// Group commit: let more calls queue up until a batch is full (by
+		// count or by bytes) or BatchWait passes, then take them. Record
+		// does not wake this goroutine for each call meanwhile, only when a
+		// batch is full. queuedBytes still counts batch[0].
 		need := r.cfg.BatchSize - 1
-		size := batch[0].textBytes()
-		if !more && len(r.queue) < need && int64(size)+r.queuedBytes.Load() < int64(r.cfg.BatchBytes) {
+		full := func() bool {
+			return len(r.queue) >= need || r.queuedBytes.Load() >= int64(r.cfg.BatchBytes)
+		}
+		if !more && !full() {
 			select {
 			case <-r.full: // left from an earlier batch
 			default:
 			}
-			if len(r.queue) < need && int64(size)+r.queuedBytes.Load() < int64(r.cfg.BatchBytes) {
+			if !full() {
 				timer.Reset(r.cfg.BatchWait)
 				select {
 				case <-timer.C:
@@ -215,17 +220,35 @@ func (r *Recorder) run() {
 				timer.Stop()
 			}
 		}
-		for len(batch) < r.cfg.BatchSize && len(r.queue) > 0 && size < r.cfg.BatchBytes {
-			c := r.took(<-r.queue) // only this goroutine receives
-			batch = append(batch, c)
-			size += c.textBytes()
-		}
-		more = size >= r.cfg.BatchBytes && len(r.queue) > 0
+		r.took(batch[0])
+		batch = r.fill(batch)
+		more = len(r.queue) > 0 && r.textBytes(batch) >= r.cfg.BatchBytes
 		r.write(batch, false)
 		if r.cfg.OnQueueSize != nil {
 			r.cfg.OnQueueSize(len(r.queue))
 		}
 	}
+}
+
+// fill appends queued calls to batch until it holds BatchSize calls or
+// BatchBytes of captured text (ending with the call that reaches it), or
+// the queue is empty. Only the writer goroutine receives from the queue.
+func (r *Recorder) fill(batch []*Call) []*Call {
+	size := r.textBytes(batch)
+	for len(batch) < r.cfg.BatchSize && len(r.queue) > 0 && size < r.cfg.BatchBytes {
+		c := r.took(<-r.queue)
+		batch = append(batch, c)
+		size += c.textBytes()
+	}
+	return batch
+}
+
+func (r *Recorder) textBytes(batch []*Call) int {
+	n := 0
+	for _, c := range batch {
+		n += c.textBytes()
+	}
+	return n
 }
 
 // took accounts for c leaving the queue and returns it.
@@ -297,9 +320,7 @@ func (r *Recorder) write(batch []*Call, closing bool) {
 			// The store may refuse one of these calls while accepting others:
 			// take what waits in the queue too, so a lone call is tried
 			// beside others, then write them one by one.
-			for len(batch) < r.cfg.BatchSize && len(r.queue) > 0 {
-				batch = append(batch, r.took(<-r.queue))
-			}
+			batch = r.fill(batch)
 			if len(batch) == 1 {
 				if c := batch[0]; !refused[c] {
 					if refused == nil {

@@ -582,3 +582,27 @@ func TestRecorderBoundsBatchBytes(t *testing.T) {
 		t.Errorf("%d batches for %d calls of %d bytes", len(batches), n, len(text))
 	}
 }
+
+// TestRecorderWritesAFullBatchByBytesAtOnce: the call the writer holds
+// while it waits counts toward BatchBytes, so two calls that reach it
+// together, or one call that reaches it alone, are written without
+// waiting BatchWait.
+func TestRecorderWritesAFullBatchByBytesAtOnce(t *testing.T) {
+	for _, sizes := range [][]int{{600 << 10, 600 << 10}, {1 << 20}} {
+		st := &sizedStore{}
+		rec := llmscope.NewRecorder(st, llmscope.RecorderConfig{BatchBytes: 1 << 20, BatchWait: time.Hour})
+		for i, n := range sizes {
+			rec.Record(&llmscope.Call{ID: fmt.Sprint(i), Input: strings.Repeat("x", n)})
+			time.Sleep(20 * time.Millisecond) // the writer takes the first call and waits
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		calls, _ := st.stored()
+		for ; calls < len(sizes) && time.Now().Before(deadline); calls, _ = st.stored() {
+			time.Sleep(time.Millisecond)
+		}
+		if calls < len(sizes) {
+			t.Errorf("calls of %v bytes: %d written in 10 s with BatchWait an hour", sizes, calls)
+		}
+		rec.Close(context.Background())
+	}
+}

@@ -163,7 +163,7 @@ func scan(s string, fs []finder, ms []match) []match {
 // unbounded body hides no key of its family inside that body, yet may hide
 // one of another family.
 func findKeys(s string, ms []match) []match {
-	var sk, xox, gh, ghPat, aws int // each family's scan position
+	var sk, xox, gh, ghPat, aiza, akia, asia int // each family's scan position
 	try := func(p int, pos *int) {
 		if p < *pos {
 			return
@@ -202,8 +202,16 @@ func findKeys(s string, ms []match) []match {
 		}
 	})
 	at('A', func(j int) {
-		if j+4 <= len(s) && (s[j+1:j+4] == "Iza" || s[j+1:j+4] == "KIA" || s[j+1:j+4] == "SIA") {
-			try(j, &aws)
+		if j+4 > len(s) {
+			return
+		}
+		switch s[j+1 : j+4] {
+		case "Iza":
+			try(j, &aiza)
+		case "KIA":
+			try(j, &akia)
+		case "SIA":
+			try(j, &asia)
 		}
 	})
 	return ms

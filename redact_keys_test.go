@@ -36,7 +36,7 @@ func FuzzFindKeys(f *testing.F) {
 		"sk-abcxoxb-1234567890", "sk-xoxb-abcdefghijkl", "ghp_" + strings.Repeat("a", 36), "github_pat_" + strings.Repeat("b", 30),
 		"ghp_abcgithub_pat_" + strings.Repeat("c", 30), "AKIAIOSFODNN7EXAMPLE", "AIza" + strings.Repeat("d", 35), "ASIA" + strings.Repeat("E", 16),
 		`"\nsk-` + strings.Repeat("f", 24) + `1"`, "xoxoxb-" + strings.Repeat("g", 12), "xsk-" + strings.Repeat("h", 30) + "1",
-		"gh_ghp_ghX_github_github_pat_" + strings.Repeat("i", 25), "sk-" + strings.Repeat("*", 25), "AAIzaAKIAASIA-_-",
+		"gh_ghp_ghX_github_github_pat_" + strings.Repeat("i", 25), "sk-" + strings.Repeat("*", 25), "AAIzaAKIAASIA-_-", "AIza" + "a-AKIAABCDEFGHIJKLMNOP-bbbbbbbbbbbb",
 	} {
 		f.Add(s)
 	}

@@ -117,7 +117,13 @@ func dsn(abs string, params url.Values) string {
 // flight", so that its requests do not wait for a whole batch. Without it
 // (or while busy is false) a batch runs without pauses. It may be called
 // at any time; busy must be cheap and safe for concurrent use.
-func (s *Store) PauseWhile(busy func() bool) { s.busy.Store(&busy) }
+func (s *Store) PauseWhile(busy func() bool) {
+	if busy == nil {
+		s.busy.Store(nil)
+		return
+	}
+	s.busy.Store(&busy)
+}
 
 // Path returns the path the store was opened with.
 func (s *Store) Path() string { return s.path }
@@ -148,8 +154,10 @@ func (s *Store) Close() error {
 // that long. Sleeping parks the writer, and the scheduler then runs the
 // goroutines the network has made ready. The pause outlasts a pass of the
 // scheduler, so the writer's timer has not fired before the network is
-// polled; with nothing to run, the runtime may round it up to a
-// millisecond, which is why an idle process does not pause.
+// polled. With nothing to run, the runtime rounds such a sleep up to a
+// millisecond: an idle process does not pause, and a batch pauses at most
+// as long as it has worked, so that pauses at most double the time it holds
+// the write lock (which the budget ledger shares).
 const (
 	writeSlice = 100 * time.Microsecond
 	writePause = 20 * time.Microsecond
@@ -192,6 +200,7 @@ func (s *Store) Write(ctx context.Context, calls []*llmscope.Call) error {
 	stmt := tx.StmtContext(ctx, s.insert)
 	args := make([]any, numColumns)
 	busy, ran := s.busy.Load(), time.Now()
+	var worked, paused time.Duration
 	for _, c := range calls {
 		if c == nil {
 			continue
@@ -202,9 +211,17 @@ func (s *Store) Write(ctx context.Context, calls []*llmscope.Call) error {
 		if _, err := stmt.ExecContext(ctx, args...); err != nil {
 			return writeError(fmt.Errorf("sqlite: write batch: call %q: %w", c.ID, err), c.ID)
 		}
-		if busy != nil && time.Since(ran) >= writeSlice && (*busy)() {
-			pause(writePause)
-			ran = time.Now()
+		if busy == nil {
+			continue
+		}
+		if now := time.Now(); now.Sub(ran) >= writeSlice {
+			worked += now.Sub(ran)
+			ran = now
+			if paused < worked && (*busy)() {
+				pause(writePause)
+				ran = time.Now()
+				paused += ran.Sub(now)
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -503,3 +503,41 @@ func TestWritePausesWhileBusy(t *testing.T) {
 		t.Logf("busy %v: %d calls in %v with %d pauses", b, len(calls), took, pauses)
 	}
 }
+
+// TestWritePausesAtMostAsLongAsItWorks: when each pause lasts long (an idle
+// runtime rounds a short sleep up to a millisecond), a batch still pauses
+// at most as long as it has worked, plus one pause; PauseWhile(nil) turns
+// pausing off.
+func TestWritePausesAtMostAsLongAsItWorks(t *testing.T) {
+	s := openTemp(t)
+	const long = 2 * time.Millisecond
+	var pauses int
+	var slept time.Duration
+	pause = func(time.Duration) {
+		pauses++
+		start := time.Now()
+		time.Sleep(long)
+		slept += time.Since(start)
+	}
+	t.Cleanup(func() { pause = time.Sleep })
+	s.PauseWhile(func() bool { return true })
+	start := time.Now()
+	if err := s.Write(context.Background(), benchCalls(2000, rand.New(rand.NewPCG(3, 3)))); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	if pauses == 0 {
+		t.Fatalf("no pause in a batch of 2,000 calls (%v)", took)
+	}
+	if worked := took - slept; slept > worked+slept/time.Duration(pauses)+long {
+		t.Errorf("paused %v (%d pauses) for %v of work", slept, pauses, worked)
+	}
+	s.PauseWhile(nil)
+	pauses = 0
+	if err := s.Write(context.Background(), benchCalls(500, rand.New(rand.NewPCG(4, 4)))); err != nil {
+		t.Fatal(err)
+	}
+	if pauses != 0 {
+		t.Errorf("PauseWhile(nil): %d pauses", pauses)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -301,8 +302,9 @@ func newService(ctx context.Context, o *serveOptions, stdout io.Writer, logger *
 		return svc, err
 	}
 	if p, ok := svc.store.(interface{ PauseWhile(func() bool) }); ok {
-		// The SQLite writer's batches give way to requests in flight.
-		p.PauseWhile(func() bool { return svc.guard.Inflight() > 0 })
+		// With one P, the SQLite writer's batches give way to requests in
+		// flight; with more, the writer holds one while others serve.
+		p.PauseWhile(func() bool { return runtime.GOMAXPROCS(0) == 1 && svc.guard.Inflight() > 0 })
 	}
 	svc.metrics.Registry().MustRegister(rejected,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
