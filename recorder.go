@@ -12,15 +12,16 @@ import (
 )
 
 // RecorderConfig configures a Recorder. Zero fields take the defaults.
+//
+// BatchBytes bounds the captured text (Input, Output, Tools, ToolCalls) of
+// a transaction: a batch ends with the call that reaches it, and the next
+// starts at once. A store's commit writes its batch in one go, so this
+// bounds how long the writer runs without a pause when calls carry long
+// prompts.
 type RecorderConfig struct {
-	QueueSize int // calls waiting for the store; default 10000
-	BatchSize int // calls per transaction at most; default 256
-	// BatchBytes bounds the captured text (Input, Output, Tools,
-	// ToolCalls) of a transaction: a batch ends with the call that reaches
-	// it, and the next starts at once. Default 1 MiB. A store's commit
-	// writes its batch in one go, so this bounds how long the writer runs
-	// without a pause when calls carry long prompts.
-	BatchBytes  int
+	QueueSize   int           // calls waiting for the store; default 10000
+	BatchSize   int           // calls per transaction at most; default 256
+	BatchBytes  int           // captured text per transaction at most (see above); default 1 MiB
 	BatchWait   time.Duration // how long a partial batch waits for more; default 5ms
 	RetryMax    time.Duration // longest pause between retries of a failed write; default 5s
 	Logger      *slog.Logger  // default: discard
@@ -49,7 +50,7 @@ type Recorder struct {
 
 	dropped     atomic.Int64
 	written     atomic.Int64
-	queuedBytes atomic.Int64                 // textBytes of the calls in queue
+	queuedBytes atomic.Int64                 // textBytes of the calls queued and of the one the writer holds while it waits
 	health      atomic.Pointer[writeFailure] // nil after a successful write
 }
 

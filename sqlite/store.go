@@ -113,7 +113,7 @@ func dsn(abs string, params url.Values) string {
 }
 
 // PauseWhile makes Write pause between its inserts, every writeSlice of
-// work, while busy reports true: a gateway passes "requests are in
+// work, while busy reports true: serve passes "one P and requests in
 // flight", so that its requests do not wait for a whole batch. Without it
 // (or while busy is false) a batch runs without pauses. It may be called
 // at any time; busy must be cheap and safe for concurrent use.
